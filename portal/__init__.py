@@ -1,0 +1,87 @@
+"""The Manual Webhook Portal: ``create_app`` reads config, binds extensions, registers everything."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from portal.config import DEFAULT_SECRET_KEY, DefaultConfig
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with this configuration; the message says what to set."""
+
+
+def _load_config(app: Flask, test_config: dict | None) -> None:
+    app.config.from_object(DefaultConfig)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PORTAL")
+    if test_config:
+        app.config.from_mapping(test_config)
+    url = app.config.get("DATABASE_URL") or ("sqlite:///" + os.path.join(app.instance_path, "portal.sqlite3"))
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if app.config["TASK_BACKEND"] not in ("inline", "celery"):
+        raise ConfigurationError(
+            f"PORTAL_TASK_BACKEND must be 'inline' or 'celery', not {app.config['TASK_BACKEND']!r}."
+        )
+    if not (app.debug or app.testing) and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
+        raise ConfigurationError(
+            "Refusing to start with the default secret key. Set PORTAL_SECRET_KEY (or SECRET_KEY in "
+            "instance/config.py) to a long random value, e.g. "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Foreign keys on, and WAL + a busy timeout so web and worker processes can share the file."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    _load_config(app, test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.testing:
+        logging.basicConfig(level=logging.INFO)
+
+    import portal.models  # noqa: F401  (registers every table on the metadata)
+    from portal import crypto
+    from portal.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+
+    crypto.init_app(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    bootstrap.init_app(app)
+    login_manager.init_app(app)
+
+    from portal import auth, errors, templating
+    from portal.admin import bp as admin_bp
+    from portal.auth import bp as auth_bp
+    from portal.cli import register_cli
+    from portal.dashboard import bp as dashboard_bp
+
+    auth.init_login(app)
+    templating.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(admin_bp)
+    errors.register(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,11 @@
+"""Admin area (S3): users, connections and manual-webhook fields. Every route requires the admin role."""
+
+from flask import Blueprint
+
+from portal.models import Role
+from portal.security import guard_blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+guard_blueprint(bp, Role.ADMIN)
+
+from portal.admin import connections, users  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Admin: connections and manual-webhook field editor."""

@@ -1,0 +1,73 @@
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.auth import bp
+from portal.auth.forms import ChangePasswordForm, LoginForm
+from portal.extensions import db, limiter
+from portal.security import safe_next_url
+from portal.services import ValidationFailed, users
+from portal.services.audit import Actor, record
+
+
+def _login_limit_key() -> str:
+    email = (request.form.get("email") or "").strip().lower()[:254]
+    return f"login:{request.remote_addr}:{email}"
+
+
+def _login_failed(response) -> bool:
+    return response.status_code != 302
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_RATE_LIMIT"],
+    key_func=_login_limit_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+)
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        user = users.authenticate(form.email.data, form.password.data)
+        db.session.commit()
+        if user is not None:
+            session.clear()  # a fresh session at sign-in: nothing from before carries over
+            login_user(user)
+            return redirect(safe_next_url(form.next.data))
+        form.password.errors.append("Wrong email or password, or the account is deactivated.")
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    current_user.session_version += 1  # the old cookie stops working even if someone kept a copy
+    record(Actor.for_user(current_user), "logout")
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_password(
+                current_user, form.current_password.data, form.new_password.data, Actor.for_user(current_user)
+            )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            field = exc.errors[0][0][0] if exc.errors else "new_password"
+            getattr(form, field).errors.append(str(exc))
+        else:
+            db.session.commit()
+            login_user(current_user)  # the session id now carries the new session version
+            flash("Your password has been changed.", "success")
+            return redirect(url_for("dashboard.index"))
+    return render_template("auth/change_password.html", form=form)

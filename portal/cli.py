@@ -1,0 +1,74 @@
+"""Scriptable commands: no prompts when options are given; secrets go to stdout, notes to stderr."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Role, User
+from portal.security import generate_password
+from portal.services import DomainError, tokens, users
+from portal.services.audit import Actor
+
+CLI_ACTOR = Actor.system("cli")
+
+
+def _fail(message: str) -> None:
+    db.session.rollback()
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def register_cli(app) -> None:
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+    @click.option("--password", help="Omit to generate one (printed once).")
+    @click.option("--name", default="")
+    def create_user(email: str, role: str, password: str | None, name: str) -> None:
+        """Create a user. Prints the generated password when --password is omitted."""
+        generated = password is None
+        password = password or generate_password()
+        try:
+            user = users.create_user(
+                email, role, password, CLI_ACTOR, name=name, must_change_password=generated
+            )
+        except DomainError as exc:
+            _fail(str(exc))
+        db.session.commit()
+        click.echo(f"Created {user.role} {user.email}.", err=True)
+        if generated:
+            click.echo(password)
+
+    @app.cli.command("create-token")
+    @click.argument("email")
+    @click.option("--name", default="cli", help="A name to recognise the token by.")
+    def create_token(email: str, name: str) -> None:
+        """Create an API token for EMAIL and print it (only the token, on stdout). It is shown once."""
+        user = users.find_by_email(email)
+        if user is None or not user.active:
+            _fail(f"No active user with email {email}.")
+        try:
+            _, secret = tokens.create_token(user, name, CLI_ACTOR)
+        except DomainError as exc:
+            _fail(str(exc))
+        db.session.commit()
+        click.echo(secret)
+
+    @app.cli.command("ensure-admin")
+    @click.option("--email", default="admin@example.com", show_default=True)
+    def ensure_admin(email: str) -> None:
+        """When no user exists, create a first admin and print its generated password once."""
+        if db.session.scalar(select(func.count()).select_from(User)):
+            return
+        password = generate_password()
+        users.create_user(email, Role.ADMIN, password, CLI_ACTOR, must_change_password=True)
+        db.session.commit()
+        click.echo(
+            "\n  First admin created — sign in at http://127.0.0.1:5000\n"
+            f"    email:    {email}\n    password: {password}\n"
+            "  This password is shown only once; you will be asked to change it.\n"
+        )

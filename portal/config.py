@@ -1,0 +1,45 @@
+"""Safe defaults only. Secrets come from ``instance/config.py`` or ``PORTAL_*`` environment variables.
+
+Layers, later wins: this module → ``instance/config.py`` → ``PORTAL_<NAME>`` env vars → ``test_config``.
+Inside ``instance/config.py`` and the environment the names are the same without the prefix, e.g.
+``PORTAL_DATABASE_URL`` ↔ ``DATABASE_URL``.
+"""
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the value the guard refuses
+
+
+class DefaultConfig:
+    SECRET_KEY = DEFAULT_SECRET_KEY
+    # None → SQLite file ``portal.sqlite3`` in the instance folder.
+    DATABASE_URL: str | None = None
+    # None → read from (or generated into) ``instance/encryption.key``. Comma-separated keys rotate:
+    # the first encrypts, every one decrypts.
+    ENCRYPTION_KEY: str | None = None
+    REQUIRE_APPROVAL = False
+    TASK_BACKEND = "inline"
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+
+    # Sessions: secure by default; ``make run`` on plain-http localhost turns Secure off in instance/.
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    IDLE_TIMEOUT_MINUTES = 30
+
+    # Login throttling (Flask-Limiter). Use a redis:// URI when several web processes share the load.
+    LOGIN_RATE_LIMIT = "5 per minute"
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = False
+
+    # Argon2id parameters (RFC 9106 "second recommended" profile); tests lower them for speed.
+    PASSWORD_HASH_TIME_COST = 3
+    PASSWORD_HASH_MEMORY_COST = 65536
+    PASSWORD_MIN_LENGTH = 12
+
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    PAGE_SIZE = 50
+    BOOTSTRAP_SERVE_LOCAL = True
+    BOOTSTRAP_BOOTSWATCH_THEME = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}

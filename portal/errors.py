@@ -1,0 +1,52 @@
+"""Error pages: HTML that matches the layout for browsers, ``{"detail": ...}`` JSON under /api/."""
+
+from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.extensions import db
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You don't have permission to open this page.",
+    404: "This page does not exist, or was removed.",
+    405: "This action is not allowed here.",
+    413: "What you sent is too large (the limit is 1 MB).",
+    429: "Too many attempts. Wait a minute, then try again.",
+    500: "Something went wrong on our side. Nothing you entered was half-saved; please try again.",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _render(code: int, message: str):
+    if wants_json():
+        return jsonify(detail=message), code
+    return render_template("errors/error.html", code=code, message=message), code
+
+
+def register(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return _render(
+            400,
+            "The form expired or was sent from another site. Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code == 500:
+            return server_error(error)
+        message = MESSAGES.get(error.code, error.description)
+        if error.code in (400, 404) and error.description and error.description != type(error).description:
+            message = error.description  # a specific message given with abort(...)
+        return _render(error.code or 500, message)
+
+    @app.errorhandler(Exception)
+    def server_error(error):
+        db.session.rollback()
+        if not isinstance(error, HTTPException):
+            app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return _render(500, MESSAGES[500])

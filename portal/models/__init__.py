@@ -1,0 +1,26 @@
+"""All models, importable from one place (Alembic autogenerate and the services use this)."""
+
+from portal.models.audit import AuditEvent
+from portal.models.base import Base, utcnow
+from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook
+from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
+from portal.models.requests import AccessPackage, ManualInput, PrivacyRequest, RequestStatus
+from portal.models.users import ApiToken, Role, User
+
+__all__ = [
+    "DEFAULT_ACCESS_POLICY_KEY",
+    "AccessPackage",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "ConnectionConfig",
+    "ConnectionType",
+    "ManualInput",
+    "ManualWebhook",
+    "Policy",
+    "PrivacyRequest",
+    "RequestStatus",
+    "Role",
+    "User",
+    "utcnow",
+]

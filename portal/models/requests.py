@@ -1,0 +1,111 @@
+"""Privacy requests (S2, S4), the manual data entered for them, and their final access packages."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, EncryptedJSON, utcnow
+from portal.models.connections import ConnectionConfig
+from portal.models.policies import Policy
+from portal.models.users import User
+
+
+class RequestStatus(enum.StrEnum):
+    """fidesops' own status values."""
+
+    IDENTITY_UNVERIFIED = "identity_unverified"
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    IN_PROCESSING = "in_processing"
+    REQUIRES_INPUT = "requires_input"
+    PAUSED = "paused"
+    COMPLETE = "complete"
+    CANCELED = "canceled"
+    ERROR = "error"
+
+
+STATUS_VALUES = tuple(s.value for s in RequestStatus)
+
+
+def new_request_id() -> str:
+    return f"pri_{uuid.uuid4()}"
+
+
+class PrivacyRequest(Base):
+    __tablename__ = "privacy_requests"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUS_VALUES!r}", name="status_valid"),
+        Index("ix_privacy_requests_status_due", "status", "due_date"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_request_id)
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    # {"email": ..., "phone_number": ...}, encrypted. The *_index columns are keyed hashes for search.
+    identity: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    email_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    due_date: Mapped[datetime] = mapped_column(index=True)
+    started_processing_at: Mapped[datetime | None]
+    finished_processing_at: Mapped[datetime | None]
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None]
+    denial_reason: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    policy: Mapped[Policy] = relationship()
+    reviewed_by: Mapped[User | None] = relationship()
+    manual_inputs: Mapped[list[ManualInput]] = relationship(
+        back_populates="privacy_request", cascade="all, delete-orphan", passive_deletes=True
+    )
+    package: Mapped[AccessPackage | None] = relationship(
+        back_populates="privacy_request", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ManualInput(Base):
+    """What staff entered for one (request, manual connection); replaced on every save."""
+
+    __tablename__ = "manual_inputs"
+    __table_args__ = (UniqueConstraint("privacy_request_id", "connection_config_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    privacy_request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id", ondelete="CASCADE"))
+    connection_config_id: Mapped[int] = mapped_column(
+        ForeignKey("connection_configs.id", ondelete="CASCADE"), index=True
+    )
+    values: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)  # label → str | None
+    version: Mapped[int]
+    entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    entered_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    entered_by_label: Mapped[str] = mapped_column(String(300))
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="manual_inputs")
+    connection_config: Mapped[ConnectionConfig] = relationship()
+
+    def is_stale(self, current_version: int) -> bool:
+        return self.version != current_version
+
+
+class AccessPackage(Base):
+    __tablename__ = "access_packages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    privacy_request_id: Mapped[str] = mapped_column(
+        ForeignKey("privacy_requests.id", ondelete="CASCADE"), unique=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="package")

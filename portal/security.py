@@ -1,0 +1,105 @@
+"""Password hashing, the role decorator and the blueprint guard (S3)."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import abort, current_app, redirect, request, url_for
+from flask_login import current_user
+
+# --- passwords -------------------------------------------------------------------------------------
+
+
+def _hasher() -> PasswordHasher:
+    cfg = current_app.config
+    return PasswordHasher(
+        time_cost=cfg["PASSWORD_HASH_TIME_COST"], memory_cost=cfg["PASSWORD_HASH_MEMORY_COST"]
+    )
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# A hash of a random password, verified against when the email is unknown so timing does not tell.
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def burn_password_check(password: str) -> None:
+    key = f"{current_app.config['PASSWORD_HASH_TIME_COST']}:{current_app.config['PASSWORD_HASH_MEMORY_COST']}"
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH[key] = hash_password(secrets.token_urlsafe(16))
+    verify_password(_DUMMY_HASH[key], password)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)  # 20 characters
+
+
+# --- roles -----------------------------------------------------------------------------------------
+
+
+def _deny_unless(roles: tuple[str, ...]):
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    if roles and current_user.role not in roles:
+        abort(403)
+    return None
+
+
+def roles_required(*roles: str) -> Callable:
+    """Signed-in users with one of ``roles`` pass (any role when none given); others 302 → login / 403."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            denied = _deny_unless(roles)
+            if denied is not None:
+                return denied
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def guard_blueprint(bp, *roles: str) -> None:
+    """Every route of ``bp`` requires sign-in (and one of ``roles``), so a new route cannot forget."""
+
+    @bp.before_request
+    def _guard():
+        return _deny_unless(roles)
+
+
+# --- redirects -------------------------------------------------------------------------------------
+
+
+def safe_next_url(target: str | None, fallback_endpoint: str = "dashboard.index") -> str:
+    """Only same-site relative paths are followed after login (no open redirects)."""
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+            and "\\" not in target
+        ):
+            return target
+    return url_for(fallback_endpoint)
+
+
+def login_redirect():
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

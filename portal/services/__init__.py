@@ -1,0 +1,27 @@
+"""Business rules, one module per feature. Functions take plain values, change the session, raise
+``DomainError`` subclasses, and never commit: the caller (view, API handler, CLI, task) owns the
+transaction."""
+
+
+class DomainError(Exception):
+    """A rule was broken; ``str(error)`` is the message shown to the user."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass
+
+
+class InvalidState(DomainError):
+    """The object is not in a state that allows this action (HTTP 400)."""
+
+
+class ValidationFailed(DomainError):
+    """Input broke field rules; ``errors`` maps a location (tuple) to messages."""
+
+    def __init__(self, message: str, errors: list[tuple[tuple, str]] | None = None):
+        super().__init__(message)
+        self.errors = errors or []

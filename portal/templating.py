@@ -1,0 +1,89 @@
+"""Jinja filters and globals shared by every page: times, masks, status badges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from portal.models import utcnow
+
+STATUS_BADGES = {
+    "identity_unverified": ("secondary", "Identity unverified"),
+    "pending": ("secondary", "Pending approval"),
+    "approved": ("info", "Approved"),
+    "denied": ("dark", "Denied"),
+    "in_processing": ("primary", "In processing"),
+    "requires_input": ("warning", "Requires input"),
+    "paused": ("secondary", "Paused"),
+    "complete": ("success", "Complete"),
+    "canceled": ("dark", "Canceled"),
+    "error": ("danger", "Error"),
+}
+
+
+def absolute_time(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return "never"
+    now = now or utcnow()
+    seconds = int((now - value).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def mask_email(email: str | None) -> str:
+    if not email:
+        return ""
+    local, _, domain = email.partition("@")
+    name, _, tld = domain.rpartition(".")
+    return f"{local[:1]}•••@{name[:1]}•••.{tld}" if name else f"{local[:1]}•••@•••"
+
+
+def mask_phone(phone: str | None) -> str:
+    if not phone:
+        return ""
+    digits = [c for c in phone if c.isdigit()]
+    return "•••" + "".join(digits[-2:])
+
+
+# (endpoint, text, roles): shown to those roles once the endpoint exists.
+NAV_ITEMS = (
+    ("requests.queue", "Requests", ("admin", "staff", "reviewer")),
+    ("packages.index", "Packages", ("admin", "reviewer")),
+    ("admin.connections", "Connections", ("admin",)),
+    ("admin.users", "Users", ("admin",)),
+    ("admin.tokens", "API tokens", ("admin",)),
+    ("admin.audit", "Audit log", ("admin",)),
+)
+
+
+def nav_extra_items(user) -> list[tuple[str, str]]:
+    from flask import current_app
+
+    return [
+        (endpoint, text)
+        for endpoint, text, roles in NAV_ITEMS
+        if user.role in roles and endpoint in current_app.view_functions
+    ]
+
+
+def init_app(app) -> None:
+    app.jinja_env.filters.update(
+        absolute_time=absolute_time,
+        relative_time=relative_time,
+        mask_email=mask_email,
+        mask_phone=mask_phone,
+    )
+    app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True

@@ -1,0 +1,19 @@
+// Progressive enhancements only: every page works without JavaScript.
+(function () {
+  "use strict";
+  // Ask before destructive POSTs marked with data-confirm (the server still requires the POST).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var message = form.getAttribute && form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  });
+  // Move focus to the first invalid field after a failed submit.
+  document.addEventListener("DOMContentLoaded", function () {
+    var invalid = document.querySelector("[aria-invalid='true']");
+    if (invalid) {
+      invalid.focus();
+    }
+  });
+})();
