@@ -24,9 +24,10 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
         app.config.from_mapping(test_config)
     url = app.config.get("DATABASE_URL") or ("sqlite:///" + os.path.join(app.instance_path, "portal.sqlite3"))
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    if app.config["TASK_BACKEND"] not in ("inline", "celery"):
+    if app.config["TASK_BACKEND"] != "inline":
         raise ConfigurationError(
-            f"PORTAL_TASK_BACKEND must be 'inline' or 'celery', not {app.config['TASK_BACKEND']!r}."
+            f"PORTAL_TASK_BACKEND must be 'inline' (tasks run in the web process), "
+            f"not {app.config['TASK_BACKEND']!r}."
         )
     if not (app.debug or app.testing) and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
         raise ConfigurationError(

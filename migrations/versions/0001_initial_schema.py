@@ -138,6 +138,8 @@ def upgrade():
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("denial_reason", sa.Text(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
+        sa.Column("runner_claim", sa.String(length=64), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('identity_unverified', 'pending', 'approved', 'denied', 'in_processing', 'requires_input', 'paused', 'complete', 'canceled', 'error')",
             name=op.f("ck_privacy_requests_status_valid"),

@@ -62,6 +62,9 @@ class PrivacyRequest(Base):
     reviewed_at: Mapped[datetime | None]
     denial_reason: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Set by the runner that owns the current run (compare-and-swap); cleared when the run stops.
+    runner_claim: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
 
     policy: Mapped[Policy] = relationship()
     reviewed_by: Mapped[User | None] = relationship()

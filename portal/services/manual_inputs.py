@@ -1,0 +1,223 @@
+"""Manual inputs (S4 upload rules): what staff found by hand for one request and one manual system."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+
+from portal.execution import gate
+from portal.extensions import db
+from portal.models import (
+    ConnectionConfig,
+    ConnectionType,
+    ManualInput,
+    ManualWebhook,
+    PrivacyRequest,
+    RequestStatus,
+    utcnow,
+)
+from portal.services import InvalidState, NotFound, ValidationFailed
+from portal.services.audit import Actor, record
+from portal.services.privacy_requests import get_request
+
+MAX_VALUE_LENGTH = 10_000
+TRUE_WORDS = {"true", "yes", "1", "on"}
+FALSE_WORDS = {"false", "no", "0", "off"}
+
+
+def get_manual_connection(key: str) -> tuple[ConnectionConfig, ManualWebhook]:
+    connection = db.session.scalar(select(ConnectionConfig).where(ConnectionConfig.key == key))
+    if connection is None:
+        raise NotFound(f"No connection config with key '{key}'")
+    if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or connection.manual_webhook is None:
+        raise NotFound(f"No access manual webhook exists for connection config with key '{key}'")
+    return connection, connection.manual_webhook
+
+
+def _typed_problem(field: dict[str, Any], value: str) -> tuple[str | None, str]:
+    """(problem, normalised value) for a non-blank value of a typed field."""
+    kind = field.get("type", "text")
+    if kind == "email":
+        try:
+            validate_email(value.strip(), check_deliverability=False)
+        except EmailNotValidError:
+            return "must be an email address", value
+    elif kind == "number":
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return "must be a number", value
+        if not math.isfinite(number):
+            return "must be a finite number", value
+    elif kind == "date":
+        try:
+            date.fromisoformat(value.strip())
+        except ValueError:
+            return "must be a date as YYYY-MM-DD", value
+    elif kind == "boolean":
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return None, "true"
+        if word in FALSE_WORDS:
+            return None, "false"
+        return "must be true or false", value
+    return None, value
+
+
+def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, str | None]:
+    """Every label of ``fields`` → a string or None; raises ValidationFailed naming each bad label.
+
+    Blank strings are stored as null. ``required`` applies to an entry that holds any value at all; an
+    all-null entry means "searched, nothing found" and is always accepted.
+    """
+    if not isinstance(values, dict):
+        raise ValidationFailed("The upload must be an object of label → value.", [((), "not an object")])
+    labels = [f["dsr_package_label"] for f in fields]
+    errors: list[tuple[tuple, str]] = []
+    unknown = [label for label in values if label not in labels]
+    if unknown:
+        message = f"Unknown labels: {', '.join(repr(u) for u in unknown)}; expected only {', '.join(repr(lb) for lb in labels)}."
+        errors.extend(((label,), f"unknown label {label!r}") for label in unknown)
+        raise ValidationFailed(message, errors)
+    cleaned: dict[str, str | None] = {}
+    for field in fields:
+        label = field["dsr_package_label"]
+        value = values.get(label)
+        if value is not None and not isinstance(value, str):
+            errors.append(((label,), f"{label}: must be a string or null"))
+            continue
+        if value is not None and "\x00" in value:
+            errors.append(((label,), f"{label}: must not contain null characters"))
+            continue
+        if value is not None and len(value) > MAX_VALUE_LENGTH:
+            errors.append(((label,), f"{label}: must be at most {MAX_VALUE_LENGTH} characters"))
+            continue
+        if value is None or not value.strip():
+            cleaned[label] = None
+            continue
+        problem, normalised = _typed_problem(field, value)
+        if problem:
+            errors.append(((label,), f"{label}: {problem}"))
+        cleaned[label] = normalised
+    if not errors and any(v is not None for v in cleaned.values()):
+        for field in fields:
+            if field.get("required") and cleaned[field["dsr_package_label"]] is None:
+                label = field["dsr_package_label"]
+                errors.append(((label,), f"{label}: is required"))
+    if errors:
+        raise ValidationFailed("; ".join(message for _, message in errors), errors)
+    return cleaned
+
+
+def save_manual_input(
+    request_id: str, connection_key: str, values: dict[str, Any], actor: Actor
+) -> ManualInput:
+    """Replace the entry for (request, connection). Refused unless the request waits in requires_input."""
+    privacy_request = get_request(request_id)
+    connection, webhook = get_manual_connection(connection_key)
+    # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
+    # committing at the same moment cannot slip between our check and our write.
+    locked = db.session.execute(
+        update(PrivacyRequest)
+        .where(PrivacyRequest.id == request_id, PrivacyRequest.status == RequestStatus.REQUIRES_INPUT)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if locked.rowcount != 1:
+        db.session.refresh(privacy_request)
+        raise InvalidState(
+            f"Invalid access manual webhook upload request: privacy request '{request_id}' "
+            f"status = {privacy_request.status}."
+        )
+    if connection.disabled:
+        raise InvalidState(
+            f"Connection config '{connection_key}' is disabled: its data is no longer needed for this request."
+        )
+    if not webhook.fields:
+        raise InvalidState(f"The manual webhook '{connection_key}' has no fields to fill in.")
+    cleaned = validate_values(webhook.fields, values)
+    entry = db.session.scalar(
+        select(ManualInput).where(
+            ManualInput.privacy_request_id == request_id,
+            ManualInput.connection_config_id == connection.id,
+        )
+    )
+    replaced = entry is not None
+    if entry is None:
+        entry = ManualInput(privacy_request_id=request_id, connection_config_id=connection.id)
+        db.session.add(entry)
+    entry.values = cleaned
+    entry.version = webhook.version
+    entry.entered_by_user_id = actor.user_id
+    entry.entered_by_token_id = actor.token_id
+    entry.entered_by_label = actor.label
+    entry.entered_at = utcnow()
+    db.session.flush()
+    record(
+        actor,
+        "manual_input.saved",
+        privacy_request_id=request_id,
+        connection_key=connection_key,
+        labels=sorted(label for label, v in cleaned.items() if v is not None),
+        nothing_found=all(v is None for v in cleaned.values()),
+        version=webhook.version,
+        replaced=replaced,
+    )
+    return entry
+
+
+@dataclass(frozen=True)
+class InputView:
+    checked: bool
+    fields: dict[str, str | None]
+    entry: ManualInput | None
+
+    @property
+    def stale(self) -> bool:
+        return self.entry is not None and not self.checked
+
+
+def view_manual_input(request_id: str, connection_key: str) -> InputView:
+    """The current labels with the stored values (stale entries keep the labels that still exist)."""
+    get_request(request_id)
+    connection, webhook = get_manual_connection(connection_key)
+    entry = db.session.scalar(
+        select(ManualInput).where(
+            ManualInput.privacy_request_id == request_id,
+            ManualInput.connection_config_id == connection.id,
+        )
+    )
+    stored = entry.values if entry is not None else {}
+    fields = {label: stored.get(label) for label in webhook.labels}
+    checked = entry is not None and not entry.is_stale(webhook.version)
+    return InputView(checked=checked, fields=fields, entry=entry)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One manual system on the request page."""
+
+    gated: gate.GatedWebhook
+    entry: ManualInput | None
+
+    @property
+    def state(self) -> str:
+        if self.entry is None:
+            return "not_started"
+        return "stale" if self.entry.is_stale(self.gated.webhook.version) else "done"
+
+    @property
+    def nothing_found(self) -> bool:
+        return self.entry is not None and all(v is None for v in (self.entry.values or {}).values())
+
+
+def cards_for(privacy_request: PrivacyRequest) -> list[Card]:
+    """The manual-input section of the request page in two queries, whatever the number of webhooks."""
+    webhooks = gate.gated_webhooks() if gate.applies_to(privacy_request) else []
+    inputs = gate.inputs_by_connection(privacy_request.id)
+    return [Card(g, inputs.get(g.connection.id)) for g in webhooks]

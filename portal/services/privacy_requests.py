@@ -1,0 +1,346 @@
+"""Privacy requests (S2, S4): creation, approval, resume, retry, queues and packages."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import selectinload
+
+from portal.crypto import keyring
+from portal.execution import dispatch, gate
+from portal.extensions import db
+from portal.models import ManualInput, Policy, PrivacyRequest, RequestStatus, utcnow
+from portal.services import InvalidState, NotFound, ValidationFailed
+from portal.services.audit import Actor, record
+
+S = RequestStatus
+PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+# --- identities ------------------------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"Invalid email address: {exc}", [(("identity", "email"), str(exc))]) from exc
+
+
+def normalize_phone(phone: str) -> str:
+    compact = re.sub(r"[\s().-]", "", phone)
+    if not PHONE_RE.match(compact):
+        message = "Invalid phone number: use digits, optionally starting with + (6 to 15 digits)."
+        raise ValidationFailed(message, [(("identity", "phone_number"), message)])
+    return compact
+
+
+def normalize_identity(email: str | None, phone_number: str | None) -> dict[str, str]:
+    identity: dict[str, str] = {}
+    if email and email.strip():
+        identity["email"] = normalize_email(email)
+    if phone_number and phone_number.strip():
+        identity["phone_number"] = normalize_phone(phone_number)
+    if not identity:
+        message = "Provide an email address or a phone number for the data subject."
+        raise ValidationFailed(message, [(("identity",), message)])
+    return identity
+
+
+def identity_index(value: str) -> str:
+    return keyring().blind_index(value)
+
+
+# --- lookups ---------------------------------------------------------------------------------------
+
+
+def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
+    stmt = select(PrivacyRequest).where(PrivacyRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    privacy_request = db.session.scalar(stmt)
+    if privacy_request is None:
+        raise NotFound(f"No privacy request found with id '{request_id}'.")
+    return privacy_request
+
+
+def get_policy(policy_key: str) -> Policy:
+    policy = db.session.scalar(select(Policy).where(Policy.key == policy_key))
+    if policy is None:
+        raise NotFound(f"Policy with key {policy_key} does not exist.")
+    return policy
+
+
+def list_policies() -> list[Policy]:
+    return list(db.session.scalars(select(Policy).order_by(Policy.name)))
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
+
+
+def create_request(
+    *,
+    identity: dict[str, str | None],
+    policy_key: str,
+    actor: Actor,
+    external_id: str | None = None,
+) -> PrivacyRequest:
+    """A new request in `pending`; scheduled to run after commit unless approval is required."""
+    normalized = normalize_identity(identity.get("email"), identity.get("phone_number"))
+    policy = get_policy(policy_key)
+    external_id = (external_id or "").strip() or None
+    if external_id and len(external_id) > 200:
+        raise ValidationFailed("The external id is longer than 200 characters.", [(("external_id",), "long")])
+    now = utcnow()
+    privacy_request = PrivacyRequest(
+        external_id=external_id,
+        policy=policy,
+        identity=normalized,
+        email_index=identity_index(normalized["email"]) if "email" in normalized else None,
+        phone_index=identity_index(normalized["phone_number"]) if "phone_number" in normalized else None,
+        status=S.PENDING.value,
+        created_at=now,
+        due_date=now + timedelta(days=policy.days_to_respond),
+    )
+    db.session.add(privacy_request)
+    db.session.flush()
+    record(
+        actor,
+        "request.created",
+        privacy_request_id=privacy_request.id,
+        policy=policy.key,
+        identity_kinds=sorted(normalized),
+    )
+    if not current_app.config["REQUIRE_APPROVAL"]:
+        dispatch.schedule(privacy_request.id)
+    return privacy_request
+
+
+def approve_request(request_id: str, actor: Actor) -> PrivacyRequest:
+    privacy_request = _compare_and_swap(request_id, S.PENDING, S.APPROVED, actor, "approve")
+    privacy_request.reviewed_by_id = actor.user_id
+    privacy_request.reviewed_at = utcnow()
+    record(actor, "request.approved", privacy_request_id=request_id)
+    dispatch.schedule(request_id)
+    return privacy_request
+
+
+def deny_request(request_id: str, reason: str | None, actor: Actor) -> PrivacyRequest:
+    privacy_request = _compare_and_swap(request_id, S.PENDING, S.DENIED, actor, "deny")
+    privacy_request.reviewed_by_id = actor.user_id
+    privacy_request.reviewed_at = utcnow()
+    privacy_request.denial_reason = (reason or "").strip() or None
+    # The reason is free text written by staff about the request, kept on the request, not in the trail.
+    record(
+        actor,
+        "request.denied",
+        privacy_request_id=request_id,
+        with_reason=bool(privacy_request.denial_reason),
+    )
+    return privacy_request
+
+
+def retry_request(request_id: str, actor: Actor) -> PrivacyRequest:
+    privacy_request = _compare_and_swap(request_id, S.ERROR, S.APPROVED, actor, "retry")
+    record(actor, "request.retried", privacy_request_id=request_id)
+    dispatch.schedule(request_id)
+    return privacy_request
+
+
+def cancel_request(request_id: str, actor: Actor) -> PrivacyRequest:
+    privacy_request = get_request(request_id)
+    if privacy_request.status not in (S.PENDING, S.APPROVED, S.REQUIRES_INPUT, S.ERROR, S.PAUSED):
+        raise InvalidState(
+            f"Cannot cancel privacy request '{request_id}': status = {privacy_request.status}."
+        )
+    privacy_request = _compare_and_swap(request_id, S(privacy_request.status), S.CANCELED, actor, "cancel")
+    record(actor, "request.canceled", privacy_request_id=request_id)
+    return privacy_request
+
+
+def _compare_and_swap(
+    request_id: str, expected: RequestStatus, new: RequestStatus, actor: Actor, verb: str
+) -> PrivacyRequest:
+    """Flip the status only if it is still ``expected``; concurrent callers: exactly one wins."""
+    get_request(request_id)  # 404 before anything else
+    result = db.session.execute(
+        update(PrivacyRequest)
+        .where(PrivacyRequest.id == request_id, PrivacyRequest.status == expected)
+        .values(status=new.value, updated_at=utcnow(), runner_claim=None)
+        .execution_options(synchronize_session=False)
+    )
+    privacy_request = db.session.get(PrivacyRequest, request_id)
+    db.session.refresh(privacy_request)
+    if result.rowcount != 1:
+        raise InvalidState(
+            f"Cannot {verb} privacy request '{request_id}': status = {privacy_request.status}."
+        )
+    return privacy_request
+
+
+def resume_request(request_id: str, actor: Actor) -> PrivacyRequest:
+    """Resume from `requires_input` once the gate passes; the status flip is a compare-and-swap."""
+    privacy_request = get_request(request_id)
+    if privacy_request.status != S.REQUIRES_INPUT:
+        raise InvalidState(
+            "Cannot resume privacy request from 'requires_input': "
+            f"privacy request '{request_id}' status = {privacy_request.status}."
+        )
+    missing = gate.missing_webhooks(request_id) if gate.applies_to(privacy_request) else []
+    if missing:
+        raise InvalidState(
+            "Cannot resume privacy request. No data cached for privacy_request_id "
+            f"'{request_id}' for connection config '{missing[0].key}'"
+        )
+    result = db.session.execute(
+        update(PrivacyRequest)
+        .where(PrivacyRequest.id == request_id, PrivacyRequest.status == S.REQUIRES_INPUT)
+        .values(status=S.IN_PROCESSING.value, runner_claim=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(privacy_request)
+    if result.rowcount != 1:  # someone else resumed it between our read and our write
+        raise InvalidState(
+            "Cannot resume privacy request from 'requires_input': "
+            f"privacy request '{request_id}' status = {privacy_request.status}."
+        )
+    record(actor, "request.resumed", privacy_request_id=request_id)
+    dispatch.schedule(request_id)
+    return privacy_request
+
+
+def reevaluate_waiting(actor: Actor) -> list[str]:
+    """After webhooks change: resume every `requires_input` request whose gate now passes (S4)."""
+    webhooks = gate.gated_webhooks()
+    waiting = db.session.scalars(
+        select(PrivacyRequest.id).where(PrivacyRequest.status == S.REQUIRES_INPUT)
+    ).all()
+    if not waiting:
+        return []
+    done = _done_counts(waiting, webhooks)
+    ready = [rid for rid in waiting if done.get(rid, 0) >= len(webhooks)]
+    resumed = []
+    for request_id in ready:
+        result = db.session.execute(
+            update(PrivacyRequest)
+            .where(PrivacyRequest.id == request_id, PrivacyRequest.status == S.REQUIRES_INPUT)
+            .values(status=S.IN_PROCESSING.value, runner_claim=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            record(actor, "request.resumed", privacy_request_id=request_id, reason="webhooks changed")
+            dispatch.schedule(request_id)
+            resumed.append(request_id)
+    return resumed
+
+
+# --- queues and progress ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+def _done_counts(request_ids: list[str], webhooks: list[gate.GatedWebhook]) -> dict[str, int]:
+    """How many gated webhooks each request has a current-version input for (one query)."""
+    if not request_ids or not webhooks:
+        return {}
+    conditions = [
+        (ManualInput.connection_config_id == g.connection.id) & (ManualInput.version == g.webhook.version)
+        for g in webhooks
+    ]
+    rows = db.session.execute(
+        select(ManualInput.privacy_request_id, func.count())
+        .where(ManualInput.privacy_request_id.in_(request_ids), or_(*conditions))
+        .group_by(ManualInput.privacy_request_id)
+    )
+    return dict(rows.all())
+
+
+def progress(request_ids: list[str]) -> tuple[dict[str, int], int]:
+    """(done per request, total systems) for a page of requests, in two queries."""
+    webhooks = gate.gated_webhooks()
+    return _done_counts(request_ids, webhooks), len(webhooks)
+
+
+def search_condition(term: str):
+    """A request id, an external id, an email or a phone number (matched through blind indexes)."""
+    term = term.strip()
+    conditions = [PrivacyRequest.id == term, PrivacyRequest.external_id == term]
+    if "@" in term:
+        with contextlib.suppress(ValidationFailed):
+            conditions.append(PrivacyRequest.email_index == identity_index(normalize_email(term)))
+    else:
+        with contextlib.suppress(ValidationFailed):
+            conditions.append(PrivacyRequest.phone_index == identity_index(normalize_phone(term)))
+    return or_(*conditions)
+
+
+def list_requests(
+    *,
+    statuses: list[str] | None = None,
+    search: str | None = None,
+    identity_hash: str | None = None,
+    page: int = 1,
+    size: int = 50,
+    order: str = "due",
+) -> Page:
+    """Paginated in SQL. ``order``: ``due`` (soonest/overdue first) or ``newest``."""
+    stmt: Select = select(PrivacyRequest).options(selectinload(PrivacyRequest.policy))
+    count = select(func.count()).select_from(PrivacyRequest)
+    filters = []
+    if statuses:
+        unknown = set(statuses) - {s.value for s in S}
+        if unknown:
+            message = f"Unknown status: {', '.join(sorted(unknown))}."
+            raise ValidationFailed(message, [(("status",), message)])
+        filters.append(PrivacyRequest.status.in_(statuses))
+    if search:
+        filters.append(search_condition(search))
+    if identity_hash:
+        filters.append(
+            or_(PrivacyRequest.email_index == identity_hash, PrivacyRequest.phone_index == identity_hash)
+        )
+    for condition in filters:
+        stmt, count = stmt.where(condition), count.where(condition)
+    if order == "newest":
+        stmt = stmt.order_by(PrivacyRequest.created_at.desc(), PrivacyRequest.id)
+    else:
+        stmt = stmt.order_by(PrivacyRequest.due_date, PrivacyRequest.id)
+    page = max(1, page)
+    size = max(1, min(size, 100))
+    items = list(db.session.scalars(stmt.limit(size).offset((page - 1) * size)))
+    total = db.session.scalar(count)
+    return Page(items, total, page, size)
+
+
+# --- identity and package access (audited) ---------------------------------------------------------
+
+
+def reveal_identity(privacy_request: PrivacyRequest, actor: Actor) -> dict[str, str]:
+    record(actor, "request.identity_revealed", privacy_request_id=privacy_request.id)
+    return dict(privacy_request.identity)
+
+
+def get_package(privacy_request: PrivacyRequest, actor: Actor, *, action: str = "package.viewed") -> dict:
+    if privacy_request.status != S.COMPLETE or privacy_request.package is None:
+        raise NotFound(
+            f"No access package for privacy request '{privacy_request.id}' yet: it is not complete."
+        )
+    record(actor, action, privacy_request_id=privacy_request.id)
+    return privacy_request.package.data

@@ -1,0 +1,41 @@
+"""Direct model helpers for workflow tests (independent of the admin services' validation)."""
+
+from __future__ import annotations
+
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import ConnectionConfig, ManualWebhook
+from portal.services import privacy_requests
+from portal.services.audit import Actor
+
+STAFF = Actor("user", "staff@example.com")
+
+
+def field(pii_field: str, label: str | None = None, **extra) -> dict:
+    label = label or pii_field.lower().replace(" ", "_")
+    return {"pii_field": pii_field, "dsr_package_label": label, "type": "text", "required": False, **extra}
+
+
+def add_webhook(key: str, fields: list[dict], *, name: str | None = None, disabled: bool = False):
+    connection = ConnectionConfig(
+        key=key,
+        name=name or key.replace("_", " ").title(),
+        connection_type="manual_webhook",
+        disabled=disabled,
+    )
+    connection.manual_webhook = ManualWebhook(fields=fields, version=1)
+    db.session.add(connection)
+    db.session.commit()
+    return connection
+
+
+def new_request(email: str = "subject@example.com", **kwargs) -> str:
+    pr = privacy_requests.create_request(
+        identity={"email": email, **kwargs.pop("identity", {})},
+        policy_key=kwargs.pop("policy_key", "default_access_policy"),
+        actor=STAFF,
+        **kwargs,
+    )
+    request_id = pr.id
+    dispatch.commit_and_run()
+    return request_id
