@@ -387,6 +387,6 @@ def test_audit_events_hold_no_values(app):
     events = db.session.scalars(sa.select(AuditEvent)).all()
     text = repr([(e.action, e.actor_label, e.details) for e in events])
     assert "AUDIT-VALUE" not in text and "audit-subject" not in text
-    saved = [e for e in events if e.action == "manual_input.saved"][0]
+    saved = next(e for e in events if e.action == "manual_input.saved")
     assert saved.details["labels"] == ["name"] and saved.connection_key == "crm"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AccessPackage)) == 0
