@@ -77,12 +77,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.auth import bp as auth_bp
     from portal.cli import register_cli
     from portal.dashboard import bp as dashboard_bp
+    from portal.packages import bp as packages_bp
+    from portal.requests import bp as requests_bp
 
     auth.init_login(app)
     templating.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(requests_bp)
+    app.register_blueprint(packages_bp)
     errors.register(app)
     register_cli(app)
     return app
