@@ -59,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.testing:
         logging.basicConfig(level=logging.INFO)
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     import portal.models  # noqa: F401  (registers every table on the metadata)
     from portal import crypto

@@ -7,10 +7,11 @@ import sys
 import click
 from sqlalchemy import func, select
 
+from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import Role, User
 from portal.security import generate_password
-from portal.services import DomainError, tokens, users
+from portal.services import DomainError, privacy_requests, tokens, users
 from portal.services.audit import Actor
 
 CLI_ACTOR = Actor.system("cli")
@@ -57,6 +58,41 @@ def register_cli(app) -> None:
             _fail(str(exc))
         db.session.commit()
         click.echo(secret)
+
+    @app.cli.command("create-request")
+    @click.option("--email", help="The data subject's email address.")
+    @click.option("--phone", "phone_number", help="The data subject's phone number.")
+    @click.option("--policy", "policy_key", default="default_access_policy", show_default=True)
+    @click.option("--external-id", help="Your own reference (ticket number, ...).")
+    def create_request(email, phone_number, policy_key, external_id) -> None:
+        """Create a privacy request; prints its id on stdout and its status on stderr."""
+        try:
+            pr = privacy_requests.create_request(
+                identity={"email": email, "phone_number": phone_number},
+                policy_key=policy_key,
+                external_id=external_id,
+                actor=CLI_ACTOR,
+            )
+        except DomainError as exc:
+            _fail(str(exc))
+        request_id = pr.id
+        dispatch.commit_and_run()
+        db.session.expire_all()
+        click.echo(request_id)
+        click.echo(f"Status: {privacy_requests.get_request(request_id).status}", err=True)
+
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Create demo users, two manual webhooks and requests in several states (idempotent)."""
+        from portal.demo import seed_demo as run_seed
+
+        try:
+            lines = run_seed()
+        except DomainError as exc:
+            _fail(str(exc))
+        db.session.commit()
+        for line in lines:
+            click.echo(line)
 
     @app.cli.command("ensure-admin")
     @click.option("--email", default="admin@example.com", show_default=True)

@@ -1,0 +1,55 @@
+"""The workflow CLI: create-request and seed-demo."""
+
+import sqlalchemy as sa
+
+from portal.extensions import db
+from portal.models import ConnectionConfig, PrivacyRequest, User
+
+
+def test_create_request_prints_only_the_id(runner):
+    result = runner.invoke(args=["create-request", "--email", "cli-subject@example.com"])
+    assert result.exit_code == 0, result.output
+    request_id = result.stdout.strip()
+    assert request_id.startswith("pri_") and "\n" not in request_id
+    assert "Status: complete" in result.stderr
+    pr = db.session.get(PrivacyRequest, request_id)
+    assert pr.identity == {"email": "cli-subject@example.com"} and pr.policy.key == "default_access_policy"
+
+
+def test_create_request_rejects_bad_input_with_exit_code_1(runner):
+    result = runner.invoke(args=["create-request", "--email", "not-an-email"])
+    assert result.exit_code == 1
+    assert "Invalid email address" in result.stderr
+    result = runner.invoke(args=["create-request"])
+    assert result.exit_code == 1
+    assert "Provide an email address or a phone number" in result.stderr
+    result = runner.invoke(args=["create-request", "--email", "a@example.com", "--policy", "nope"])
+    assert "Policy with key nope does not exist." in result.stderr
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PrivacyRequest)) == 0
+
+
+def test_seed_demo_builds_the_whole_flow_once(runner):
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "staff@example.com  password:" in result.stdout
+    statuses = sorted(db.session.scalars(sa.select(PrivacyRequest.status)))
+    assert statuses == ["complete", "requires_input", "requires_input"]
+    complete = db.session.scalars(sa.select(PrivacyRequest).where(PrivacyRequest.status == "complete")).one()
+    assert complete.package.data == {
+        "manual_webhook_key": [
+            {
+                "first_name": "Jane",
+                "last_name": "Customer",
+                "phone_number": "+1 555 010 3333",
+                "height": "172",
+            }
+        ],
+        "zendesk_support_eu": [
+            {"ticket_ids": None, "contact_email": None, "last_contact": None, "marketing_consent": None}
+        ],
+    }
+    keys = sorted(db.session.scalars(sa.select(ConnectionConfig.key)))
+    assert keys == ["manual_webhook_key", "zendesk_support_eu"]
+    again = runner.invoke(args=["seed-demo"])
+    assert again.exit_code == 0 and "already exists" in again.stdout
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 2
