@@ -75,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from portal import auth, errors, templating
     from portal.admin import bp as admin_bp
+    from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
     from portal.cli import register_cli
     from portal.dashboard import bp as dashboard_bp
@@ -88,6 +89,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(requests_bp)
     app.register_blueprint(packages_bp)
+    app.register_blueprint(api_bp)
     errors.register(app)
     register_cli(app)
     return app

@@ -21,9 +21,17 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+API_MESSAGES = {
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request body too large: the limit is 1 MB.",
+    500: "Internal Server Error: nothing was half-saved; try again.",
+}
+
+
 def _render(code: int, message: str):
     if wants_json():
-        return jsonify(detail=message), code
+        return jsonify(detail=API_MESSAGES.get(code, message)), code
     return render_template("errors/error.html", code=code, message=message), code
 
 

@@ -1,0 +1,132 @@
+"""The fidesops-compatible JSON API (S6) under /api/v1: bearer tokens, scopes, JSON errors.
+
+Handlers parse JSON with pydantic models (portal/api/schemas.py), call the same services as the HTML
+views, and commit through ``dispatch.commit_and_run()``. Every route declares its scope with
+``@requires_scope``; a route without one is refused (see ``_authenticate``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import ValidationError
+from sqlalchemy import update
+from werkzeug.exceptions import HTTPException
+
+from portal.api.schemas import BodyError
+from portal.errors import API_MESSAGES
+from portal.extensions import csrf, db
+from portal.models import ApiToken, utcnow
+from portal.scopes import effective_scopes
+from portal.services import Conflict, DomainError, InvalidState, NotFound, ValidationFailed, tokens
+from portal.services.audit import Actor
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+PUBLIC_API_ENDPOINTS = {"api.openapi"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def requires_scope(scope: str) -> Callable:
+    """Declare the scope a route needs; checked against the token's effective scopes."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if scope not in g.api_scopes:
+                raise ApiError(403, f"Not Authorized: the token lacks the scope '{scope}'.")
+            return view(*args, **kwargs)
+
+        wrapped.required_scope = scope
+        return wrapped
+
+    return decorator
+
+
+@bp.before_request
+def _authenticate():
+    if request.endpoint in PUBLIC_API_ENDPOINTS:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or not hasattr(view, "required_scope"):
+        raise ApiError(404, "Not Found")  # no route, or a route that forgot its scope: never served
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'.")
+    token = tokens.find_active_token(secret.strip())
+    if token is None:
+        raise ApiError(401, "Invalid, expired or revoked token.")
+    _touch(token)
+    g.api_token = token
+    g.api_actor = Actor.for_token(token)
+    g.api_scopes = effective_scopes(token.user.role, token.scopes)
+    return None
+
+
+def _touch(token) -> None:
+    """Record use at most once a minute, in its own small transaction (GETs commit nothing else)."""
+    now = utcnow()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        db.session.commit()
+
+
+def validation_detail(errors: list[tuple[tuple, str]]) -> list[dict]:
+    """Service errors as FastAPI-style detail; locations are under ``body`` unless they name ``query``."""
+    return [
+        {"loc": list(loc) if loc[:1] == ("query",) else ["body", *loc], "msg": msg, "type": "value_error"}
+        for loc, msg in errors
+    ]
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    db.session.rollback()
+    return jsonify(detail=error.detail), error.status
+
+
+@bp.errorhandler(BodyError)
+def _body_error(error: BodyError):
+    db.session.rollback()
+    return jsonify(detail=str(error)), error.status
+
+
+@bp.errorhandler(ValidationError)
+def _pydantic_error(error: ValidationError):
+    db.session.rollback()
+    detail = [
+        {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return jsonify(detail=detail), 422
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(error: DomainError):
+    db.session.rollback()
+    if isinstance(error, ValidationFailed):
+        return jsonify(detail=validation_detail(error.errors) or str(error)), 422
+    if isinstance(error, NotFound):
+        return jsonify(detail=str(error)), 404
+    if isinstance(error, InvalidState | Conflict):
+        return jsonify(detail=str(error)), 400
+    return jsonify(detail=str(error)), 400
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    db.session.rollback()
+    return jsonify(detail=API_MESSAGES.get(error.code, error.description)), error.code
+
+
+from portal.api import connections, openapi, privacy_requests, webhooks  # noqa: E402,F401

@@ -1,0 +1,420 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the pydantic request models and the route table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify
+from flask_login import current_user
+from pydantic.json_schema import models_json_schema
+
+from portal import scopes
+from portal.api import ApiError, bp
+from portal.api.schemas import ConnectionIn, PrivacyRequestIn, ReviewIn, WebhookIn
+from portal.models.requests import STATUS_VALUES
+from portal.services import tokens
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+STRING_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
+
+RESPONSE_SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+    },
+    "ValidationErrorResponse": {
+        "type": "object",
+        "properties": {
+            "detail": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "loc": {
+                            "type": "array",
+                            "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                        },
+                        "msg": {"type": "string"},
+                        "type": {"type": "string"},
+                    },
+                    "required": ["loc", "msg", "type"],
+                },
+            }
+        },
+    },
+    "Connection": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "key": {"type": "string"},
+            "description": STRING_OR_NULL,
+            "connection_type": {"type": "string", "enum": ["manual_webhook", "postgres", "mysql", "sqlite"]},
+            "access": {"type": "string", "enum": ["read", "write"]},
+            "disabled": {"type": "boolean"},
+            "disabled_at": TIME,
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+        "required": ["name", "key", "connection_type", "access", "disabled"],
+    },
+    "FieldDefinition": {
+        "type": "object",
+        "properties": {
+            "pii_field": {"type": "string"},
+            "dsr_package_label": {"type": "string"},
+            "type": {"type": "string", "enum": ["text", "textarea", "email", "number", "date", "boolean"]},
+            "required": {"type": "boolean"},
+            "help_text": STRING_OR_NULL,
+        },
+        "required": ["pii_field", "dsr_package_label"],
+    },
+    "ManualWebhook": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "fields": {"type": "array", "items": ref("FieldDefinition")},
+            "version": {"type": "integer"},
+            "connection_config": ref("Connection"),
+        },
+        "required": ["id", "fields", "connection_config"],
+    },
+    "PrivacyRequest": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "external_id": STRING_OR_NULL,
+            "status": {"type": "string", "enum": list(STATUS_VALUES)},
+            "policy": {
+                "type": "object",
+                "properties": {"key": {"type": "string"}, "name": {"type": "string"}},
+            },
+            "created_at": TIME,
+            "due_date": TIME,
+            "started_processing_at": TIME,
+            "finished_processing_at": TIME,
+            "reviewed_at": TIME,
+            "reviewed_by": STRING_OR_NULL,
+            "denial_reason": STRING_OR_NULL,
+            "error_message": STRING_OR_NULL,
+        },
+        "required": ["id", "status", "policy", "created_at"],
+    },
+    "ManualInputView": {
+        "type": "object",
+        "properties": {
+            "checked": {"type": "boolean"},
+            "fields": {"type": "object", "additionalProperties": STRING_OR_NULL},
+        },
+        "required": ["checked", "fields"],
+    },
+    "UploadBody": {
+        "type": "object",
+        "description": "Label → value (string or null). {} means 'searched, nothing found'; missing labels "
+        "are stored as null; the whole entry is replaced.",
+        "additionalProperties": STRING_OR_NULL,
+    },
+    "AccessPackage": {
+        "type": "object",
+        "description": '{"<dataset>:<collection>" or "<connection key>": [ {field: value or null} ]}',
+        "additionalProperties": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _bulk_schema(item: str) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "succeeded": {"type": "array", "items": ref(item)},
+            "failed": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"message": {"type": "string"}, "data": {"type": "object"}},
+                    "required": ["message", "data"],
+                },
+            },
+        },
+        "required": ["succeeded", "failed"],
+    }
+
+
+def _page_schema(item: str) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": ref(item)},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "size": {"type": "integer"},
+        },
+        "required": ["items", "total", "page", "size"],
+    }
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "401": _json(ref("Error"), "Missing, invalid, expired or revoked token"),
+    "403": _json(ref("Error"), "The token lacks the scope"),
+}
+BODY_ERRORS = {
+    "400": _json(ref("Error"), "Malformed JSON, or the action is not allowed in the current state"),
+    "413": _json(ref("Error"), "Body over 1 MB"),
+    "415": _json(ref("Error"), "Body is not application/json"),
+    "422": _json(ref("ValidationErrorResponse"), "Validation error naming the field"),
+}
+NOT_FOUND = {"404": _json(ref("Error"), "Not found")}
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+KEY = _path_param("key", "Connection key")
+REQUEST_ID = _path_param("request_id", "Privacy request id (pri_...)")
+PAGING = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {
+        "name": "size",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+    },
+]
+
+
+def _op(summary: str, scope: str, responses: dict, *, body: dict | None = None, params=(), extra=()) -> dict:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Scope: `{scope}`.",
+        "security": [{"bearer": [scope]}],
+        "x-scope": scope,
+        "parameters": list(params),
+        "responses": {**responses, **ERRORS, **dict(extra)},
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def _bulk_list(model: str) -> dict:
+    return {"type": "array", "maxItems": 50, "items": ref(model)}
+
+
+def build_document() -> dict:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (ConnectionIn, WebhookIn, PrivacyRequestIn, ReviewIn)],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = {**defs.get("$defs", {}), **RESPONSE_SCHEMAS}
+    components["ConnectionBulkResponse"] = _bulk_schema("Connection")
+    components["PrivacyRequestBulkResponse"] = _bulk_schema("PrivacyRequest")
+    components["ConnectionPage"] = _page_schema("Connection")
+    components["PrivacyRequestPage"] = _page_schema("PrivacyRequest")
+    s = scopes
+    paths = {
+        "/connection": {
+            "post": _op(
+                "Create connections",
+                s.CONNECTION_CREATE_OR_UPDATE,
+                {"200": _json(ref("ConnectionBulkResponse"))},
+                body=_bulk_list("ConnectionIn"),
+                extra=BODY_ERRORS,
+            ),
+            "patch": _op(
+                "Create or update connections by key",
+                s.CONNECTION_CREATE_OR_UPDATE,
+                {"200": _json(ref("ConnectionBulkResponse"))},
+                body=_bulk_list("ConnectionIn"),
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "List connections",
+                s.CONNECTION_READ,
+                {"200": _json(ref("ConnectionPage"))},
+                params=PAGING,
+                extra={"422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/connection/{key}": {
+            "get": _op(
+                "Get a connection",
+                s.CONNECTION_READ,
+                {"200": _json(ref("Connection")), **NOT_FOUND},
+                params=[KEY],
+            ),
+            "delete": _op(
+                "Delete a connection (its webhook and saved inputs with it); waiting requests are re-evaluated",
+                s.CONNECTION_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[KEY],
+            ),
+        },
+        "/connection/{key}/access_manual_webhook": {
+            "post": _op(
+                "Create the manual webhook of a connection",
+                s.WEBHOOK_CREATE_OR_UPDATE,
+                {"201": _json(ref("ManualWebhook"), "Created"), **NOT_FOUND},
+                body=ref("WebhookIn"),
+                params=[KEY],
+                extra=BODY_ERRORS,
+            ),
+            "patch": _op(
+                "Replace (or create) the field list; a changed list gets a new version",
+                s.WEBHOOK_CREATE_OR_UPDATE,
+                {"200": _json(ref("ManualWebhook")), **NOT_FOUND},
+                body=ref("WebhookIn"),
+                params=[KEY],
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "Get the manual webhook of a connection",
+                s.WEBHOOK_READ,
+                {"200": _json(ref("ManualWebhook")), **NOT_FOUND},
+                params=[KEY],
+            ),
+            "delete": _op(
+                "Delete the manual webhook; waiting requests are re-evaluated",
+                s.WEBHOOK_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[KEY],
+            ),
+        },
+        "/access_manual_webhook": {
+            "get": _op(
+                "Every enabled manual webhook with fields",
+                s.WEBHOOK_READ,
+                {"200": _json({"type": "array", "items": ref("ManualWebhook")})},
+            ),
+        },
+        "/privacy-request": {
+            "post": _op(
+                "Create privacy requests",
+                s.PRIVACY_REQUEST_CREATE,
+                {"200": _json(ref("PrivacyRequestBulkResponse"))},
+                body=_bulk_list("PrivacyRequestIn"),
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "List privacy requests, newest first",
+                s.PRIVACY_REQUEST_READ,
+                {"200": _json(ref("PrivacyRequestPage"))},
+                params=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "array", "items": {"type": "string", "enum": list(STATUS_VALUES)}},
+                        "style": "form",
+                        "explode": True,
+                    },
+                    {"name": "request_id", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "identity",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "Email or phone number",
+                    },
+                    *PAGING,
+                ],
+                extra={"422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/privacy-request/administrate/approve": {
+            "patch": _op(
+                "Approve pending requests",
+                s.PRIVACY_REQUEST_REVIEW,
+                {"200": _json(ref("PrivacyRequestBulkResponse"))},
+                body=ref("ReviewIn"),
+                extra=BODY_ERRORS,
+            ),
+        },
+        "/privacy-request/administrate/deny": {
+            "patch": _op(
+                "Deny pending requests (with a reason)",
+                s.PRIVACY_REQUEST_REVIEW,
+                {"200": _json(ref("PrivacyRequestBulkResponse"))},
+                body=ref("ReviewIn"),
+                extra=BODY_ERRORS,
+            ),
+        },
+        "/privacy-request/{request_id}/access_manual_webhook/{key}": {
+            "patch": _op(
+                "Upload manual data (only while requires_input)",
+                s.PRIVACY_REQUEST_UPLOAD_DATA,
+                {"200": _json(ref("ManualInputView")), **NOT_FOUND},
+                body=ref("UploadBody"),
+                params=[REQUEST_ID, KEY],
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "View manual data; checked is false until entered against the current fields",
+                s.PRIVACY_REQUEST_VIEW_DATA,
+                {"200": _json(ref("ManualInputView")), **NOT_FOUND},
+                params=[REQUEST_ID, KEY],
+            ),
+        },
+        "/privacy-request/{request_id}/resume_from_requires_input": {
+            "post": _op(
+                "Resume once every manual system is done",
+                s.PRIVACY_REQUEST_RESUME,
+                {
+                    "200": _json(ref("PrivacyRequest")),
+                    "400": _json(ref("Error"), "Not in requires_input, or data missing"),
+                    **NOT_FOUND,
+                },
+                params=[REQUEST_ID],
+            ),
+        },
+        "/privacy-request/{request_id}/package": {
+            "get": _op(
+                "The final access package",
+                s.PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
+                {"200": _json(ref("AccessPackage")), **NOT_FOUND},
+                params=[REQUEST_ID],
+            ),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Manual Webhook Portal API",
+            "version": "1",
+            "description": "fidesops-compatible manual webhook API. Authenticate with "
+            "`Authorization: Bearer <token>` (tokens from `flask create-token` or the admin token page).",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": paths,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """Readable by signed-in users and by any valid token (it holds no data)."""
+    if not current_user.is_authenticated:
+        from flask import request
+
+        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or tokens.find_active_token(secret.strip()) is None:
+            raise ApiError(401, "Authentication required: sign in, or send 'Authorization: Bearer <token>'.")
+    document = current_app.extensions.get("portal_openapi")
+    if document is None:
+        document = current_app.extensions["portal_openapi"] = build_document()
+    return jsonify(document)

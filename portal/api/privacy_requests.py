@@ -1,0 +1,134 @@
+"""/api/v1/privacy-request: create, list, review, upload, view, resume, package."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request
+
+from portal import scopes
+from portal.api import bp, requires_scope
+from portal.api.schemas import (
+    PrivacyRequestListIn,
+    ReviewIn,
+    json_body,
+    page_json,
+    page_params,
+    privacy_request_json,
+)
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import PrivacyRequest
+from portal.services import DomainError, ValidationFailed, manual_inputs, privacy_requests
+
+
+def _fresh(ids: list[str]) -> list[dict]:
+    db.session.expire_all()
+    return [privacy_request_json(db.session.get(PrivacyRequest, i)) for i in ids]
+
+
+@bp.post("/privacy-request")
+@requires_scope(scopes.PRIVACY_REQUEST_CREATE)
+def create_privacy_requests():
+    items = PrivacyRequestListIn.validate_python(json_body())
+    created, failed = [], []
+    for item in items:
+        try:
+            with db.session.begin_nested():
+                pr = privacy_requests.create_request(
+                    identity=item.identity.model_dump(),
+                    policy_key=item.policy_key,
+                    external_id=item.external_id,
+                    actor=g.api_actor,
+                )
+                created.append(pr.id)
+        except DomainError as exc:
+            # The failed entry echoes what was sent, as fidesops does; it goes only to the caller.
+            failed.append({"message": str(exc), "data": item.model_dump()})
+    dispatch.commit_and_run()
+    return jsonify(succeeded=_fresh(created), failed=failed)
+
+
+@bp.get("/privacy-request")
+@requires_scope(scopes.PRIVACY_REQUEST_READ)
+def list_privacy_requests():
+    page, size = page_params()
+    identity = request.args.get("identity", "").strip()
+    result = privacy_requests.list_requests(
+        statuses=request.args.getlist("status") or None,
+        request_id=request.args.get("request_id") or None,
+        identity_hash=privacy_requests.identity_hash(identity) if identity else None,
+        page=page,
+        size=size,
+        order="newest",
+    )
+    items = [privacy_request_json(pr) for pr in result.items]
+    return jsonify(page_json(items, result.total, page, size))
+
+
+def _review(approve: bool):
+    body = ReviewIn.model_validate(json_body())
+    succeeded, failed = [], []
+    for request_id in dict.fromkeys(body.request_ids):
+        try:
+            with db.session.begin_nested():
+                if approve:
+                    privacy_requests.approve_request(request_id, g.api_actor)
+                else:
+                    privacy_requests.deny_request(request_id, body.reason, g.api_actor)
+                succeeded.append(request_id)
+        except DomainError as exc:
+            failed.append({"message": str(exc), "data": {"privacy_request_id": request_id}})
+    dispatch.commit_and_run()
+    return jsonify(succeeded=_fresh(succeeded), failed=failed)
+
+
+@bp.patch("/privacy-request/administrate/approve")
+@requires_scope(scopes.PRIVACY_REQUEST_REVIEW)
+def approve_privacy_requests():
+    return _review(approve=True)
+
+
+@bp.patch("/privacy-request/administrate/deny")
+@requires_scope(scopes.PRIVACY_REQUEST_REVIEW)
+def deny_privacy_requests():
+    return _review(approve=False)
+
+
+def _view_json(request_id: str, key: str) -> dict:
+    view = manual_inputs.view_manual_input(request_id, key)
+    return {"checked": view.checked, "fields": view.fields}
+
+
+@bp.patch("/privacy-request/<request_id>/access_manual_webhook/<key>")
+@requires_scope(scopes.PRIVACY_REQUEST_UPLOAD_DATA)
+def upload_manual_input(request_id: str, key: str):
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be an object of label → value.", [((), "must be an object")])
+    manual_inputs.save_manual_input(request_id, key, body, g.api_actor)
+    db.session.commit()
+    return jsonify(_view_json(request_id, key))
+
+
+@bp.get("/privacy-request/<request_id>/access_manual_webhook/<key>")
+@requires_scope(scopes.PRIVACY_REQUEST_VIEW_DATA)
+def view_manual_input(request_id: str, key: str):
+    return jsonify(_view_json(request_id, key))
+
+
+@bp.post("/privacy-request/<request_id>/resume_from_requires_input")
+@requires_scope(scopes.PRIVACY_REQUEST_RESUME)
+def resume_privacy_request(request_id: str):
+    privacy_requests.resume_request(request_id, g.api_actor)
+    dispatch.commit_and_run()
+    return jsonify(_fresh([request_id])[0])
+
+
+@bp.get("/privacy-request/<request_id>/package")
+@requires_scope(scopes.PRIVACY_REQUEST_DOWNLOAD_PACKAGE)
+def get_package(request_id: str):
+    pr = privacy_requests.get_request(request_id)
+    data = privacy_requests.get_package(pr, g.api_actor, action="package.downloaded")
+    db.session.commit()
+    response = jsonify(data)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,150 @@
+"""Request bodies of the API (pydantic), body parsing, and the JSON shapes of responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
+
+MAX_BULK = 50
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=10_000)
+
+
+class ConnectionIn(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    key: Annotated[str | None, Field(max_length=200)] = None
+    connection_type: str
+    access: str = "read"
+    disabled: bool = False
+    description: Annotated[str | None, Field(max_length=2000)] = None
+
+
+ConnectionListIn = TypeAdapter(Annotated[list[ConnectionIn], Field(max_length=MAX_BULK)])
+
+
+class WebhookIn(ApiModel):
+    fields: list[Any] = Field(
+        description="Field definitions: pii_field (required), dsr_package_label, and the extensions "
+        "type (text|textarea|email|number|date|boolean), required, help_text."
+    )
+
+
+class IdentityIn(ApiModel):
+    email: str | None = None
+    phone_number: str | None = None
+
+
+class PrivacyRequestIn(ApiModel):
+    identity: IdentityIn
+    policy_key: str = "default_access_policy"
+    external_id: Annotated[str | None, Field(max_length=200)] = None
+
+
+PrivacyRequestListIn = TypeAdapter(Annotated[list[PrivacyRequestIn], Field(max_length=MAX_BULK)])
+
+
+class ReviewIn(ApiModel):
+    request_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_BULK)]
+    reason: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def json_body() -> Any:
+    """The parsed JSON body; 415 for another content type, 400 for malformed JSON."""
+    if request.mimetype != "application/json":
+        raise BodyError(
+            415, "Unsupported media type: send the body as JSON with 'Content-Type: application/json'."
+        )
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BodyError(400, "Malformed JSON body: it is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise BodyError(
+            400, f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    except RecursionError:
+        raise BodyError(400, "Malformed JSON body: it is nested too deeply.") from None
+
+
+# --- responses -------------------------------------------------------------------------------------
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def connection_json(conn: ConnectionConfig) -> dict[str, Any]:
+    return {
+        "name": conn.name,
+        "key": conn.key,
+        "description": conn.description,
+        "connection_type": conn.connection_type,
+        "access": conn.access,
+        "disabled": conn.disabled,
+        "disabled_at": iso(conn.disabled_at),
+        "created_at": iso(conn.created_at),
+        "updated_at": iso(conn.updated_at),
+    }
+
+
+def webhook_json(conn: ConnectionConfig, webhook: ManualWebhook) -> dict[str, Any]:
+    return {
+        "id": webhook.id,
+        "fields": webhook.fields,
+        "version": webhook.version,
+        "connection_config": connection_json(conn),
+    }
+
+
+def privacy_request_json(pr: PrivacyRequest) -> dict[str, Any]:
+    return {
+        "id": pr.id,
+        "external_id": pr.external_id,
+        "status": pr.status,
+        "policy": {"key": pr.policy.key, "name": pr.policy.name},
+        "created_at": iso(pr.created_at),
+        "due_date": iso(pr.due_date),
+        "started_processing_at": iso(pr.started_processing_at),
+        "finished_processing_at": iso(pr.finished_processing_at),
+        "reviewed_at": iso(pr.reviewed_at),
+        "reviewed_by": pr.reviewed_by.email if pr.reviewed_by else None,
+        "denial_reason": pr.denial_reason,
+        "error_message": pr.error_message,
+    }
+
+
+def page_params(default_size: int = 50, max_size: int = 100) -> tuple[int, int]:
+    """``page`` and ``size`` from the query string; 422 (as ValidationFailed) when not positive integers."""
+    from portal.services import ValidationFailed
+
+    values = {}
+    for name, default in (("page", 1), ("size", default_size)):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValidationFailed(
+                f"{name} must be a positive integer", [(("query", name), "must be a positive integer")]
+            )
+        values[name] = int(raw)
+    if values["size"] > max_size:
+        raise ValidationFailed(
+            f"size must be at most {max_size}", [(("query", "size"), f"must be at most {max_size}")]
+        )
+    return values["page"], values["size"]
+
+
+def page_json(items: list, total: int, page: int, size: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": page, "size": size}

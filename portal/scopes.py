@@ -1,0 +1,62 @@
+"""API scopes (S6): fidesops' names plus ours, and what each role may hold."""
+
+from __future__ import annotations
+
+from portal.models import Role
+
+CONNECTION_CREATE_OR_UPDATE = "connection:create_or_update"
+CONNECTION_READ = "connection:read"
+CONNECTION_DELETE = "connection:delete"
+WEBHOOK_CREATE_OR_UPDATE = "webhook:create_or_update"
+WEBHOOK_READ = "webhook:read"
+WEBHOOK_DELETE = "webhook:delete"
+PRIVACY_REQUEST_CREATE = "privacy-request:create"
+PRIVACY_REQUEST_READ = "privacy-request:read"
+PRIVACY_REQUEST_REVIEW = "privacy-request:review"
+PRIVACY_REQUEST_UPLOAD_DATA = "privacy-request:upload_data"
+PRIVACY_REQUEST_VIEW_DATA = "privacy-request:view_data"
+PRIVACY_REQUEST_RESUME = "privacy-request:resume"
+PRIVACY_REQUEST_DOWNLOAD_PACKAGE = "privacy-request:download_package"
+
+ALL_SCOPES = (
+    CONNECTION_CREATE_OR_UPDATE,
+    CONNECTION_READ,
+    CONNECTION_DELETE,
+    WEBHOOK_CREATE_OR_UPDATE,
+    WEBHOOK_READ,
+    WEBHOOK_DELETE,
+    PRIVACY_REQUEST_CREATE,
+    PRIVACY_REQUEST_READ,
+    PRIVACY_REQUEST_REVIEW,
+    PRIVACY_REQUEST_UPLOAD_DATA,
+    PRIVACY_REQUEST_VIEW_DATA,
+    PRIVACY_REQUEST_RESUME,
+    PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
+)
+
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.ADMIN: frozenset(ALL_SCOPES),
+    Role.STAFF: frozenset(
+        {
+            CONNECTION_READ,
+            WEBHOOK_READ,
+            PRIVACY_REQUEST_CREATE,
+            PRIVACY_REQUEST_READ,
+            PRIVACY_REQUEST_UPLOAD_DATA,
+            PRIVACY_REQUEST_VIEW_DATA,
+            PRIVACY_REQUEST_RESUME,
+        }
+    ),
+    Role.REVIEWER: frozenset(
+        {PRIVACY_REQUEST_READ, PRIVACY_REQUEST_VIEW_DATA, PRIVACY_REQUEST_DOWNLOAD_PACKAGE}
+    ),
+}
+
+
+def effective_scopes(role: str, token_scopes: list[str] | None) -> frozenset[str]:
+    """The owner's role scopes, narrowed to the token's explicit scopes when it has any.
+
+    Computed on every call, so a role change or demotion takes effect on existing tokens at once.
+    """
+    allowed = ROLE_SCOPES.get(role, frozenset())
+    return allowed if token_scopes is None else allowed & frozenset(token_scopes)
