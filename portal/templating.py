@@ -64,6 +64,7 @@ NAV_ITEMS = (
     ("admin.users", "Users", ("admin",)),
     ("admin.tokens", "API tokens", ("admin",)),
     ("admin.audit", "Audit log", ("admin",)),
+    ("dashboard.api_docs", "API", ("admin", "staff", "reviewer")),
 )
 
 
@@ -84,6 +85,6 @@ def init_app(app) -> None:
         mask_email=mask_email,
         mask_phone=mask_phone,
     )
-    app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items)
+    app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items, now_utc=utcnow)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -12,3 +12,11 @@ guard_blueprint(bp)
 @bp.route("/")
 def index():
     return render_template("dashboard/index.html", user=current_user)
+
+
+@bp.route("/api-docs")
+def api_docs():
+    """The API reference, rendered from the OpenAPI document (no JavaScript, works offline)."""
+    from portal.api.openapi import build_document
+
+    return render_template("dashboard/api_docs.html", doc=build_document())
