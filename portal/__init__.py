@@ -48,9 +48,11 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """``instance_path`` (absolute) replaces ``<project>/instance``: config.py, secrets, the SQLite file."""
     app = Flask(
         __name__,
+        instance_path=instance_path,
         instance_relative_config=True,
         template_folder="../templates",
         static_folder="../static",
@@ -82,6 +84,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.packages import bp as packages_bp
     from portal.requests import bp as requests_bp
 
+    from portal.security import reject_null_bytes
+
+    app.before_request(reject_null_bytes)
     auth.init_login(app)
     templating.init_app(app)
     app.register_blueprint(auth_bp)

@@ -17,8 +17,12 @@ from flask_login import current_user
 
 def _hasher() -> PasswordHasher:
     cfg = current_app.config
+    memory_cost = cfg["PASSWORD_HASH_MEMORY_COST"]
+    # Argon2 needs memory_cost (KiB) >= 8 x parallelism; the RFC profile uses 4 lanes, cheap test settings 1.
     return PasswordHasher(
-        time_cost=cfg["PASSWORD_HASH_TIME_COST"], memory_cost=cfg["PASSWORD_HASH_MEMORY_COST"]
+        time_cost=cfg["PASSWORD_HASH_TIME_COST"],
+        memory_cost=memory_cost,
+        parallelism=max(1, min(4, memory_cost // 8)),
     )
 
 
@@ -103,3 +107,15 @@ def safe_next_url(target: str | None, fallback_endpoint: str = "dashboard.index"
 
 def login_redirect():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+# --- hostile input ---------------------------------------------------------------------------------
+
+
+def reject_null_bytes():
+    """No NUL characters in paths, query strings or form fields: databases cannot store them (400)."""
+    values = [request.path, *request.args.values(), *(request.view_args or {}).values()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values.extend(request.form.values())
+    if any(isinstance(v, str) and "\x00" in v for v in values):
+        abort(400, "The request contains a null character (\\u0000), which is not allowed.")

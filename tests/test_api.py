@@ -528,3 +528,16 @@ def test_all_scopes_are_known():
     assert json.dumps(sorted(ROLE_SCOPES["reviewer"])) == json.dumps(
         ["privacy-request:download_package", "privacy-request:read", "privacy-request:view_data"]
     )
+
+
+def test_null_characters_are_rejected_everywhere(admin):
+    r = admin("PATCH", "/connection", [{"name": "a\u0000b", "connection_type": "manual_webhook"}])
+    assert r.status_code == 400 and "null character" in r.json["detail"]
+    r = admin("GET", "/privacy-request?request_id=pri_%00")
+    assert r.status_code == 400 and "null character" in r.json["detail"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ConnectionConfig)) == 0
+
+
+def test_huge_page_numbers_are_422(admin):
+    r = admin("GET", "/privacy-request?page=99999999999999999999999")
+    assert r.status_code == 422 and r.json["detail"][0]["loc"] == ["query", "page"]

@@ -188,7 +188,11 @@ def _path_param(name: str, description: str) -> dict:
 KEY = _path_param("key", "Connection key")
 REQUEST_ID = _path_param("request_id", "Privacy request id (pri_...)")
 PAGING = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+    },
     {
         "name": "size",
         "in": "query",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
 
 MAX_BULK = 50
+MAX_PAGE = 1_000_000
 
 
 class ApiModel(BaseModel):
@@ -61,6 +62,21 @@ class BodyError(Exception):
         self.status = status
 
 
+def _contains_null(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def json_body() -> Any:
     """The parsed JSON body; 415 for another content type, 400 for malformed JSON."""
     if request.mimetype != "application/json":
@@ -69,7 +85,7 @@ def json_body() -> Any:
         )
     raw = request.get_data(cache=False)
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except UnicodeDecodeError:
         raise BodyError(400, "Malformed JSON body: it is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -78,6 +94,9 @@ def json_body() -> Any:
         ) from None
     except RecursionError:
         raise BodyError(400, "Malformed JSON body: it is nested too deeply.") from None
+    if _contains_null(data):
+        raise BodyError(400, "The body contains a null character (\\u0000), which is not allowed.")
+    return data
 
 
 # --- responses -------------------------------------------------------------------------------------
