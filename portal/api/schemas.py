@@ -153,10 +153,9 @@ def page_params(default_size: int = 50, max_size: int = 100) -> tuple[int, int]:
     values = {}
     for name, default in (("page", 1), ("size", default_size)):
         raw = request.args.get(name, str(default))
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValidationFailed(
-                f"{name} must be a positive integer", [(("query", name), "must be a positive integer")]
-            )
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+            message = f"must be an integer from 1 to {MAX_PAGE}"
+            raise ValidationFailed(f"{name} {message}", [(("query", name), message)])
         values[name] = int(raw)
     if values["size"] > max_size:
         raise ValidationFailed(
