@@ -1,1 +1,109 @@
-"""Views of the packages blueprint."""
+"""Final access packages for reviewers and admins: list, view, download as JSON or ZIP.
+
+Viewing and every download go through ``privacy_requests.get_package``, which writes the audit event;
+the view commits it. Every response of this blueprint carries personal data (or masks of it), so none
+may be cached.
+"""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.routing import BuildError
+
+from portal.extensions import db
+from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.packages import bp
+from portal.services import NotFound, privacy_requests, reports
+from portal.services.audit import Actor
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user)
+
+
+def _package_or_404(request_id: str, action: str, **details) -> tuple[PrivacyRequest, dict]:
+    """The request and its package, audited; 404 with the service's message when it has none yet."""
+    try:
+        privacy_request = privacy_requests.get_request(request_id)
+        package = privacy_requests.get_package(privacy_request, _actor(), action=action, **details)
+    except NotFound as exc:
+        db.session.rollback()
+        abort(404, str(exc))
+    db.session.commit()
+    return privacy_request, package
+
+
+def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
+    return reports.ReportMeta(
+        request_id=privacy_request.id,
+        policy=privacy_request.policy.name,
+        completed_at=privacy_request.finished_processing_at,
+        generated_at=utcnow(),
+    )
+
+
+def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    return response
+
+
+def _request_page_url(request_id: str) -> str | None:
+    """The request page, once the requests blueprint has one (it is built separately)."""
+    if "requests.detail" not in current_app.view_functions:
+        return None
+    try:
+        return url_for("requests.detail", request_id=request_id)
+    except BuildError:
+        return None
+
+
+@bp.route("/")
+def index():
+    page = privacy_requests.list_requests(
+        statuses=[RequestStatus.COMPLETE.value],
+        order="completed",
+        page=request.args.get("page", 1, type=int),
+        size=current_app.config["PAGE_SIZE"],
+    )
+    return render_template("packages/index.html", page=page)
+
+
+@bp.route("/<request_id>")
+def detail(request_id: str):
+    privacy_request, package = _package_or_404(request_id, "package.viewed")
+    return render_template(
+        "packages/detail.html",
+        pr=privacy_request,
+        tables=reports.package_tables(package),
+        display_value=reports.display_value,
+        NOTHING_FOUND=reports.NOTHING_FOUND,
+        request_url=_request_page_url(privacy_request.id),
+    )
+
+
+@bp.route("/<request_id>/package.json")
+def download_json(request_id: str):
+    privacy_request, package = _package_or_404(request_id, "package.downloaded", format="json")
+    return _attachment(
+        reports.package_json_bytes(package),
+        "application/json",
+        reports.download_name(privacy_request.id, "json"),
+    )
+
+
+@bp.route("/<request_id>/package.zip")
+def download_zip(request_id: str):
+    privacy_request, package = _package_or_404(request_id, "package.downloaded", format="zip")
+    return _attachment(
+        reports.package_zip_bytes(package, _meta(privacy_request)),
+        "application/zip",
+        reports.download_name(privacy_request.id, "zip"),
+    )

@@ -300,7 +300,7 @@ def list_requests(
     size: int = 50,
     order: str = "due",
 ) -> Page:
-    """Paginated in SQL. ``order``: ``due`` (soonest/overdue first) or ``newest``."""
+    """Paginated in SQL. ``order``: ``due`` (soonest/overdue first), ``newest`` or ``completed`` (latest)."""
     stmt: Select = select(PrivacyRequest).options(selectinload(PrivacyRequest.policy))
     count = select(func.count()).select_from(PrivacyRequest)
     filters = []
@@ -320,6 +320,12 @@ def list_requests(
         stmt, count = stmt.where(condition), count.where(condition)
     if order == "newest":
         stmt = stmt.order_by(PrivacyRequest.created_at.desc(), PrivacyRequest.id)
+    elif order == "completed":
+        stmt = stmt.order_by(
+            PrivacyRequest.finished_processing_at.desc().nulls_last(),
+            PrivacyRequest.created_at.desc(),
+            PrivacyRequest.id,
+        )
     else:
         stmt = stmt.order_by(PrivacyRequest.due_date, PrivacyRequest.id)
     page = max(1, page)
@@ -337,10 +343,13 @@ def reveal_identity(privacy_request: PrivacyRequest, actor: Actor) -> dict[str, 
     return dict(privacy_request.identity)
 
 
-def get_package(privacy_request: PrivacyRequest, actor: Actor, *, action: str = "package.viewed") -> dict:
+def get_package(
+    privacy_request: PrivacyRequest, actor: Actor, *, action: str = "package.viewed", **details: Any
+) -> dict:
+    """The final package, audited as ``action`` (``details``, e.g. ``format="zip"``, carry no PII)."""
     if privacy_request.status != S.COMPLETE or privacy_request.package is None:
         raise NotFound(
             f"No access package for privacy request '{privacy_request.id}' yet: it is not complete."
         )
-    record(actor, action, privacy_request_id=privacy_request.id)
+    record(actor, action, privacy_request_id=privacy_request.id, **details)
     return privacy_request.package.data
