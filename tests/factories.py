@@ -18,3 +18,24 @@ def make_user(role: str = "staff", email: str | None = None, password: str = TES
     user = users.create_user(email, role, password, FACTORY, **kwargs)
     db.session.commit()
     return user
+
+
+def make_connection(name: str, *, key: str | None = None, connection_type: str = "manual_webhook", **kwargs):
+    """A connection created through the service (key generated from the name when not given)."""
+    from portal.services import connections
+
+    conn = connections.create_connection(
+        name=name, key=key, connection_type=connection_type, actor=FACTORY, **kwargs
+    )
+    db.session.commit()
+    return conn
+
+
+def make_webhook(name: str, fields: list[dict], **kwargs):
+    """A manual_webhook connection named ``name`` with these field definitions (through the services)."""
+    from portal.services import webhooks
+
+    conn = make_connection(name, **kwargs)
+    webhook = webhooks.create_webhook(conn, fields, FACTORY)
+    db.session.commit()
+    return webhook

@@ -1,1 +1,302 @@
-"""Admin: connections and manual-webhook field editor."""
+"""Admin: connections and the manual-webhook field editor. Thin doors into services.connections/webhooks.
+
+Views commit with ``dispatch.commit_and_run()``: disabling or deleting a webhook can make waiting requests
+runnable (S4 "never stuck"), and those runs are queued only once the change is committed.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.admin import bp
+from portal.admin.connection_forms import (
+    ConfirmDeleteForm,
+    EditConnectionForm,
+    NewConnectionForm,
+    ToggleConnectionForm,
+    WebhookFieldsForm,
+)
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import ConnectionConfig, ConnectionType
+from portal.security import safe_next_url
+from portal.services import DomainError, NotFound, ValidationFailed
+from portal.services import connections as connection_service
+from portal.services import webhooks as webhook_service
+from portal.services.audit import Actor
+
+BLANK_ROW = {"pii_field": "", "dsr_package_label": None, "type": "text", "required": False, "help_text": None}
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user)
+
+
+def _connection_or_404(key: str) -> ConnectionConfig:
+    try:
+        return connection_service.get_connection(key)
+    except NotFound as exc:
+        abort(404, str(exc))
+
+
+def _manual_or_404(key: str) -> ConnectionConfig:
+    conn = _connection_or_404(key)
+    if conn.connection_type != ConnectionType.MANUAL_WEBHOOK:
+        abort(404, f"Connection '{key}' is not a manual webhook, so it has no fields to edit.")
+    return conn
+
+
+def _show_errors(form, exc: DomainError, default_field: str) -> None:
+    """Put a service error next to the form field it is about (or the default one)."""
+    field = default_field
+    if isinstance(exc, connection_service.DuplicateKey):
+        field = "key" if "key" in form else "name"
+    elif isinstance(exc, ValidationFailed) and exc.errors and exc.errors[0][0]:
+        field = exc.errors[0][0][0] if exc.errors[0][0][0] in form else default_field
+    form[field].errors = [*form[field].errors, str(exc)]
+
+
+# --- the list --------------------------------------------------------------------------------------
+
+
+@bp.route("/connections")
+def connections():
+    size = current_app.config["PAGE_SIZE"]
+    page = max(request.args.get("page", 1, type=int), 1)
+    items, total = connection_service.list_connections(page, size)
+    pages = max((total + size - 1) // size, 1)
+    if page > pages:
+        return redirect(url_for(".connections", page=pages))
+    return render_template(
+        "admin/connections/index.html",
+        connections=items,
+        total=total,
+        page=page,
+        pages=pages,
+    )
+
+
+# --- create, edit, disable, delete ------------------------------------------------------------------
+
+
+@bp.route("/connections/new", methods=["GET", "POST"])
+def new_connection():
+    form = NewConnectionForm()
+    if form.validate_on_submit():
+        try:
+            conn = connection_service.create_connection(
+                name=form.name.data,
+                key=form.key.data,
+                description=form.description.data,
+                connection_type=ConnectionType.MANUAL_WEBHOOK.value,
+                actor=_actor(),
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            _show_errors(form, exc, "name")
+        else:
+            dispatch.commit_and_run()
+            flash(
+                f"Created “{conn.name}” (key {conn.key}). Now define the fields staff will fill in.",
+                "success",
+            )
+            return redirect(url_for(".webhook_fields", key=conn.key))
+    return render_template("admin/connections/new.html", form=form)
+
+
+@bp.route("/connections/<key>/edit", methods=["GET", "POST"])
+def edit_connection(key: str):
+    conn = _connection_or_404(key)
+    form = EditConnectionForm(obj=conn)
+    if form.validate_on_submit():
+        try:
+            connection_service.update_connection(
+                conn, actor=_actor(), name=form.name.data, description=form.description.data
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            _show_errors(form, exc, "name")
+        else:
+            dispatch.commit_and_run()
+            flash(f"Saved “{conn.name}”.", "success")
+            return redirect(url_for(".connections"))
+    return render_template(
+        "admin/connections/edit.html",
+        form=form,
+        conn=conn,
+    )
+
+
+@bp.route("/connections/<key>/toggle", methods=["POST"])
+def toggle_connection(key: str):
+    conn = _connection_or_404(key)
+    form = ToggleConnectionForm()
+    if not form.validate_on_submit():
+        abort(400, "Choose whether to disable or enable the connection.")
+    disable = form.action.data == "disable"
+    connection_service.set_disabled(conn, disable, _actor())
+    dispatch.commit_and_run()
+    if disable:
+        flash(f"Disabled “{conn.name}”: requests no longer wait for it.", "success")
+    else:
+        flash(f"Enabled “{conn.name}”: new runs of requests wait for its data again.", "success")
+    return redirect(safe_next_url(form.next.data, "admin.connections"))
+
+
+@bp.route("/connections/<key>/delete", methods=["GET", "POST"])
+def delete_connection(key: str):
+    conn = _connection_or_404(key)
+    form = ConfirmDeleteForm()
+    if form.validate_on_submit():
+        name = conn.name
+        connection_service.delete_connection(conn, _actor())
+        dispatch.commit_and_run()
+        flash(f"Deleted “{name}” (key {key}).", "success")
+        return redirect(url_for(".connections"))
+    return render_template(
+        "admin/connections/delete.html",
+        form=form,
+        conn=conn,
+        webhook=conn.manual_webhook,
+        saved_inputs=connection_service.saved_input_count(conn),
+        what="connection",
+    )
+
+
+# --- the field editor -------------------------------------------------------------------------------
+
+
+def _apply_row_action(rows: list[dict], action: str, index: int) -> tuple[list[dict], int | None]:
+    """The rows after Remove / Move up / Move down, and the row to focus next."""
+    if action == "remove":
+        del rows[index]
+        return rows, min(index, len(rows) - 1) if rows else None
+    target = index - 1 if action == "move_up" else index + 1
+    if 0 <= target < len(rows):
+        rows[index], rows[target] = rows[target], rows[index]
+        return rows, target
+    return rows, index
+
+
+def _rows_phrase(indexes: list[int]) -> str:
+    numbers = [str(i + 1) for i in indexes]
+    if len(numbers) == 1:
+        return f"Field {numbers[0]}"
+    return f"Fields {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+def _attach_field_errors(form: WebhookFieldsForm, exc: ValidationFailed) -> list[str]:
+    """Each message next to its row's input; returns the summary lines shown above the rows."""
+    general: list[str] = []
+    rows_by_message: dict[str, list[int]] = {}
+    for location, message in exc.errors:
+        if not location:
+            general.append(
+                "Add at least one field before saving."
+                if message == webhook_service.AT_LEAST_ONE_FIELD
+                else message
+            )
+            continue
+        index = location[0]
+        key = location[1] if len(location) > 1 else None
+        if key in webhook_service.FIELD_KEYS:
+            field = form.fields.entries[index].form[key]
+            field.errors = [*field.errors, message]
+        rows = rows_by_message.setdefault(message, [])
+        if index not in rows:
+            rows.append(index)
+    summary = general + [f"{_rows_phrase(rows)}: {message}" for message, rows in rows_by_message.items()]
+    return summary or [str(exc)]
+
+
+def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), focus_row=None):
+    hints = [webhook_service.generated_label(entry.form.pii_field.data or "") for entry in form.fields]
+    return render_template(
+        "admin/connections/fields.html",
+        conn=conn,
+        webhook=conn.manual_webhook,
+        form=form,
+        hints=hints,
+        summary=list(summary),
+        focus_row=focus_row,
+        max_rows=form.fields.max_entries,
+    )
+
+
+@bp.route("/connections/<key>/fields", methods=["GET", "POST"])
+def webhook_fields(key: str):
+    conn = _manual_or_404(key)
+    if request.method == "GET":
+        rows = conn.manual_webhook.fields if conn.manual_webhook else [BLANK_ROW]
+        return _render_fields(conn, WebhookFieldsForm(formdata=None, data={"fields": rows}))
+
+    form = WebhookFieldsForm()
+    if not form.validate():
+        return _render_fields(conn, form, summary=["Some values were not accepted; check the marked rows."])
+    rows = form.definitions()
+    row_action = form.row_action()
+    if row_action or form.add.data:
+        # Add / Remove / Move re-render what was typed, without saving anything.
+        if row_action:
+            rows, focus = _apply_row_action(rows, *row_action)
+        elif len(rows) < form.fields.max_entries:
+            rows.append(dict(BLANK_ROW))
+            focus = len(rows) - 1
+        else:
+            focus = None
+        return _render_fields(conn, WebhookFieldsForm(formdata=None, data={"fields": rows}), focus_row=focus)
+
+    previous = conn.manual_webhook.version if conn.manual_webhook else None
+    try:
+        webhook = webhook_service.replace_fields(conn, rows, _actor())
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render_fields(conn, form, summary=_attach_field_errors(form, exc))
+    except DomainError as exc:
+        db.session.rollback()
+        return _render_fields(conn, form, summary=[str(exc)])
+    dispatch.commit_and_run()
+    if previous is None:
+        flash(f"Saved {len(webhook.fields)} field(s) as version {webhook.version}.", "success")
+    elif webhook.version == previous:
+        flash(f"Nothing changed: the fields are the same as version {previous}.", "info")
+    else:
+        flash(
+            f"Saved {len(webhook.fields)} field(s) as version {webhook.version}. Entries saved against "
+            f"version {previous} now need a re-review by staff.",
+            "success",
+        )
+    return redirect(url_for(".webhook_fields", key=conn.key))
+
+
+@bp.route("/connections/<key>/fields/delete", methods=["GET", "POST"])
+def delete_webhook(key: str):
+    conn = _manual_or_404(key)
+    if conn.manual_webhook is None:
+        flash("This connection has no saved fields.", "info")
+        return redirect(url_for(".webhook_fields", key=key))
+    form = ConfirmDeleteForm()
+    if form.validate_on_submit():
+        webhook_service.delete_webhook(conn, _actor())
+        dispatch.commit_and_run()
+        flash(f"Deleted the fields of “{conn.name}”: requests no longer wait for it.", "success")
+        return redirect(url_for(".connections"))
+    return render_template(
+        "admin/connections/delete.html",
+        form=form,
+        conn=conn,
+        webhook=conn.manual_webhook,
+        saved_inputs=connection_service.saved_input_count(conn),
+        what="fields",
+    )
+
+
+@bp.app_template_filter("connection_type_label")
+def connection_type_label(value: str) -> str:
+    return {
+        "manual_webhook": "Manual webhook",
+        "postgres": "PostgreSQL",
+        "mysql": "MySQL",
+        "sqlite": "SQLite",
+    }.get(value, value.capitalize())
