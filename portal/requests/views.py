@@ -1,1 +1,398 @@
-"""Views of the requests blueprint."""
+"""The staff queue, the request page, request creation and the manual-input forms.
+
+Thin doors into ``services.privacy_requests`` and ``services.manual_inputs``: a form validates, one service
+call changes state, ``dispatch.commit_and_run()`` commits and only then starts any scheduled run. Identity
+values never travel in URLs: searches are POSTed and redirected with a keyed hash instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from portal.dynamic_forms import attach_service_errors, build_manual_input_form, form_values, prefill
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
+from portal.requests import bp
+from portal.requests.forms import (
+    DEFAULT_QUEUE_STATUS,
+    STATUS_ALL,
+    STATUS_LABELS,
+    ConfirmForm,
+    DenyForm,
+    NewRequestForm,
+    QueueFilterForm,
+)
+from portal.security import roles_required
+from portal.services import InvalidState, NotFound, ValidationFailed, manual_inputs, privacy_requests
+from portal.services.audit import Actor
+from portal.templating import STATUS_BADGES
+
+S = RequestStatus
+CLOSED_STATUSES = {S.COMPLETE, S.DENIED, S.CANCELED}
+EMPTY_QUEUE = {
+    "requires_input": "No requests waiting for input",
+    "pending": "No requests waiting for approval",
+    "error": "No requests in error",
+    STATUS_ALL: "No requests yet",
+}
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user)
+
+
+def _request_or_404(request_id: str) -> PrivacyRequest:
+    try:
+        return privacy_requests.get_request(request_id)
+    except NotFound as exc:
+        abort(404, str(exc))
+
+
+def _confirmed() -> None:
+    """A state-changing POST carries a valid CSRF token (a form with nothing else in it)."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "The form expired or was sent from another site. Go back, reload the page and try again.")
+
+
+# --- presentation helpers ---------------------------------------------------------------------------
+
+
+def due_badge(privacy_request: PrivacyRequest, now: datetime) -> tuple[str, str] | None:
+    """(colour, text) for the deadline of an open request, counted in UTC calendar days."""
+    if privacy_request.status in CLOSED_STATUSES:
+        return None
+    days = (privacy_request.due_date.date() - now.date()).days
+    if days < 0:
+        return "danger", f"overdue by {-days} day{'s' if days != -1 else ''}"
+    if days == 0:
+        return "warning", "due today"
+    return ("warning" if days <= 7 else "light"), f"{days} day{'s' if days != 1 else ''} left"
+
+
+ACTION_WORDS = {
+    "request.created": "Request created",
+    "request.approved": "Approved",
+    "request.denied": "Denied",
+    "request.canceled": "Canceled",
+    "request.retried": "Retry requested",
+    "request.run_started": "Run started",
+    "request.requires_input": "Paused: waiting for manual input",
+    "request.resumed": "Resumed",
+    "request.completed": "Completed: access package built",
+    "request.errored": "Run failed",
+    "request.identity_revealed": "Identity revealed",
+    "manual_input.saved": "Manual data saved",
+    "package.viewed": "Access package viewed",
+    "package.downloaded": "Access package downloaded",
+}
+
+
+def describe_event(event: AuditEvent) -> str:
+    """An audit action in words; details hold no personal data, so they may be shown."""
+    details = event.details or {}
+    if event.action == "manual_input.saved" and details.get("nothing_found"):
+        return "Nothing found confirmed"
+    if event.action == "manual_input.saved" and details.get("replaced"):
+        return "Manual data replaced"
+    if event.action == "request.requires_input" and details.get("missing"):
+        return f"Paused: waiting for manual input ({', '.join(details['missing'])})"
+    return ACTION_WORDS.get(event.action, event.action)
+
+
+def _missing_names(privacy_request: PrivacyRequest) -> list[str]:
+    return [
+        card.gated.connection.name
+        for card in manual_inputs.cards_for(privacy_request)
+        if card.state != "done"
+    ]
+
+
+def _outcome(prefix: str, privacy_request: PrivacyRequest) -> tuple[str, str]:
+    """A flash saying where the request ended up after the (inline) run."""
+    status = privacy_request.status
+    if status == S.COMPLETE:
+        return f"{prefix}: the request completed at once and its access package is ready.", "success"
+    if status == S.REQUIRES_INPUT:
+        names = ", ".join(_missing_names(privacy_request))
+        return f"{prefix}: the request is waiting for input from {names}.", "info"
+    if status == S.PENDING:
+        return f"{prefix}: the request is pending approval by an admin.", "info"
+    if status == S.ERROR:
+        return f"{prefix}, but the run failed: {privacy_request.error_message}", "warning"
+    return f"{prefix}: status is now {STATUS_BADGES.get(status, ('', status))[1]}.", "info"
+
+
+# --- creating a request -----------------------------------------------------------------------------
+
+
+def _show_create_errors(form: NewRequestForm, exc: ValidationFailed | NotFound) -> None:
+    if isinstance(exc, NotFound):
+        form.policy.errors = [*form.policy.errors, str(exc)]
+        return
+    location = exc.errors[0][0] if exc.errors else ()
+    target = {
+        ("identity", "email"): form.email,
+        ("identity", "phone_number"): form.phone_number,
+        ("external_id",): form.external_id,
+    }.get(tuple(location))
+    if target is None:
+        form.form_errors.append(str(exc))
+    else:
+        target.errors = [*target.errors, str(exc)]
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.STAFF)
+def new():
+    form = NewRequestForm()
+    form.policy.choices = [
+        SelectChoice(policy.key, f"{policy.name} ({policy.days_to_respond} days)")
+        for policy in privacy_requests.list_policies()
+    ]
+    if not form.is_submitted():
+        form.policy.data = DEFAULT_ACCESS_POLICY_KEY
+    if form.validate_on_submit():
+        try:
+            privacy_request = privacy_requests.create_request(
+                identity={"email": form.email.data, "phone_number": form.phone_number.data},
+                policy_key=form.policy.data,
+                external_id=form.external_id.data,
+                actor=_actor(),
+            )
+        except (ValidationFailed, NotFound) as exc:
+            db.session.rollback()
+            _show_create_errors(form, exc)
+        else:
+            request_id = privacy_request.id
+            dispatch.commit_and_run()
+            flash(*_outcome("Request created", privacy_requests.get_request(request_id)))
+            return redirect(url_for(".detail", request_id=request_id))
+    return render_template("requests/new.html", form=form)
+
+
+# --- the queue --------------------------------------------------------------------------------------
+
+
+def _search_redirect():
+    """POSTed searches become ``?q=`` (ids) or ``?identity=<keyed hash>``: no email or phone in the URL."""
+    form = QueueFilterForm()
+    if not form.validate_on_submit():
+        flash("That search could not be understood; the filters were reset.", "warning")
+        return redirect(url_for(".queue"))
+    params: dict[str, str] = {"status": form.status.data}
+    term = (form.search.data or "").strip()
+    if term:
+        try:
+            params.update(privacy_requests.classify_search(term))
+        except (ValidationFailed, NotFound) as exc:
+            flash(str(exc), "warning")
+    elif form.identity.data:
+        params["identity"] = form.identity.data
+    return redirect(url_for(".queue", **params))
+
+
+@bp.route("/", methods=["GET", "POST"])
+def queue():
+    if request.method == "POST":
+        return _search_redirect()
+    status = request.args.get("status", DEFAULT_QUEUE_STATUS)
+    if status not in STATUS_LABELS:
+        status = DEFAULT_QUEUE_STATUS
+    q = request.args.get("q", "").strip()[:254] or None
+    identity = request.args.get("identity", "").strip()[:64] or None
+    page_number = max(request.args.get("page", 1, type=int), 1)
+    page = privacy_requests.list_requests(
+        statuses=None if status == STATUS_ALL else [status],
+        search=q,
+        identity_hash=identity,
+        page=page_number,
+        size=current_app.config["PAGE_SIZE"],
+    )
+    filters = {key: value for key, value in (("status", status), ("q", q), ("identity", identity)) if value}
+    if page_number > page.pages:
+        return redirect(url_for(".queue", page=page.pages, **filters))
+    done, systems = privacy_requests.progress([pr.id for pr in page.items])
+    form = QueueFilterForm(data={"status": status, "search": q or "", "identity": identity or ""})
+    return render_template(
+        "requests/queue.html",
+        form=form,
+        page=page,
+        done=done,
+        systems=systems,
+        status=status,
+        status_label=STATUS_LABELS[status],
+        searching=bool(q or identity),
+        identity_search=bool(identity),
+        filters=filters,
+        empty_message=EMPTY_QUEUE.get(status, f"No requests with status {STATUS_LABELS[status]}"),
+        now=utcnow(),
+        due_badge=due_badge,
+        can_create=current_user.role in (Role.ADMIN, Role.STAFF),
+    )
+
+
+# --- the request page -------------------------------------------------------------------------------
+
+
+def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None):
+    cards = manual_inputs.cards_for(privacy_request)
+    can_enter = current_user.role in (Role.ADMIN, Role.STAFF) and privacy_request.status == S.REQUIRES_INPUT
+    response = render_template(
+        "requests/detail.html",
+        pr=privacy_request,
+        cards=cards,
+        missing=[card.gated.connection.name for card in cards if card.state != "done"],
+        events=privacy_requests.request_events(privacy_request.id),
+        describe_event=describe_event,
+        revealed=revealed,
+        can_enter=can_enter,
+        is_admin=current_user.role == Role.ADMIN,
+        deny_form=DenyForm(formdata=None),
+        now=utcnow(),
+        due_badge=due_badge,
+    )
+    if revealed is None:
+        return response
+    return response, 200, {"Cache-Control": "no-store"}  # the identity must not linger in caches
+
+
+@bp.route("/<request_id>")
+def detail(request_id: str):
+    return _render_detail(_request_or_404(request_id))
+
+
+@bp.route("/<request_id>/reveal", methods=["POST"])
+def reveal_identity(request_id: str):
+    """Every role that may see the request may reveal its identity; each reveal is audited."""
+    privacy_request = _request_or_404(request_id)
+    _confirmed()
+    identity = privacy_requests.reveal_identity(privacy_request, _actor())
+    dispatch.commit_and_run()
+    return _render_detail(privacy_request, revealed=identity)
+
+
+def _lifecycle_action(request_id: str, action, prefix: str):
+    """Run one lifecycle service call; refusals are flashed, the request page is shown again."""
+    _request_or_404(request_id)
+    try:
+        privacy_request = action(request_id, _actor())
+    except InvalidState as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    else:
+        dispatch.commit_and_run()
+        flash(*_outcome(prefix, privacy_request))
+    return redirect(url_for(".detail", request_id=request_id))
+
+
+@bp.route("/<request_id>/resume", methods=["POST"])
+@roles_required(Role.ADMIN, Role.STAFF)
+def resume(request_id: str):
+    _confirmed()
+    return _lifecycle_action(request_id, privacy_requests.resume_request, "Resumed")
+
+
+@bp.route("/<request_id>/approve", methods=["POST"])
+@roles_required(Role.ADMIN)
+def approve(request_id: str):
+    _confirmed()
+    return _lifecycle_action(request_id, privacy_requests.approve_request, "Approved")
+
+
+@bp.route("/<request_id>/deny", methods=["POST"])
+@roles_required(Role.ADMIN)
+def deny(request_id: str):
+    form = DenyForm()
+    if not form.validate_on_submit():
+        _request_or_404(request_id)
+        for message in form.reason.errors:
+            flash(f"Not denied: the reason is too long. {message}", "error")
+        return redirect(url_for(".detail", request_id=request_id))
+    _request_or_404(request_id)
+    try:
+        privacy_requests.deny_request(request_id, form.reason.data, _actor())
+    except InvalidState as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        dispatch.commit_and_run()
+        flash("Denied: the request will not be processed.", "success")
+    return redirect(url_for(".detail", request_id=request_id))
+
+
+@bp.route("/<request_id>/retry", methods=["POST"])
+@roles_required(Role.ADMIN)
+def retry(request_id: str):
+    _confirmed()
+    return _lifecycle_action(request_id, privacy_requests.retry_request, "Retried")
+
+
+# --- manual input -----------------------------------------------------------------------------------
+
+
+STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
+
+
+@bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.STAFF)
+def manual_input(request_id: str, connection_key: str):
+    privacy_request = _request_or_404(request_id)
+    try:
+        connection, webhook = manual_inputs.get_manual_connection(connection_key)
+    except NotFound as exc:
+        abort(404, str(exc))
+    fields = list(webhook.fields)
+    form_class = build_manual_input_form(fields)
+    current = manual_inputs.view_manual_input(request_id, connection_key)
+    refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
+    status_code = 200
+    if request.method == "GET":
+        form = form_class(formdata=None, data=prefill(fields, current.fields))
+    elif refusal:
+        form, status_code = form_class(), 400  # what was typed stays on screen; nothing is stored
+    else:
+        form = form_class()
+        values = None
+        if form.nothing_found.data:
+            _confirmed()
+            values = {}  # "searched, nothing found": required fields do not apply
+        elif form.validate():
+            values = form_values(form)
+        if values is not None:
+            try:
+                manual_inputs.save_manual_input(request_id, connection_key, values, _actor())
+            except ValidationFailed as exc:
+                db.session.rollback()
+                attach_service_errors(form, exc)
+            except InvalidState as exc:
+                db.session.rollback()
+                refusal, status_code = str(exc), 400
+            else:
+                dispatch.commit_and_run()
+                what = "nothing found in this system" if not values else "data entered"
+                message = f"Saved “{connection.name}”: {what}."
+                if not _missing_names(privacy_request):
+                    message += " Every manual system is done: you can resume the request now."
+                flash(message, "success")
+                return redirect(url_for(".detail", request_id=request_id))
+    return (
+        render_template(
+            "requests/manual_input.html",
+            pr=privacy_request,
+            connection=connection,
+            webhook=webhook,
+            form=form,
+            entry=current.entry,
+            stale_warning=STALE_WARNING if current.stale else None,
+            refusal=refusal,
+        ),
+        status_code,
+    )

@@ -114,6 +114,26 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
     return cleaned
 
 
+def _connection_refusal(connection: ConnectionConfig, webhook: ManualWebhook) -> str | None:
+    if connection.disabled:
+        return f"Connection config '{connection.key}' is disabled: its data is no longer needed for this request."
+    if not webhook.fields:
+        return f"The manual webhook '{connection.key}' has no fields to fill in."
+    return None
+
+
+def upload_refusal(
+    privacy_request: PrivacyRequest, connection: ConnectionConfig, webhook: ManualWebhook
+) -> str | None:
+    """Why ``save_manual_input`` would refuse right now (None when it would accept), for forms to warn early."""
+    if privacy_request.status != RequestStatus.REQUIRES_INPUT:
+        return (
+            f"Invalid access manual webhook upload request: privacy request '{privacy_request.id}' "
+            f"status = {privacy_request.status}."
+        )
+    return _connection_refusal(connection, webhook)
+
+
 def save_manual_input(
     request_id: str, connection_key: str, values: dict[str, Any], actor: Actor
 ) -> ManualInput:
@@ -134,12 +154,9 @@ def save_manual_input(
             f"Invalid access manual webhook upload request: privacy request '{request_id}' "
             f"status = {privacy_request.status}."
         )
-    if connection.disabled:
-        raise InvalidState(
-            f"Connection config '{connection_key}' is disabled: its data is no longer needed for this request."
-        )
-    if not webhook.fields:
-        raise InvalidState(f"The manual webhook '{connection_key}' has no fields to fill in.")
+    refusal = _connection_refusal(connection, webhook)
+    if refusal:
+        raise InvalidState(refusal)
     cleaned = validate_values(webhook.fields, values)
     entry = db.session.scalar(
         select(ManualInput).where(

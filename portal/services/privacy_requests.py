@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 from portal.crypto import keyring
 from portal.execution import dispatch, gate
 from portal.extensions import db
-from portal.models import ManualInput, Policy, PrivacyRequest, RequestStatus, utcnow
+from portal.models import AuditEvent, ManualInput, Policy, PrivacyRequest, RequestStatus, utcnow
 from portal.services import InvalidState, NotFound, ValidationFailed
 from portal.services.audit import Actor, record
 
@@ -353,3 +353,44 @@ def get_package(
         )
     record(actor, action, privacy_request_id=privacy_request.id, **details)
     return privacy_request.package.data
+
+
+# --- search terms and the request timeline ---------------------------------------------------------
+
+
+def classify_search(term: str) -> dict[str, str]:
+    """Turn a search term into query parameters that never carry personal data.
+
+    A request id or external id that exists → ``{"q": term}``; an email or phone number → ``{"identity":
+    keyed hash}`` (for ``list_requests(identity_hash=...)``); an empty term → ``{}``. Anything else could be
+    personal data (a name), so it is refused rather than echoed into a URL.
+    """
+    term = term.strip()
+    if not term:
+        return {}
+    known = db.session.scalar(
+        select(PrivacyRequest.id)
+        .where(or_(PrivacyRequest.id == term, PrivacyRequest.external_id == term))
+        .limit(1)
+    )
+    if known is not None:
+        return {"q": term}
+    if "@" in term:
+        return {"identity": identity_index(normalize_email(term))}
+    with contextlib.suppress(ValidationFailed):
+        return {"identity": identity_index(normalize_phone(term))}
+    raise NotFound(
+        "No request has that request id or external id, and it is not an email address or phone number."
+    )
+
+
+def request_events(request_id: str, limit: int = 200) -> list[AuditEvent]:
+    """The audit trail of one request, newest first (one query)."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.privacy_request_id == request_id)
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,155 @@
+"""Manual-input forms built from a webhook's field definitions (S2, S4).
+
+``build_manual_input_form(fields)`` returns a *fresh* FlaskForm class on every call, so fields and
+validators never leak between webhooks or requests. Inputs are named ``field_0``, ``field_1``, ... in the
+order of the definitions; ``dsr_package_label``s never become attribute names (a label may be ``dict`` or
+``__class__``) and ``pii_field`` is only ever label *text*, escaped like any other user text.
+
+The form checks what it can show next to an input (required, email, number, date, length);
+``manual_inputs.validate_values`` stays the authority and re-checks everything on save.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, Field, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import Email, Length, Optional, StopValidation, ValidationError
+from wtforms.widgets import DateInput
+
+from portal.services import ValidationFailed
+from portal.services.manual_inputs import FALSE_WORDS, MAX_VALUE_LENGTH, TRUE_WORDS
+
+BOOLEAN_CHOICES = [SelectChoice("", "(blank)"), SelectChoice("true", "Yes"), SelectChoice("false", "No")]
+NOTHING_ENTERED = (
+    "Fill in at least one field, or press “Nothing found in this system” if this system holds no data "
+    "about the person."
+)
+
+
+def field_name(index: int) -> str:
+    return f"field_{index}"
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class RequiredOnSave:
+    """Required when saving data; the separate "Nothing found" button skips form validation entirely."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form, field) -> None:
+        if _blank(field.data):
+            raise StopValidation("This field is required.")
+
+
+def _number(form, field) -> None:
+    try:
+        number = float(field.data.strip())
+    except ValueError:
+        raise ValidationError("Enter a number, e.g. 42 or 3.5.") from None
+    if not math.isfinite(number):
+        raise ValidationError("Enter a finite number, e.g. 42 or 3.5.")
+
+
+def _iso_date(form, field) -> None:
+    try:
+        date.fromisoformat(field.data.strip())
+    except ValueError:
+        raise ValidationError("Enter a date as YYYY-MM-DD.") from None
+
+
+def _make_field(definition: dict[str, Any]) -> Field:
+    kind = definition.get("type") or "text"
+    label = definition["pii_field"]
+    description = definition.get("help_text") or ""
+    presence = RequiredOnSave() if definition.get("required") else Optional()
+    length = Length(max=MAX_VALUE_LENGTH, message=f"Enter at most {MAX_VALUE_LENGTH} characters.")
+    if kind == "boolean":
+        return SelectField(label, [presence], choices=BOOLEAN_CHOICES, default="", description=description)
+    if kind == "textarea":
+        return TextAreaField(label, [presence, length], description=description, render_kw={"rows": 4})
+    if kind == "email":
+        message = "Enter an email address, e.g. name@example.com."
+        return EmailField(label, [presence, length, Email(message=message)], description=description)
+    if kind == "number":
+        return StringField(
+            label, [presence, length, _number], description=description, render_kw={"inputmode": "decimal"}
+        )
+    if kind == "date":
+        return StringField(label, [presence, length, _iso_date], description=description, widget=DateInput())
+    return StringField(label, [presence, length], description=description)
+
+
+class ManualInputForm(FlaskForm):
+    """Base of every generated form: the two submit buttons and the at-least-one-value rule for Save."""
+
+    labels: tuple[str, ...] = ()
+    save = SubmitField("Save")
+    nothing_found = SubmitField("Nothing found in this system")
+
+    def manual_fields(self) -> list[Field]:
+        return [self[field_name(index)] for index in range(len(self.labels))]
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if all(_blank(field.data) for field in self.manual_fields()):
+            for field in self.manual_fields():
+                field.errors = []  # "required" is not the point when nothing at all was entered
+            self.form_errors.append(NOTHING_ENTERED)
+            return False
+        return valid
+
+
+def build_manual_input_form(fields: list[dict[str, Any]]) -> type[ManualInputForm]:
+    """A new form class for these field definitions (never a shared, mutated one)."""
+    attributes: dict[str, Any] = {
+        field_name(index): _make_field(definition) for index, definition in enumerate(fields)
+    }
+    attributes["labels"] = tuple(definition["dsr_package_label"] for definition in fields)
+    return type("GeneratedManualInputForm", (ManualInputForm,), attributes)
+
+
+def _prefill_value(definition: dict[str, Any], value: str | None) -> str:
+    if value is None:
+        return ""
+    if (definition.get("type") or "text") == "boolean":
+        word = value.strip().lower()
+        return "true" if word in TRUE_WORDS else "false" if word in FALSE_WORDS else ""
+    return value
+
+
+def prefill(fields: list[dict[str, Any]], stored: dict[str, str | None]) -> dict[str, str]:
+    """Form data for the stored ``{label: value}`` (labels that no longer exist are simply absent)."""
+    return {
+        field_name(index): _prefill_value(definition, stored.get(definition["dsr_package_label"]))
+        for index, definition in enumerate(fields)
+    }
+
+
+def form_values(form: ManualInputForm) -> dict[str, str | None]:
+    """The submitted data as ``{label: value or None}``; blank inputs become None, others are kept as typed."""
+    return {
+        label: None if _blank(field.data) else field.data
+        for label, field in zip(form.labels, form.manual_fields(), strict=True)
+    }
+
+
+def attach_service_errors(form: ManualInputForm, error: ValidationFailed) -> None:
+    """Show the service's ``((label,), message)`` errors next to the matching inputs."""
+    positions = {label: index for index, label in enumerate(form.labels)}
+    for location, message in error.errors:
+        label = location[0] if location else None
+        if label in positions:
+            field = form[field_name(positions[label])]
+            text = message.removeprefix(f"{label}: ")
+            field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
+        else:
+            form.form_errors.append(message)
+    if not error.errors:
+        form.form_errors.append(str(error))

@@ -1,0 +1,85 @@
+"""Forms of the requests blueprint (the manual-input forms are built in ``portal.dynamic_forms``)."""
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    HiddenField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import Length, Optional, Regexp
+
+from portal.models.requests import STATUS_VALUES
+
+STATUS_ALL = "all"
+DEFAULT_QUEUE_STATUS = "requires_input"
+QUEUE_STATUSES = [
+    ("requires_input", "Requires input"),
+    ("pending", "Pending approval"),
+    ("approved", "Approved"),
+    ("in_processing", "In processing"),
+    ("error", "Error"),
+    ("complete", "Complete"),
+    ("denied", "Denied"),
+    ("canceled", "Canceled"),
+    ("paused", "Paused"),
+    ("identity_unverified", "Identity unverified"),
+    (STATUS_ALL, "All"),
+]
+assert {value for value, _ in QUEUE_STATUSES} == {*STATUS_VALUES, STATUS_ALL}
+STATUS_LABELS = dict(QUEUE_STATUSES)
+
+
+class NewRequestForm(FlaskForm):
+    # Format checks live in the service (normalize_identity), so the API and this form agree.
+    email = EmailField(
+        "Email address", validators=[Optional(), Length(max=254)], render_kw={"autocomplete": "off"}
+    )
+    phone_number = StringField(
+        "Phone number",
+        validators=[Optional(), Length(max=40)],
+        description="Digits, optionally starting with + (spaces, dashes and brackets are ignored).",
+        render_kw={"type": "tel", "inputmode": "tel", "autocomplete": "off"},
+    )
+    policy = SelectField("Policy", choices=[])  # choices are set by the view from the database
+    external_id = StringField(
+        "External id",
+        validators=[Optional(), Length(max=200)],
+        description="Optional: the id of this request in your ticketing system.",
+    )
+    submit = SubmitField("Create request")
+
+
+class QueueFilterForm(FlaskForm):
+    """Posted, never sent as GET: the search term may be an email or phone number (no PII in URLs)."""
+
+    status = SelectField(
+        "Status",
+        choices=[SelectChoice(value, label) for value, label in QUEUE_STATUSES],
+        default=DEFAULT_QUEUE_STATUS,
+    )
+    search = StringField(
+        "Search",
+        validators=[Optional(), Length(max=254)],
+        render_kw={"placeholder": "Request id, external id, email or phone", "autocomplete": "off"},
+    )
+    # The keyed hash of an identity searched before, kept while only the status changes.
+    identity = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{64}$")])
+    submit = SubmitField("Apply")
+
+
+class ConfirmForm(FlaskForm):
+    """A POST with nothing but the CSRF token (reveal, resume, approve, retry)."""
+
+
+class DenyForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason for denying",
+        validators=[Optional(), Length(max=2000)],
+        description="Kept on the request and shown to staff; do not paste personal data.",
+        render_kw={"rows": 2},
+    )
+    submit = SubmitField("Deny")

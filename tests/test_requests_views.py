@@ -1,0 +1,754 @@
+"""The browser side of the manual-input workflow: queue, request page, creation, manual-input forms."""
+
+from __future__ import annotations
+
+import html
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from portal.execution import collection
+from portal.extensions import db
+from portal.models import AuditEvent, ManualInput, PrivacyRequest, utcnow
+from portal.services import manual_inputs, privacy_requests
+from portal.services.audit import Actor
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def text_of(response) -> str:
+    """The page as a person reads it: entities decoded, tags and runs of white space collapsed."""
+    raw = re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))
+    return re.sub(r"\s+", " ", html.unescape(raw))
+
+
+def page_html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def get_request(request_id: str) -> PrivacyRequest:
+    db.session.expire_all()
+    return db.session.get(PrivacyRequest, request_id)
+
+
+def stored_input(request_id: str) -> ManualInput | None:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(ManualInput).where(ManualInput.privacy_request_id == request_id))
+
+
+def set_due(request_id: str, due) -> None:
+    db.session.get(PrivacyRequest, request_id).due_date = due
+    db.session.commit()
+
+
+def save(request_id: str, key: str, values: dict) -> None:
+    manual_inputs.save_manual_input(request_id, key, values, STAFF)
+    db.session.commit()
+
+
+def actions(request_id: str) -> list[str]:
+    return list(
+        db.session.scalars(
+            sa.select(AuditEvent.action)
+            .where(AuditEvent.privacy_request_id == request_id)
+            .order_by(AuditEvent.id)
+        )
+    )
+
+
+def manual_url(request_id: str, key: str) -> str:
+    return f"/requests/{request_id}/manual/{key}"
+
+
+@pytest.fixture
+def staff(login_as):
+    return login_as("staff")
+
+
+@pytest.fixture
+def crm():
+    return add_webhook("crm", [field("First Name"), field("Last Name")], name="CRM")
+
+
+# --- roles -----------------------------------------------------------------------------------------
+
+
+def test_signed_out_users_are_sent_to_login(client):
+    response = client.get("/requests/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login")
+
+
+@pytest.mark.parametrize("role", ["admin", "staff", "reviewer"])
+def test_every_role_sees_queue_and_request_page(client, login_as, crm, role):
+    request_id = new_request()
+    login_as(role)
+    assert client.get("/requests/").status_code == 200
+    assert client.get(f"/requests/{request_id}").status_code == 200
+
+
+def test_reviewer_is_refused_every_write_route(client, login_as, crm):
+    request_id = new_request()
+    login_as("reviewer")
+    refused = [
+        ("get", "/requests/new", None),
+        ("post", "/requests/new", {"email": "x@example.com", "policy": "default_access_policy"}),
+        ("get", manual_url(request_id, "crm"), None),
+        ("post", manual_url(request_id, "crm"), {"field_0": "Jane", "save": "Save"}),
+        ("post", manual_url(request_id, "crm"), {"nothing_found": "x"}),
+        ("post", f"/requests/{request_id}/resume", {}),
+        ("post", f"/requests/{request_id}/approve", {}),
+        ("post", f"/requests/{request_id}/deny", {"reason": "no"}),
+        ("post", f"/requests/{request_id}/retry", {}),
+    ]
+    for method, url, data in refused:
+        response = getattr(client, method)(url, data=data)
+        assert response.status_code == 403, (method, url)
+    assert stored_input(request_id) is None
+    assert get_request(request_id).status == "requires_input"
+
+
+def test_reviewer_sees_no_enter_data_resume_or_create(client, login_as, crm):
+    request_id = new_request()
+    login_as("reviewer")
+    detail = page_html(client.get(f"/requests/{request_id}"))
+    assert "Enter data" not in detail and "Resume" not in detail
+    assert "Not started" in detail  # the state is visible, only the actions are not
+    assert "New request" not in page_html(client.get("/requests/"))
+
+
+@pytest.mark.parametrize("route", ["approve", "deny", "retry"])
+def test_staff_may_not_approve_deny_or_retry(client, staff, app, route):
+    app.config["REQUIRE_APPROVAL"] = True
+    request_id = new_request()
+    assert client.post(f"/requests/{request_id}/{route}", data={"reason": "x"}).status_code == 403
+    assert get_request(request_id).status == "pending"
+
+
+def test_unknown_request_is_404(client, staff):
+    response = client.get("/requests/pri_missing")
+    assert response.status_code == 404
+    assert "No privacy request found with id &#39;pri_missing&#39;." in page_html(response)
+    assert client.post("/requests/pri_missing/resume").status_code == 404
+    assert client.get(manual_url("pri_missing", "crm")).status_code == 404
+
+
+def test_csrf_token_is_required_on_manual_input(client, staff, crm, app):
+    request_id = new_request()
+    app.config["WTF_CSRF_ENABLED"] = True
+    response = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x"})
+    assert response.status_code == 400
+    assert "The form expired" in text_of(response)
+    assert stored_input(request_id) is None
+    form_page = page_html(client.get(manual_url(request_id, "crm")))
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form_page).group(1)
+    response = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x", "csrf_token": token})
+    assert response.status_code == 302
+    assert stored_input(request_id).values == {"first_name": None, "last_name": None}
+
+
+# --- creating requests -----------------------------------------------------------------------------
+
+
+def test_new_request_form_lists_policies(client, staff):
+    response = client.get("/requests/new")
+    assert response.status_code == 200
+    page = page_html(response)
+    assert '<option selected value="default_access_policy">' in page
+    assert 'type="email"' in page and 'type="tel"' in page
+
+
+def test_create_completes_at_once_without_manual_systems(client, login_as):
+    login_as("admin")
+    response = client.post(
+        "/requests/new",
+        data={"email": "Jane@Example.com", "policy": "default_access_policy", "external_id": "TICKET-9"},
+    )
+    request = db.session.scalars(sa.select(PrivacyRequest)).one()
+    assert response.headers["Location"] == f"/requests/{request.id}"
+    assert request.status == "complete" and request.external_id == "TICKET-9"
+    assert request.identity == {"email": "jane@example.com"}
+    page = text_of(client.get(response.headers["Location"]))
+    assert "Request created: the request completed at once and its access package is ready." in page
+
+
+def test_create_waits_for_input_and_names_the_systems(client, staff, crm):
+    response = client.post(
+        "/requests/new", data={"phone_number": "+1 (555) 010-1234", "policy": "default_access_policy"}
+    )
+    request = db.session.scalars(sa.select(PrivacyRequest)).one()
+    assert request.status == "requires_input"
+    assert request.identity == {"phone_number": "+15550101234"}
+    page = text_of(client.get(response.headers["Location"]))
+    assert "Request created: the request is waiting for input from CRM." in page
+
+
+def test_create_pending_when_approval_required(client, staff, app):
+    app.config["REQUIRE_APPROVAL"] = True
+    response = client.post(
+        "/requests/new", data={"email": "a@example.com", "policy": "default_access_policy"}
+    )
+    assert "Request created: the request is pending approval by an admin." in text_of(
+        client.get(response.headers["Location"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "Provide an email address or a phone number for the data subject."),
+        ({"email": "not-an-email"}, "Invalid email address:"),
+        ({"phone_number": "call me"}, "Invalid phone number: use digits, optionally starting with +"),
+        ({"email": "a@example.com", "external_id": "x" * 201}, "Field cannot be longer than 200 characters."),
+    ],
+)
+def test_create_shows_errors_and_stores_nothing(client, staff, data, message):
+    response = client.post("/requests/new", data={"policy": "default_access_policy", **data})
+    assert response.status_code == 200
+    assert message in text_of(response)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PrivacyRequest)) == 0
+
+
+def test_create_with_unknown_policy_is_a_form_error(client, staff):
+    response = client.post("/requests/new", data={"email": "a@example.com", "policy": "nope"})
+    assert "Not a valid choice." in text_of(response)
+
+
+# --- the queue -------------------------------------------------------------------------------------
+
+
+def test_queue_shows_requires_input_by_default_with_masked_identity(client, staff, crm):
+    add_webhook("zendesk", [field("Ticket")], name="Zendesk")
+    waiting = new_request("jane.customer@example.com")
+    finished = new_request("other.person@example.com")
+    save(waiting, "crm", {"first_name": "Jane"})
+    save(finished, "crm", {})
+    save(finished, "zendesk", {})
+    client.post(f"/requests/{finished}/resume")
+    assert get_request(finished).status == "complete"
+
+    response = client.get("/requests/")
+    page = page_html(response)
+    assert waiting in page and finished not in page
+    assert "jane.customer@example.com" not in page and "j•••@e•••.com" in page
+    assert "1 of 2 systems done" in text_of(response)
+    assert '<span class="badge text-bg-warning">Requires input</span>' in page
+    assert finished in page_html(client.get("/requests/?status=all"))
+    assert finished in page_html(client.get("/requests/?status=complete"))
+    assert waiting not in page_html(client.get("/requests/?status=complete"))
+    assert '<option selected value="complete">Complete</option>' in page_html(
+        client.get("/requests/?status=complete")
+    )
+
+
+def test_queue_empty_state(client, staff):
+    new_request()  # completes at once: nothing waits
+    page = text_of(client.get("/requests/"))
+    assert "No requests waiting for input" in page
+    assert "No requests with status Canceled" in text_of(client.get("/requests/?status=canceled"))
+
+
+def test_queue_sorts_by_due_date_with_badges(client, staff, crm):
+    later, today, overdue = (
+        new_request("a@example.com"),
+        new_request("b@example.com"),
+        new_request("c@example.com"),
+    )
+    now = utcnow()
+    for request_id, due in (
+        (later, now + timedelta(days=10)),
+        (today, now),
+        (overdue, now - timedelta(days=3)),
+    ):
+        set_due(request_id, due)
+    page = page_html(client.get("/requests/"))
+    assert page.index(overdue) < page.index(today) < page.index(later)
+    text = text_of(client.get("/requests/"))
+    assert "overdue by 3 days" in text and "due today" in text and "10 days left" in text
+    assert now.strftime("%Y-%m-%d") in text and "UTC" in text
+
+
+@pytest.mark.parametrize(
+    ("term", "match"),
+    [("Jane.Customer@EXAMPLE.com", "email"), ("+1 555 010 1234", "phone")],
+)
+def test_search_by_identity_keeps_it_out_of_the_url(client, staff, crm, term, match):
+    by_email = new_request("jane.customer@example.com")
+    by_phone = new_request(identity={"phone_number": "+15550101234"}, email="")
+    new_request("someone.else@example.com")
+    response = client.post("/requests/", data={"status": "requires_input", "search": term})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert set(query) == {"status", "identity"} and query["status"] == ["requires_input"]
+    assert "example" not in location.lower() and "555" not in location and "@" not in location
+    assert re.fullmatch(r"[0-9a-f]{64}", query["identity"][0])
+    page = page_html(client.get(location))
+    expected, other = (by_email, by_phone) if match == "email" else (by_phone, by_email)
+    assert expected in page and other not in page
+    assert "someone" not in page and "Clear search" in page
+    assert term not in page  # the search box is not refilled with the identity
+
+
+def test_search_by_request_id_and_external_id_use_q(client, staff, crm):
+    first = new_request("a@example.com", external_id="TICKET-42")
+    second = new_request("b@example.com")
+    response = client.post("/requests/", data={"status": "all", "search": second})
+    assert parse_qs(urlsplit(response.headers["Location"]).query) == {"status": ["all"], "q": [second]}
+    page = page_html(client.get(response.headers["Location"]))
+    assert second in page and first not in page
+    response = client.post("/requests/", data={"status": "all", "search": "TICKET-42"})
+    page = page_html(client.get(response.headers["Location"]))
+    assert first in page and second not in page
+    assert 'value="TICKET-42"' in page  # ids (not identities) stay in the box
+
+
+def test_search_with_unknown_non_identity_term_is_refused_without_echo(client, staff, crm):
+    new_request()
+    response = client.post("/requests/", data={"status": "all", "search": "Jane Customer"})
+    assert "Jane" not in response.headers["Location"]
+    page = text_of(client.get(response.headers["Location"]))
+    assert (
+        "No request has that request id or external id, and it is not an email address or phone number."
+        in page
+    )
+    assert "Jane Customer" not in page
+
+
+def test_changing_status_keeps_an_identity_search(client, staff, crm):
+    request_id = new_request("jane@example.com")
+    first = client.post("/requests/", data={"status": "requires_input", "search": "jane@example.com"})
+    identity = parse_qs(urlsplit(first.headers["Location"]).query)["identity"][0]
+    response = client.post("/requests/", data={"status": "all", "search": "", "identity": identity})
+    assert parse_qs(urlsplit(response.headers["Location"]).query) == {
+        "status": ["all"],
+        "identity": [identity],
+    }
+    assert request_id in page_html(client.get(response.headers["Location"]))
+
+
+def test_queue_is_paginated_and_keeps_filters(client, staff, crm, app):
+    app.config["PAGE_SIZE"] = 2
+    ids = [new_request(f"p{i}@example.com") for i in range(5)]
+    now = utcnow()
+    for offset, request_id in enumerate(ids):
+        set_due(request_id, now + timedelta(days=offset + 1))
+    first = page_html(client.get("/requests/"))
+    assert ids[0] in first and ids[1] in first and ids[2] not in first
+    assert 'href="/requests/?page=2&amp;status=requires_input"' in first
+    third = page_html(client.get("/requests/?page=3&status=requires_input"))
+    assert ids[4] in third and ids[3] not in third
+    assert "5 requests." in text_of(client.get("/requests/"))
+    too_far = client.get("/requests/?page=9&status=requires_input")
+    assert too_far.status_code == 302 and "page=3" in too_far.headers["Location"]
+
+
+# --- the request page ------------------------------------------------------------------------------
+
+
+def test_request_page_shows_details_masked_and_timeline(client, staff, crm):
+    request_id = new_request("jane.customer@example.com", external_id="TICKET-1")
+    response = client.get(f"/requests/{request_id}")
+    page, text = page_html(response), text_of(response)
+    assert "jane.customer@example.com" not in page and "j•••@e•••.com" in text
+    assert "TICKET-1" in text and "Default access policy (30 days)" in text
+    assert "Requires input" in text and "30 days left" in text
+    assert "UTC" in text
+    timeline = text[text.index("Timeline") :]
+    assert timeline.index("Paused: waiting for manual input (crm)") < timeline.index("Request created")
+    assert "by staff@example.com" in timeline and "by system" in timeline
+
+
+def test_reveal_shows_identity_once_and_is_audited(client, staff, crm):
+    request_id = new_request("jane.customer@example.com")
+    response = client.post(f"/requests/{request_id}/reveal")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "jane.customer@example.com" in page_html(response)
+    assert actions(request_id)[-1] == "request.identity_revealed"
+    event = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "request.identity_revealed")
+    ).one()
+    assert event.actor_label == staff.email and "jane" not in repr(event.details)
+    assert "jane.customer@example.com" not in page_html(client.get(f"/requests/{request_id}"))
+
+
+def test_cards_show_each_state_and_the_missing_systems(client, staff):
+    add_webhook("a_sys", [field("Name")], name="Alpha")
+    add_webhook("b_sys", [field("Name")], name="Bravo")
+    stale = add_webhook("c_sys", [field("Name"), field("Height")], name="Charlie")
+    add_webhook("d_sys", [field("Name")], name="Delta")
+    request_id = new_request()
+    save(request_id, "a_sys", {"name": "Jane"})
+    save(request_id, "b_sys", {})
+    save(request_id, "c_sys", {"name": "Jane"})
+    stale.manual_webhook.fields = [field("Name"), field("Eye Colour")]
+    stale.manual_webhook.version = 2
+    db.session.commit()
+
+    response = client.get(f"/requests/{request_id}")
+    text = text_of(response)
+    assert f"Entered by {STAFF.label} at" in text
+    assert f"Nothing found — confirmed by {STAFF.label} at" in text
+    assert "Needs re-review: fields changed" in text
+    assert "Not started" in text
+    assert "Still missing: Charlie, Delta ." in text
+    page = page_html(response)
+    assert page.count(">Enter data<") == 1 and page.count(">Review<") == 3
+    assert f'action="/requests/{request_id}/resume"' not in page  # only a disabled button
+    assert "Available once every system is done." in text
+
+
+def test_resume_appears_when_all_done_and_completes_the_request(client, staff, crm):
+    request_id = new_request()
+    save(request_id, "crm", {"first_name": "Jane"})
+    page = page_html(client.get(f"/requests/{request_id}"))
+    assert f'action="/requests/{request_id}/resume"' in page
+    assert "Every manual system is done." in text_of(client.get(f"/requests/{request_id}"))
+    response = client.post(f"/requests/{request_id}/resume")
+    assert response.headers["Location"] == f"/requests/{request_id}"
+    assert get_request(request_id).status == "complete"
+    page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Resumed: the request completed at once and its access package is ready." in page
+    assert "Enter data" not in page and "Review" not in page  # not requires_input any more
+
+
+def test_resume_refusal_is_flashed_not_500(client, staff, crm):
+    request_id = new_request()
+    response = client.post(f"/requests/{request_id}/resume", follow_redirects=True)
+    assert response.status_code == 200
+    assert (
+        "Cannot resume privacy request. No data cached for privacy_request_id "
+        f"'{request_id}' for connection config 'crm'" in text_of(response)
+    )
+    assert get_request(request_id).status == "requires_input"
+
+
+def test_admin_approves_and_denies_pending_requests(client, login_as, app):
+    app.config["REQUIRE_APPROVAL"] = True
+    login_as("admin")
+    approved, denied = new_request("a@example.com"), new_request("b@example.com")
+    page = page_html(client.get(f"/requests/{approved}"))
+    assert f'action="/requests/{approved}/approve"' in page and f'action="/requests/{approved}/deny"' in page
+    response = client.post(f"/requests/{approved}/approve", follow_redirects=True)
+    assert "Approved: the request completed at once and its access package is ready." in text_of(response)
+    assert get_request(approved).status == "complete"
+    response = client.post(
+        f"/requests/{denied}/deny", data={"reason": "Identity " + SCRIPT}, follow_redirects=True
+    )
+    assert "Denied: the request will not be processed." in text_of(response)
+    assert (
+        get_request(denied).status == "denied" and get_request(denied).denial_reason == "Identity " + SCRIPT
+    )
+    assert "&lt;script&gt;" in page_html(response) and SCRIPT not in page_html(response)
+    again = client.post(f"/requests/{denied}/approve", follow_redirects=True)
+    assert f"Cannot approve privacy request '{denied}': status = denied." in text_of(again)
+
+
+def test_admin_retries_a_failed_request(client, login_as, crm, monkeypatch):
+    login_as("admin")
+    request_id = new_request()
+    save(request_id, "crm", {"first_name": "Jane"})
+
+    def broken(privacy_request):
+        raise collection.CollectionError("The CRM mirror did not answer.")
+
+    monkeypatch.setattr(collection, "collect", broken)
+    client.post(f"/requests/{request_id}/resume")
+    page = client.get(f"/requests/{request_id}")
+    assert "The last run failed. The CRM mirror did not answer." in text_of(page)
+    assert f'action="/requests/{request_id}/retry"' in page_html(page)
+    monkeypatch.undo()
+    response = client.post(f"/requests/{request_id}/retry", follow_redirects=True)
+    assert "Retried: the request completed at once" in text_of(response)
+    assert get_request(request_id).status == "complete"
+
+
+# --- manual input ----------------------------------------------------------------------------------
+
+
+def test_form_renders_the_fields_with_types_and_help(client, staff):
+    add_webhook(
+        "crm",
+        [
+            field("Full Name", required=True, help_text="As written on the account"),
+            field("Notes", type="textarea"),
+            field("Contact Email", type="email"),
+            field("Balance", type="number"),
+            field("Signed Up", type="date"),
+            field("Subscribed", type="boolean"),
+        ],
+    )
+    request_id = new_request()
+    response = client.get(manual_url(request_id, "crm"))
+    assert response.status_code == 200
+    page = page_html(response)
+    assert '<label class="form-label" for="field_0">Full Name <span class="text-danger"' in page
+    assert "As written on the account" in page
+    assert re.search(r'<textarea[^>]*name="field_1"', page)
+    assert re.search(r'<input[^>]*name="field_2"[^>]*type="email"', page)
+    assert re.search(r'<input[^>]*inputmode="decimal"[^>]*name="field_3"', page)
+    assert re.search(r'<input[^>]*name="field_4"[^>]*type="date"', page)
+    assert re.search(r'<select[^>]*name="field_5"', page)
+    assert ">Yes</option>" in page and ">No</option>" in page and ">(blank)</option>" in page
+    assert 'maxlength="10000"' in page
+    assert "Nothing found in this system" in page and "js/manual_input.js" in page
+
+
+def test_save_stores_values_and_returns_to_request(client, staff, crm):
+    request_id = new_request()
+    response = client.post(
+        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "", "save": "Save"}
+    )
+    assert response.headers["Location"] == f"/requests/{request_id}"
+    entry = stored_input(request_id)
+    assert entry.values == {"first_name": "Jane", "last_name": None}
+    assert entry.entered_by_label == staff.email
+    page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Saved “CRM”: data entered. Every manual system is done: you can resume the request now." in page
+
+
+def test_saving_again_replaces_the_entry_and_prefills(client, staff, crm):
+    request_id = new_request()
+    client.post(
+        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "Customer", "save": "Save"}
+    )
+    assert 'value="Customer"' in page_html(client.get(manual_url(request_id, "crm")))
+    client.post(manual_url(request_id, "crm"), data={"field_0": "Janet", "field_1": "", "save": "Save"})
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ManualInput)) == 1
+    assert stored_input(request_id).values == {"first_name": "Janet", "last_name": None}
+    event = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "manual_input.saved").order_by(AuditEvent.id.desc())
+    ).first()
+    assert event.details["replaced"] is True
+    assert "Manual data replaced" in text_of(client.get(f"/requests/{request_id}"))
+
+
+def test_nothing_found_works_with_required_fields_blank(client, staff):
+    add_webhook("crm", [field("Name", required=True), field("Note")], name="CRM")
+    request_id = new_request()
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "", "nothing_found": "x"})
+    assert response.status_code == 302
+    assert stored_input(request_id).values == {"name": None, "note": None}
+    page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Saved “CRM”: nothing found in this system." in page
+    assert "Nothing found — confirmed by" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"field_0": "", "field_1": "a note"}, "This field is required."),
+        (
+            {"field_0": "", "field_1": ""},
+            "Fill in at least one field, or press “Nothing found in this system”",
+        ),
+        ({"field_0": "Jane", "field_2": "twelve"}, "Enter a number, e.g. 42 or 3.5."),
+        ({"field_0": "Jane", "field_2": "inf"}, "Enter a finite number"),
+        ({"field_0": "Jane", "field_3": "31/12/2020"}, "Enter a date as YYYY-MM-DD."),
+        ({"field_0": "Jane", "field_4": "jane-at-example"}, "Enter an email address, e.g. name@example.com."),
+        ({"field_0": "Jane", "field_5": "maybe"}, "Not a valid choice."),
+        ({"field_0": "J" * 10_001}, "Enter at most 10000 characters."),
+    ],
+)
+def test_invalid_input_is_shown_next_to_the_field_and_kept(client, staff, data, message):
+    add_webhook(
+        "crm",
+        [
+            field("Name", required=True),
+            field("Note"),
+            field("Balance", type="number"),
+            field("Born", type="date"),
+            field("Mail", type="email"),
+            field("Opted In", type="boolean"),
+        ],
+    )
+    request_id = new_request()
+    response = client.post(manual_url(request_id, "crm"), data={**data, "save": "Save"})
+    assert response.status_code == 200
+    assert message in text_of(response)
+    assert stored_input(request_id) is None
+    page = page_html(response)
+    for name, value in data.items():
+        if value and len(value) < 100 and name != "field_5":
+            assert f'value="{value}"' in page or f">{value}</textarea>" in page or value in page
+    if "field_2" in data:
+        assert 'aria-invalid="true"' in page
+
+
+def test_service_validation_errors_land_next_to_their_inputs(client, staff, monkeypatch):
+    """The service re-validates; what only it catches is shown beside the input of that label."""
+    from portal.services import ValidationFailed
+
+    add_webhook("crm", [field("Name"), field("Note")])
+    request_id = new_request()
+
+    def refuse(fields, values):
+        raise ValidationFailed("note: must be shorter", [(("note",), "note: must be shorter")])
+
+    monkeypatch.setattr(manual_inputs, "validate_values", refuse)
+    response = client.post(
+        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "x", "save": "Save"}
+    )
+    assert response.status_code == 200
+    assert '<div id="field_1-error" class="invalid-feedback d-block" role="alert">Must be shorter.</div>' in (
+        page_html(response)
+    )
+    assert stored_input(request_id) is None
+
+
+def test_typed_values_are_stored_normalised(client, staff):
+    add_webhook(
+        "crm",
+        [field("Opted In", type="boolean"), field("Born", type="date"), field("Balance", type="number")],
+    )
+    request_id = new_request()
+    client.post(
+        manual_url(request_id, "crm"),
+        data={"field_0": "true", "field_1": "2020-12-31", "field_2": "12.5", "save": "Save"},
+    )
+    assert stored_input(request_id).values == {"opted_in": "true", "born": "2020-12-31", "balance": "12.5"}
+    page = page_html(client.get(manual_url(request_id, "crm")))
+    assert '<option selected value="true">Yes</option>' in page
+    assert 'value="2020-12-31"' in page
+
+
+def test_stale_entry_prefills_overlapping_labels_with_a_warning(client, staff):
+    conn = add_webhook("crm", [field("First Name"), field("Height")], name="CRM")
+    request_id = new_request()
+    save(request_id, "crm", {"first_name": "Jane", "height": "170"})
+    conn.manual_webhook.fields = [field("Eye Colour"), field("First Name")]
+    conn.manual_webhook.version = 2
+    db.session.commit()
+    response = client.get(manual_url(request_id, "crm"))
+    page = page_html(response)
+    assert "The fields of this system changed since this entry was saved; review and save again." in text_of(
+        response
+    )
+    assert re.search(r'name="field_1"[^>]*value="Jane"', page) or re.search(
+        r'value="Jane"[^>]*name="field_1"', page
+    )
+    assert "170" not in page and "Height" not in page
+    client.post(manual_url(request_id, "crm"), data={"field_0": "green", "field_1": "Jane", "save": "Save"})
+    entry = stored_input(request_id)
+    assert entry.values == {"eye_colour": "green", "first_name": "Jane"} and entry.version == 2
+
+
+def test_saving_refused_after_request_left_requires_input(client, staff, crm):
+    request_id = new_request()
+    save(request_id, "crm", {"first_name": "Jane"})
+    privacy_requests.cancel_request(request_id, Actor.system())
+    db.session.commit()
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Changed", "save": "Save"})
+    assert response.status_code == 400
+    text = text_of(response)
+    assert (
+        f"Nothing was saved. Invalid access manual webhook upload request: privacy request '{request_id}' "
+        "status = canceled." in text
+    )
+    assert 'value="Changed"' in page_html(response)  # what was typed is still on screen
+    assert stored_input(request_id).values == {"first_name": "Jane", "last_name": None}
+    nothing = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x"})
+    assert nothing.status_code == 400
+    assert stored_input(request_id).values == {"first_name": "Jane", "last_name": None}
+    form_page = page_html(client.get(manual_url(request_id, "crm")))
+    assert "<fieldset disabled>" in form_page and "status = canceled" in form_page
+
+
+def test_saving_refused_when_connection_was_disabled_meanwhile(client, staff, crm):
+    add_webhook("other", [field("Name")])
+    request_id = new_request()
+    crm.disabled = True
+    db.session.commit()
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    assert response.status_code == 400
+    assert "Connection config 'crm' is disabled: its data is no longer needed for this request." in text_of(
+        response
+    )
+    assert stored_input(request_id) is None
+
+
+def test_unknown_connection_is_404(client, staff, crm):
+    request_id = new_request()
+    response = client.get(manual_url(request_id, "nope"))
+    assert response.status_code == 404
+    assert "No connection config with key &#39;nope&#39;" in page_html(response)
+
+
+def test_hostile_labels_and_values_are_escaped(client, staff):
+    add_webhook("crm", [field(SCRIPT, "notes", help_text=SCRIPT)], name=SCRIPT)
+    request_id = new_request(external_id=SCRIPT)
+    client.post(manual_url(request_id, "crm"), data={"field_0": SCRIPT, "save": "Save"})
+    assert stored_input(request_id).values == {"notes": SCRIPT}
+    form_page = page_html(client.get(manual_url(request_id, "crm")))
+    detail_page = page_html(client.get(f"/requests/{request_id}"))
+    queue_page = page_html(client.get("/requests/?status=all"))
+    for page in (form_page, detail_page, queue_page):
+        assert SCRIPT not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert form_page.count("&lt;script&gt;") >= 3  # label, help text and the stored value
+
+
+# --- performance -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def counted_queries():
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _queue_queries(client, n: int) -> int:
+    for i in range(n):
+        new_request(f"q{n}-{i}@example.com", external_id=f"EXT-{n}-{i}")
+    with counted_queries() as statements:
+        response = client.get("/requests/?status=all")
+    assert response.status_code == 200
+    assert page_html(response).count('href="/requests/pri_') == n
+    return len(statements)
+
+
+def test_queue_queries_do_not_grow_with_requests(client, staff, crm):
+    few = _queue_queries(client, 5)
+    db.session.execute(sa.delete(AuditEvent))
+    db.session.execute(sa.delete(PrivacyRequest))
+    db.session.commit()
+    many = _queue_queries(client, 40)
+    assert few == many
+
+
+def _detail_queries(client, n: int) -> int:
+    for i in range(n):
+        add_webhook(f"sys_{n}_{i}", [field("Name")], name=f"System {n} {i:02d}")
+    request_id = new_request(f"d{n}@example.com")
+    for i in range(0, n, 2):
+        save(request_id, f"sys_{n}_{i}", {"name": "x"} if i % 4 else {})
+    with counted_queries() as statements:
+        response = client.get(f"/requests/{request_id}")
+    assert response.status_code == 200
+    assert text_of(response).count("Not started") == n // 2
+    return len(statements)
+
+
+def test_request_page_queries_do_not_grow_with_webhooks(client, staff):
+    few = _detail_queries(client, 2)
+    from portal.models import ConnectionConfig
+
+    db.session.execute(sa.delete(ConnectionConfig))
+    db.session.commit()
+    many = _detail_queries(client, 15)
+    assert few == many
