@@ -55,7 +55,7 @@ def list_privacy_requests():
     result = privacy_requests.list_requests(
         statuses=request.args.getlist("status") or None,
         request_id=request.args.get("request_id") or None,
-        identity_hash=privacy_requests.identity_hash(identity) if identity else None,
+        identity_hash=privacy_requests.identity_hash_for(identity) if identity else None,
         page=page,
         size=size,
         order="newest",

@@ -58,6 +58,16 @@ def identity_index(value: str) -> str:
     return keyring().blind_index(value)
 
 
+def identity_hash_for(term: str) -> str:
+    """The blind index to search for an email or phone number as typed (normalised when valid)."""
+    term = term.strip()
+    try:
+        value = normalize_email(term) if "@" in term else normalize_phone(term)
+    except ValidationFailed:
+        value = term.lower()  # matches nothing stored, which is the right answer
+    return identity_index(value)
+
+
 # --- lookups ---------------------------------------------------------------------------------------
 
 
@@ -296,6 +306,7 @@ def list_requests(
     statuses: list[str] | None = None,
     search: str | None = None,
     identity_hash: str | None = None,
+    request_id: str | None = None,
     page: int = 1,
     size: int = 50,
     order: str = "due",
@@ -312,6 +323,8 @@ def list_requests(
         filters.append(PrivacyRequest.status.in_(statuses))
     if search:
         filters.append(search_condition(search))
+    if request_id:
+        filters.append(PrivacyRequest.id == request_id)
     if identity_hash:
         filters.append(
             or_(PrivacyRequest.email_index == identity_hash, PrivacyRequest.phone_index == identity_hash)
