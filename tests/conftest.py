@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from flask import g, request_started
 from flask_migrate import upgrade
 
 from portal import create_app
@@ -107,11 +108,21 @@ def app_config(database_url, tmp_path) -> dict:
     return _base_config(database_url, str(tmp_path))
 
 
+def _fresh_g(sender, **extra) -> None:
+    """Give every test request a fresh ``g``, as production does.
+
+    Requests reuse the fixture's app context (and so its ``g``): without this, Flask-Login's signed-in
+    user and Flask-WTF's CSRF token would leak from one request (or test client) into the next.
+    """
+    for name in list(g):
+        g.pop(name)
+
+
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
     app.instance_path = app_config["INSTANCE_PATH_FOR_TESTS"]
-    with app.app_context():
+    with app.app_context(), request_started.connected_to(_fresh_g, app):
         yield app
     _clean(app)
 

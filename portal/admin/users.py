@@ -1,1 +1,171 @@
-"""Admin: users."""
+"""Admin: users — list, create, change role / name, deactivate / reactivate, reset password (S3).
+
+Generated passwords are rendered straight into the POST response (never stored, never put in the signed
+but readable session cookie), with ``Cache-Control: no-store``: they are shown exactly once.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.admin import bp
+from portal.admin.user_forms import ConfirmForm, EditUserForm, NewUserForm, ResetPasswordForm
+from portal.extensions import db
+from portal.models import User
+from portal.security import generate_password
+from portal.services import DomainError, NotFound, ValidationFailed, users
+from portal.services.audit import Actor
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user)
+
+
+def _user_or_404(user_id: int) -> User:
+    try:
+        return users.get_user(user_id)
+    except NotFound as exc:
+        abort(404, str(exc))
+
+
+def _show_error(form, exc: DomainError, default_field: str | None = None) -> None:
+    """Roll back, then attach the service's message to the field it names (or ``default_field``)."""
+    db.session.rollback()
+    field_name = default_field
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        field_name = exc.errors[0][0][0]
+    field = getattr(form, field_name, None) if field_name else None
+    if field is not None:
+        field.errors = [*field.errors, str(exc)]
+    else:
+        flash(str(exc), "danger")
+
+
+def _password_shown_once(user: User, password: str, *, created: bool):
+    response = make_response(
+        render_template("admin/users/password_shown.html", user=user, password=password, created=created)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _render_edit(user: User, form: EditUserForm | None = None, reset_form: ResetPasswordForm | None = None):
+    form = form or EditUserForm(obj=user, formdata=None)
+    reset_form = reset_form or ResetPasswordForm(prefix="reset", formdata=None)
+    return render_template("admin/users/edit.html", user=user, form=form, reset_form=reset_form)
+
+
+@bp.route("/users", endpoint="users")
+def list_users():
+    pagination = db.paginate(
+        select(User).order_by(User.email),
+        per_page=current_app.config["PAGE_SIZE"],
+        max_per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template("admin/users/index.html", pagination=pagination)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def new_user():
+    form = NewUserForm()
+    if form.validate_on_submit():
+        chosen = form.chosen_password
+        password = chosen if chosen is not None else generate_password()
+        try:
+            user = users.create_user(
+                form.email.data,
+                form.role.data,
+                password,
+                _actor(),
+                name=form.name.data or "",
+                must_change_password=chosen is None or form.must_change_password.data,
+            )
+        except DomainError as exc:
+            _show_error(form, exc, default_field="email")
+        else:
+            db.session.commit()
+            if chosen is None:
+                return _password_shown_once(user, password, created=True)
+            flash(f"User {user.email} created.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/users/new.html", form=form)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def edit_user(user_id: int):
+    user = _user_or_404(user_id)
+    form = EditUserForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            users.update_user(
+                user, _actor(), role=form.role.data, name=form.name.data or "", active=user.active
+            )
+        except DomainError as exc:
+            _show_error(form, exc, default_field="role")
+        else:
+            db.session.commit()
+            flash(f"Changes to {user.email} saved.", "success")
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return _render_edit(user, form=form)
+
+
+def _set_active(user_id: int, active: bool):
+    user = _user_or_404(user_id)
+    form = ConfirmForm()
+    if user.active == active:
+        flash(f"{user.email} is already {'active' if active else 'deactivated'}.", "info")
+        return redirect(url_for("admin.edit_user", user_id=user.id))
+    if form.validate_on_submit():
+        try:
+            users.update_user(user, _actor(), role=user.role, name=user.name, active=active)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        else:
+            db.session.commit()
+            if active:
+                flash(f"{user.email} is active again and can sign in.", "success")
+            else:
+                flash(
+                    f"{user.email} is deactivated: they cannot sign in, and their sessions ended.", "success"
+                )
+        return redirect(url_for("admin.edit_user", user_id=user.id))
+    return render_template("admin/users/confirm_status.html", user=user, form=form, active=active)
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])
+def deactivate_user(user_id: int):
+    """GET asks for confirmation; POST deactivates."""
+    return _set_active(user_id, active=False)
+
+
+@bp.route("/users/<int:user_id>/reactivate", methods=["GET", "POST"])
+def reactivate_user(user_id: int):
+    """GET asks for confirmation; POST reactivates."""
+    return _set_active(user_id, active=True)
+
+
+@bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+def reset_password(user_id: int):
+    user = _user_or_404(user_id)
+    reset_form = ResetPasswordForm(prefix="reset")
+    if reset_form.validate_on_submit():
+        chosen = reset_form.chosen_password
+        password = chosen if chosen is not None else generate_password()
+        try:
+            users.reset_password(user, password, _actor())
+        except DomainError as exc:
+            _show_error(reset_form, exc, default_field="password")
+        else:
+            db.session.commit()
+            if chosen is None:
+                return _password_shown_once(user, password, created=False)
+            flash(
+                f"The password of {user.email} was reset; they must change it at their next sign-in.",
+                "success",
+            )
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return _render_edit(user, reset_form=reset_form)

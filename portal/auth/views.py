@@ -67,7 +67,9 @@ def change_password():
             getattr(form, field).errors.append(str(exc))
         else:
             db.session.commit()
-            login_user(current_user)  # the session id now carries the new session version
+            # The session id now carries the new session version. Pass the user itself, not the proxy:
+            # Flask-Login stores what it gets in ``g`` and the proxy would then resolve to itself.
+            login_user(current_user._get_current_object())
             flash("Your password has been changed.", "success")
             return redirect(url_for("dashboard.index"))
     return render_template("auth/change_password.html", form=form)

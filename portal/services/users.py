@@ -6,7 +6,7 @@ from importlib import resources
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -103,7 +103,8 @@ def update_user(user: User, actor: Actor, *, role: str, name: str, active: bool)
     _check_role(role)
     if user.id == actor.user_id and (role != user.role or not active):
         raise DomainError("You cannot change your own role or deactivate yourself.")
-    if user.role == Role.ADMIN and (role != Role.ADMIN or not active) and _active_admins() <= 1:
+    losing_an_admin = user.role == Role.ADMIN and user.active and (role != Role.ADMIN or not active)
+    if losing_an_admin and _active_admins() <= 1:
         raise DomainError("The last active admin cannot be demoted or deactivated.")
     changes = {}
     if role != user.role:
@@ -123,9 +124,12 @@ def update_user(user: User, actor: Actor, *, role: str, name: str, active: bool)
 
 
 def _active_admins() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active)
-    )
+    """Count the active admins, locking their rows (PostgreSQL) so two admins demoting or deactivating
+    each other at the same moment cannot both succeed and leave none."""
+    ids = db.session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.active).with_for_update()
+    ).all()
+    return len(ids)
 
 
 def change_password(user: User, current: str, new: str, actor: Actor) -> None:
@@ -157,7 +161,7 @@ def authenticate(email: str, password: str) -> User | None:
     user = find_by_email(email)
     if user is None:
         burn_password_check(password)
-    elif user.active and verify_password(user.password_hash, password):
+    elif verify_password(user.password_hash, password) and user.active:  # same work for inactive accounts
         user.last_login_at = utcnow()
         record(Actor.for_user(user), "login.succeeded")
         return user

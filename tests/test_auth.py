@@ -1,0 +1,424 @@
+"""Sign-in, sign-out, own password, rate limit, roles, CSRF and session cookies (S3)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent, User
+from portal.security import verify_password
+from portal.services import users
+from portal.services.audit import Actor
+from tests.factories import TEST_PASSWORD
+
+WRONG_CREDENTIALS = "Wrong email or password, or the account is deactivated."
+TOO_MANY = "Too many attempts. Wait a minute, then try again."
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def login(client, email: str, password: str = TEST_PASSWORD, **kwargs):
+    return client.post("/auth/login", data={"email": email, "password": password, **kwargs})
+
+
+def stored(email: str) -> User:
+    db.session.expire_all()
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+# --- sign-in and sign-out --------------------------------------------------------------------------
+
+
+def test_login_leads_to_the_dashboard(client, make_user):
+    user = make_user(role="staff", name="Sam Staff")
+
+    response = login(client, user.email)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    page = text_of(client.get("/"))
+    assert "Hello, Sam Staff" in page
+    assert stored(user.email).last_login_at is not None
+
+
+def test_login_ignores_case_and_spaces_in_the_email(client, make_user):
+    user = make_user(role="staff")
+
+    assert login(client, f"  {user.email.upper()} ").headers["Location"] == "/"
+
+
+def test_logout_ends_the_session_and_the_old_cookie_stops_working(app, client, make_user):
+    user = make_user(role="staff")
+    login(client, user.email)
+    old_cookie = client.get_cookie("session").value
+    assert client.get("/").status_code == 200
+
+    response = client.post("/auth/logout")
+
+    assert response.headers["Location"] == "/auth/login"
+    assert "You have been signed out." in text_of(client.get("/auth/login"))
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+    replay = app.test_client()
+    replay.set_cookie("session", old_cookie)
+    assert replay.get("/").headers["Location"].startswith("/auth/login")
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "logout")).actor_user_id == user.id
+
+
+def test_logout_is_post_only(client, login_as):
+    login_as("staff")
+
+    assert client.get("/auth/logout").status_code == 405
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("password", ["wrong-password-123", "", TEST_PASSWORD.upper()])
+def test_wrong_password_shows_the_form_error(client, make_user, password):
+    user = make_user(role="staff")
+
+    response = login(client, user.email, password)
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert WRONG_CREDENTIALS in page or "This field is required." in page
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+
+
+def test_unknown_email_gets_the_same_message(client):
+    response = login(client, "nobody@example.com")
+
+    assert response.status_code == 200
+    assert WRONG_CREDENTIALS in text_of(response)
+
+
+def test_deactivated_user_cannot_sign_in(client, make_user):
+    user = make_user(role="staff")
+    user.active = False
+    db.session.commit()
+
+    response = login(client, user.email)
+
+    assert response.status_code == 200
+    assert WRONG_CREDENTIALS in text_of(response)
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+
+
+def test_deactivation_ends_an_open_session(client, make_user):
+    admin = make_user(role="admin")
+    user = make_user(role="staff")
+    login(client, user.email)
+    assert client.get("/").status_code == 200
+
+    users.update_user(user, Actor.for_user(admin), role=user.role, name=user.name, active=False)
+    db.session.commit()
+
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+
+
+def test_signed_out_visitor_is_sent_to_login_with_next(client, make_user):
+    user = make_user(role="admin")
+
+    first = client.get("/admin/users?page=1")
+    assert first.status_code == 302
+    assert first.headers["Location"] == "/auth/login?next=%2Fadmin%2Fusers%3Fpage%3D1"
+    assert 'value="/admin/users?page=1"' in client.get(first.headers["Location"]).get_data(as_text=True)
+
+    response = login(client, user.email, next="/admin/users?page=1")
+    assert response.headers["Location"] == "/admin/users?page=1"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "https://evil.example",
+        "https://evil.example/admin",
+        "http:evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        " //evil.example",
+    ],
+)
+def test_next_is_open_redirect_safe(client, make_user, target):
+    user = make_user(role="staff")
+
+    response = login(client, user.email, next=target)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_signed_in_user_on_login_page_goes_to_dashboard(client, login_as):
+    login_as("reviewer")
+
+    assert client.get("/auth/login").headers["Location"] == "/"
+
+
+# --- must change password, password rules ---------------------------------------------------------
+
+
+def test_must_change_password_forces_the_password_page(client, make_user):
+    user = make_user(role="staff", must_change_password=True)
+    login(client, user.email)
+
+    for path in ("/", "/admin/users", "/no-such-page"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/auth/password"
+    page = text_of(client.get("/auth/password"))
+    assert "Please choose a new password before you continue." in page
+
+    response = client.post(
+        "/auth/password",
+        data={
+            "current_password": TEST_PASSWORD,
+            "new_password": "a-brand-new-long-secret",
+            "confirm": "a-brand-new-long-secret",
+        },
+    )
+
+    assert response.headers["Location"] == "/"
+    assert "Your password has been changed." in text_of(client.get("/"))
+    row = stored(user.email)
+    assert row.must_change_password is False
+    assert verify_password(row.password_hash, "a-brand-new-long-secret")
+
+
+def test_changing_the_password_ends_other_sessions(app, client, make_user):
+    user = make_user(role="staff")
+    other_device = app.test_client()
+    login(other_device, user.email)
+    login(client, user.email)
+
+    client.post(
+        "/auth/password",
+        data={
+            "current_password": TEST_PASSWORD,
+            "new_password": "fresh-long-secret-1",
+            "confirm": "fresh-long-secret-1",
+        },
+    )
+
+    assert client.get("/").status_code == 200
+    assert other_device.get("/").headers["Location"].startswith("/auth/login")
+
+
+@pytest.mark.parametrize(
+    ("new_password", "message"),
+    [
+        ("short-pass1", "The password must be at least 12 characters long."),
+        ("", "This field is required."),
+        ("{email}", "The password must not be your email address."),
+        ("{EMAIL}", "The password must not be your email address."),
+        ("password1234", "This password is too common; choose another one."),
+        ("Password1234", "This password is too common; choose another one."),
+        ("correct horse battery staple", "This password is too common; choose another one."),
+        (TEST_PASSWORD, "The new password must differ from the current one."),
+    ],
+)
+def test_password_rules(client, login_as, new_password, message):
+    user = login_as("staff", email="rules.person@example.com")
+    new_password = new_password.format(email=user.email, EMAIL=user.email.upper())
+
+    response = client.post(
+        "/auth/password",
+        data={"current_password": TEST_PASSWORD, "new_password": new_password, "confirm": new_password},
+    )
+
+    assert response.status_code == 200
+    assert message in text_of(response)
+    assert verify_password(stored(user.email).password_hash, TEST_PASSWORD)
+
+
+def test_password_change_needs_the_current_password_and_a_matching_repeat(client, login_as):
+    login_as("staff")
+
+    wrong = client.post(
+        "/auth/password",
+        data={
+            "current_password": "not-it-at-all",
+            "new_password": "new-long-secret-9",
+            "confirm": "new-long-secret-9",
+        },
+    )
+    differ = client.post(
+        "/auth/password",
+        data={
+            "current_password": TEST_PASSWORD,
+            "new_password": "new-long-secret-9",
+            "confirm": "new-long-secret-8",
+        },
+    )
+
+    assert "Your current password is not correct." in text_of(wrong)
+    assert "The two passwords differ." in text_of(differ)
+
+
+# --- rate limit ------------------------------------------------------------------------------------
+
+
+def test_five_failures_a_minute_then_429_even_with_the_right_password(client, make_user):
+    user = make_user(role="staff")
+    for _ in range(5):
+        assert login(client, user.email, "wrong-password-123").status_code == 200
+
+    response = login(client, user.email)
+
+    assert response.status_code == 429
+    page = text_of(response)
+    assert TOO_MANY in page
+    assert "Too many attempts <span" in response.get_data(as_text=True)  # the error page heading
+    assert 'class="navbar-brand"' in page  # the normal layout
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+
+
+def test_rate_limit_is_per_account_and_ip(app, client, make_user):
+    blocked = make_user(role="staff")
+    other = make_user(role="staff")
+    for _ in range(5):
+        login(client, blocked.email, "wrong-password-123")
+    assert login(client, blocked.email).status_code == 429
+
+    assert login(app.test_client(), other.email).headers["Location"] == "/"
+    from_elsewhere = app.test_client()
+    response = from_elsewhere.post(
+        "/auth/login",
+        data={"email": blocked.email, "password": TEST_PASSWORD},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_successful_logins_do_not_count(app, make_user):
+    user = make_user(role="staff")
+    for _ in range(6):
+        assert login(app.test_client(), user.email).status_code == 302
+
+    client = app.test_client()
+    for _ in range(5):
+        assert login(client, user.email, "wrong-password-123").status_code == 200
+    assert login(client, user.email).status_code == 429
+
+
+# --- roles -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["staff", "reviewer"])
+def test_non_admins_get_403_on_admin_pages(client, login_as, role):
+    login_as(role)
+
+    response = client.get("/admin/users")
+
+    assert response.status_code == 403
+    page = text_of(response)
+    assert "You don't have permission to open this page." in page
+    assert 'class="navbar-brand"' in page
+
+
+def test_admin_reaches_admin_pages_and_sees_the_nav_link(client, login_as):
+    login_as("admin")
+
+    assert client.get("/admin/users").status_code == 200
+    assert 'href="/admin/users"' in client.get("/").get_data(as_text=True)
+
+
+def test_nav_hides_admin_links_from_staff(client, login_as):
+    login_as("staff")
+
+    assert 'href="/admin/users"' not in client.get("/").get_data(as_text=True)
+
+
+def test_roles_required_decorator(app, client, login_as):
+    from portal.security import roles_required
+
+    @app.route("/only-reviewers")
+    @roles_required("reviewer", "admin")
+    def only_reviewers():
+        return "ok"
+
+    assert client.get("/only-reviewers").headers["Location"].startswith("/auth/login")
+    login_as("staff")
+    assert client.get("/only-reviewers").status_code == 403
+    login_as("reviewer")
+    assert client.get("/only-reviewers").get_data(as_text=True) == "ok"
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+def test_login_attempts_are_audited_without_the_password(client, make_user):
+    user = make_user(role="staff")
+    login(client, user.email, "wrong-password-123")
+    login(client, user.email)
+
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action.like("login.%")).order_by(AuditEvent.id)
+    ).all()
+
+    assert [(e.action, e.actor_user_id, e.actor_label) for e in events] == [
+        ("login.failed", user.id, user.email),
+        ("login.succeeded", user.id, user.email),
+    ]
+    for event in events:
+        assert "wrong-password-123" not in str(event.details)
+        assert TEST_PASSWORD not in str(event.details)
+
+
+def test_failed_login_for_an_unknown_email_is_audited(client):
+    login(client, "Nobody@Example.com", "whatever-password")
+
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "login.failed"))
+    assert (event.actor_type, event.actor_user_id, event.actor_label) == ("user", None, "nobody@example.com")
+
+
+# --- CSRF and cookies ------------------------------------------------------------------------------
+
+
+def _csrf_token(response) -> str:
+    match = re.search(r'name="csrf_token"[^>]* value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def csrf_on(app_config):
+    """Requested before ``client``/``make_user`` so the app is built with CSRF protection on."""
+    app_config["WTF_CSRF_ENABLED"] = True
+
+
+def test_csrf_token_is_required_on_posts(csrf_on, make_user, client):
+    user = make_user(role="staff")
+    assert client.application.config["WTF_CSRF_ENABLED"] is True
+
+    refused = login(client, user.email)
+    assert refused.status_code == 400
+    assert "The form expired or was sent from another site." in text_of(refused)
+
+    token = _csrf_token(client.get("/auth/login"))
+    accepted = login(client, user.email, csrf_token=token)
+    assert accepted.status_code == 302 and accepted.headers["Location"] == "/"
+
+    assert client.post("/auth/logout").status_code == 400  # the sign-out form needs its token too
+    token = _csrf_token(client.get("/"))
+    assert client.post("/auth/logout", data={"csrf_token": token}).headers["Location"] == "/auth/login"
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_session_cookie_flags(make_user, client, secure):
+    user = make_user(role="staff")
+    client.application.config["SESSION_COOKIE_SECURE"] = secure
+
+    response = login(client, user.email)
+
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+    flags = [part.strip() for part in cookie.split(";")]
+    assert "HttpOnly" in flags
+    assert "SameSite=Lax" in flags
+    assert ("Secure" in flags) is secure
