@@ -26,13 +26,15 @@ def _fail(message: str) -> None:
 def register_cli(app) -> None:
     @app.cli.command("create-user")
     @click.argument("email")
-    @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+    # The role is checked by the service (not click.Choice) so a bad one exits 1 like every other refusal.
+    @click.option("--role", required=True, help="admin, staff or reviewer.")
     @click.option("--password", help="Omit to generate one (printed once).")
     @click.option("--name", default="")
     def create_user(email: str, role: str, password: str | None, name: str) -> None:
         """Create a user. Prints the generated password when --password is omitted."""
         generated = password is None
-        password = password or generate_password()
+        if generated:
+            password = generate_password()
         try:
             user = users.create_user(
                 email, role, password, CLI_ACTOR, name=name, must_change_password=generated
@@ -101,7 +103,10 @@ def register_cli(app) -> None:
         if db.session.scalar(select(func.count()).select_from(User)):
             return
         password = generate_password()
-        users.create_user(email, Role.ADMIN, password, CLI_ACTOR, must_change_password=True)
+        try:
+            users.create_user(email, Role.ADMIN, password, CLI_ACTOR, must_change_password=True)
+        except DomainError as exc:
+            _fail(str(exc))
         db.session.commit()
         click.echo(
             "\n  First admin created — sign in at http://127.0.0.1:5000\n"
