@@ -1,18 +1,35 @@
-"""The demo seed: the fidesops example webhook, a second system, users and requests in several states."""
+"""The demo seed: the fidesops example webhook, a second system, a SQLite customer database with its
+dataset, users and requests in several states."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import Path
+
+from flask import current_app
 from sqlalchemy import select
 
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, Role
 from portal.security import generate_password
-from portal.services import connections, manual_inputs, privacy_requests, users, webhooks
+from portal.services import (
+    connections,
+    datasets,
+    db_connections,
+    manual_inputs,
+    privacy_requests,
+    users,
+    webhooks,
+)
 from portal.services.audit import Actor
 
 DEMO = Actor.system("seed-demo")
 DEMO_WEBHOOK_KEY = "manual_webhook_key"
+DEMO_DATABASE_KEY = "sqlite_example"
+DEMO_DATA = Path(__file__).parent / "demo_data"
+DEMO_DATABASE_FILE = "demo_customers.sqlite3"
 
 MAIN_FIELDS = [
     {"pii_field": "First Name", "dsr_package_label": "first_name"},
@@ -54,7 +71,9 @@ def seed_demo() -> list[str]:
         actor=DEMO,
     )
     webhooks.create_webhook(support, SUPPORT_FIELDS, DEMO)
+    database = add_demo_database()
     dispatch.commit_and_run()
+    lines.append(f"Customer database (SQLite, searched automatically): {database.secrets['path']}")
 
     def new(email: str, external_id: str) -> str:
         pr = privacy_requests.create_request(
@@ -81,3 +100,33 @@ def seed_demo() -> list[str]:
     waiting = new("customer-5@example.com", "DEMO-3")
     lines.append(f"Requests: {complete} (complete), {half} (1 of 2 systems done), {waiting} (waiting).")
     return lines
+
+
+def create_demo_database(path: Path) -> Path:
+    """(Re)create the demo customer database from the shipped SQL, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    connection = sqlite3.connect(partial)
+    try:
+        connection.executescript((DEMO_DATA / "customers.sql").read_text(encoding="utf-8"))
+        connection.commit()
+    finally:
+        connection.close()
+    os.replace(partial, path)
+    return path
+
+
+def add_demo_database() -> ConnectionConfig:
+    """The SQLite demo database in the instance folder, as a connection with its dataset attached."""
+    path = create_demo_database(Path(current_app.instance_path) / DEMO_DATABASE_FILE)
+    conn = connections.create_connection(
+        name="Customer database (SQLite demo)",
+        key=DEMO_DATABASE_KEY,
+        connection_type="sqlite",
+        description="A small shop database: customers, their orders and addresses. Collected automatically.",
+        actor=DEMO,
+    )
+    db_connections.save_secrets(conn, {"path": str(path.resolve())}, DEMO)
+    datasets.save_dataset_text(conn, (DEMO_DATA / "sqlite_example.yml").read_text(encoding="utf-8"), DEMO)
+    return conn

@@ -10,6 +10,9 @@ CONNECTION_DELETE = "connection:delete"
 WEBHOOK_CREATE_OR_UPDATE = "webhook:create_or_update"
 WEBHOOK_READ = "webhook:read"
 WEBHOOK_DELETE = "webhook:delete"
+DATASET_CREATE_OR_UPDATE = "dataset:create_or_update"
+DATASET_READ = "dataset:read"
+DATASET_DELETE = "dataset:delete"
 PRIVACY_REQUEST_CREATE = "privacy-request:create"
 PRIVACY_REQUEST_READ = "privacy-request:read"
 PRIVACY_REQUEST_REVIEW = "privacy-request:review"
@@ -25,6 +28,9 @@ ALL_SCOPES = (
     WEBHOOK_CREATE_OR_UPDATE,
     WEBHOOK_READ,
     WEBHOOK_DELETE,
+    DATASET_CREATE_OR_UPDATE,
+    DATASET_READ,
+    DATASET_DELETE,
     PRIVACY_REQUEST_CREATE,
     PRIVACY_REQUEST_READ,
     PRIVACY_REQUEST_REVIEW,
@@ -40,6 +46,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         {
             CONNECTION_READ,
             WEBHOOK_READ,
+            DATASET_READ,
             PRIVACY_REQUEST_CREATE,
             PRIVACY_REQUEST_READ,
             PRIVACY_REQUEST_UPLOAD_DATA,

@@ -28,6 +28,41 @@ def test_create_request_rejects_bad_input_with_exit_code_1(runner):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(PrivacyRequest)) == 0
 
 
+# What the demo SQLite customer database (portal/demo_data) holds for customer-3@example.com.
+DEMO_DATABASE_ROWS = {
+    "sqlite_example:customer": [
+        {
+            "id": 1,
+            "name": "Jane Customer",
+            "email": "customer-3@example.com",
+            "phone": "+15550103333",
+            "address_id": 1,
+            "created_at": "2024-03-01T10:00:00",
+        }
+    ],
+    "sqlite_example:orders": [
+        {
+            "id": "ord_aaa-1",
+            "customer_id": 1,
+            "shipping_address_id": 1,
+            "total_cents": 2599,
+            "placed_at": "2024-03-02T09:12:00",
+        },
+        {
+            "id": "ord_aaa-2",
+            "customer_id": 1,
+            "shipping_address_id": 2,
+            "total_cents": 1250,
+            "placed_at": "2024-04-11T18:40:00",
+        },
+    ],
+    "sqlite_example:addresses": [
+        {"id": 1, "street": "123 Example Street", "city": "New York", "zip": "10001"},
+        {"id": 2, "street": "4 Example Lane", "city": "Brooklyn", "zip": "11201"},
+    ],
+}
+
+
 def test_seed_demo_builds_the_whole_flow_once(runner):
     result = runner.invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
@@ -47,9 +82,10 @@ def test_seed_demo_builds_the_whole_flow_once(runner):
         "zendesk_support_eu": [
             {"ticket_ids": None, "contact_email": None, "last_contact": None, "marketing_consent": None}
         ],
+        **DEMO_DATABASE_ROWS,
     }
     keys = sorted(db.session.scalars(sa.select(ConnectionConfig.key)))
-    assert keys == ["manual_webhook_key", "zendesk_support_eu"]
+    assert keys == ["manual_webhook_key", "sqlite_example", "zendesk_support_eu"]
     again = runner.invoke(args=["seed-demo"])
     assert again.exit_code == 0 and "already exists" in again.stdout
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 2

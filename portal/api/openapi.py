@@ -392,6 +392,11 @@ def build_document() -> dict:
             ),
         },
     }
+    from portal.api.datasets import openapi_fragment  # the dataset routes describe themselves
+
+    extra_paths, extra_components = openapi_fragment()
+    paths.update(extra_paths)
+    components.update(extra_components)
     return {
         "openapi": "3.1.0",
         "info": {

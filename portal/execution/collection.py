@@ -1,21 +1,24 @@
 """Automated collection (S5): a pluggable step producing ``"<dataset>:<collection>" → rows``.
 
-Connectors register per connection type with ``register``. The database connectors arrive with the
-collection feature; until then no connection type has a connector and the step yields nothing.
+Connectors register per connection type with ``register``. A connector is called once per run with every
+enabled connection of the types it was registered for (so references can cross connections) and returns
+``{"<fides_key>:<collection>": rows}``. It adds a ``CollectionStep`` per connection to the session (the
+runner commits); on failure it raises ``CollectionError`` carrying those steps, which the runner saves after
+rolling the run back. The database connectors live in ``portal.execution.connectors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ConnectionConfig, ConnectionType, PrivacyRequest
+from portal.models import CollectionStep, ConnectionConfig, ConnectionType, PrivacyRequest
 
 Rows = dict[str, list[dict[str, Any]]]
-Connector = Callable[[ConnectionConfig, PrivacyRequest], Rows]
+Connector = Callable[[list[ConnectionConfig], PrivacyRequest], Rows]
 
 _connectors: dict[str, Connector] = {}
 
@@ -23,13 +26,19 @@ _connectors: dict[str, Connector] = {}
 class CollectionError(RuntimeError):
     """A connector failed; the message is shown to staff, so it must name the connection, not data."""
 
+    def __init__(self, message: str, steps: Sequence[dict[str, Any]] = ()):
+        super().__init__(message)
+        self.steps = list(steps)  # CollectionStep column values, saved by ``record_failed_steps``
+
 
 def register(connection_type: str, connector: Connector) -> None:
     _connectors[connection_type] = connector
 
 
 def collect(privacy_request: PrivacyRequest) -> Rows:
-    results: Rows = {}
+    import portal.execution.connectors  # noqa: F401 - registers the database connectors (import cycle)
+
+    groups: dict[Connector, list[ConnectionConfig]] = {}
     connections = db.session.scalars(
         select(ConnectionConfig)
         .where(
@@ -41,5 +50,14 @@ def collect(privacy_request: PrivacyRequest) -> Rows:
     for connection in connections:
         connector = _connectors.get(connection.connection_type)
         if connector is not None:
-            results.update(connector(connection, privacy_request))
+            groups.setdefault(connector, []).append(connection)
+    results: Rows = {}
+    for connector, group in groups.items():
+        results.update(connector(group, privacy_request))
     return results
+
+
+def record_failed_steps(error: CollectionError) -> None:
+    """Add the steps of a failed collection to the (new) transaction the runner records the error in."""
+    for values in error.steps:
+        db.session.add(CollectionStep(**values))

@@ -125,6 +125,7 @@ def _run_claimed(request_id: str, token: str) -> str:
 def _fail(request_id: str, token: str, exc: Exception) -> str:
     if isinstance(exc, collection.CollectionError):
         message = str(exc)
+        collection.record_failed_steps(exc)
     else:
         message = (
             f"Unexpected error while processing ({type(exc).__name__}). Nothing entered by hand was lost; "

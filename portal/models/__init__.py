@@ -3,6 +3,7 @@
 from portal.models.audit import AuditEvent
 from portal.models.base import Base, utcnow
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook
+from portal.models.datasets import CollectionStep, DatasetConfig
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
 from portal.models.requests import AccessPackage, ManualInput, PrivacyRequest, RequestStatus
 from portal.models.users import ApiToken, Role, User
@@ -13,8 +14,10 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "CollectionStep",
     "ConnectionConfig",
     "ConnectionType",
+    "DatasetConfig",
     "ManualInput",
     "ManualWebhook",
     "Policy",

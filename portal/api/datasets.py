@@ -1,0 +1,196 @@
+"""/api/v1/connection/{key}/dataset (fidesops shapes), the connection secrets and the connection test."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import g, jsonify, request
+from pydantic import Field, TypeAdapter
+
+from portal import scopes
+from portal.api import bp, requires_scope
+from portal.api.schemas import MAX_BULK, json_body, page_json, page_params
+from portal.execution import dispatch
+from portal.services import ValidationFailed, connections, datasets, db_connections
+
+DatasetListIn = TypeAdapter(Annotated[list[dict[str, Any]], Field(max_length=MAX_BULK)])
+SecretsIn = TypeAdapter(dict[str, str | int | None])
+
+
+def _database(key: str):
+    return db_connections.require_database(connections.get_connection(key))
+
+
+@bp.patch("/connection/<key>/dataset")
+@requires_scope(scopes.DATASET_CREATE_OR_UPDATE)
+def patch_datasets(key: str):
+    """Create or replace datasets by fides_key; each one succeeds or fails on its own."""
+    conn = _database(key)
+    documents = DatasetListIn.validate_python(json_body())
+    saved, failed = datasets.bulk_upsert(conn, documents, g.api_actor)
+    dispatch.commit_and_run()
+    return jsonify(succeeded=[config.dataset for config in saved], failed=failed)
+
+
+@bp.get("/connection/<key>/dataset")
+@requires_scope(scopes.DATASET_READ)
+def list_datasets(key: str):
+    conn = _database(key)
+    page, size = page_params()
+    items, total = datasets.list_datasets(conn, page, size)
+    return jsonify(page_json([config.dataset for config in items], total, page, size))
+
+
+@bp.get("/connection/<key>/dataset/<fides_key>")
+@requires_scope(scopes.DATASET_READ)
+def get_dataset(key: str, fides_key: str):
+    return jsonify(datasets.get_dataset(_database(key), fides_key).dataset)
+
+
+@bp.delete("/connection/<key>/dataset/<fides_key>")
+@requires_scope(scopes.DATASET_DELETE)
+def delete_dataset(key: str, fides_key: str):
+    datasets.delete_dataset(_database(key), fides_key, g.api_actor)
+    dispatch.commit_and_run()
+    return "", 204
+
+
+def _test_json(result, msg: str) -> dict[str, Any]:
+    return {
+        "msg": msg,
+        "test_status": "succeeded" if result.succeeded else "failed",
+        "failure_reason": None if result.succeeded else result.message,
+    }
+
+
+@bp.put("/connection/<key>/secret")
+@requires_scope(scopes.CONNECTION_CREATE_OR_UPDATE)
+def put_secrets(key: str):
+    """Replace the connection details (the whole set, as in fidesops); ``?verify=false`` skips the test."""
+    conn = _database(key)
+    values = SecretsIn.validate_python(json_body())
+    verify = request.args.get("verify", "true").lower()
+    if verify not in ("true", "false"):
+        message = "must be true or false"
+        raise ValidationFailed(f"verify {message}", [(("query", "verify"), message)])
+    db_connections.save_secrets(conn, values, g.api_actor, keep_password=False)
+    result = db_connections.test_connection(conn, g.api_actor) if verify == "true" else None
+    dispatch.commit_and_run()
+    msg = f"Secrets updated for ConnectionConfig with key: {conn.key}."
+    if result is None:
+        return jsonify(msg=msg, test_status=None, failure_reason=None)
+    return jsonify(_test_json(result, msg))
+
+
+@bp.get("/connection/<key>/test")
+@requires_scope(scopes.CONNECTION_READ)
+def test_connection(key: str):
+    conn = _database(key)
+    result = db_connections.test_connection(conn, g.api_actor)
+    dispatch.commit_and_run()
+    return jsonify(_test_json(result, f"Test completed for ConnectionConfig with key: {conn.key}."))
+
+
+def openapi_fragment() -> tuple[dict, dict]:
+    """The paths and component schemas of these routes, built with the OpenAPI module's helpers."""
+    from portal.api import openapi as h
+
+    s = scopes
+    dataset = {
+        "type": "object",
+        "description": "A fides dataset: fides_key, name, collections [{name, fields [{name, "
+        "data_categories, fides_meta {identity, primary_key, data_type, references [{dataset, field, "
+        "direction}]}}]}]. fidesops_meta is accepted as the older name of fides_meta.",
+        "properties": {
+            "fides_key": {"type": "string"},
+            "name": {"type": "string"},
+            "collections": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["fides_key", "collections"],
+        "additionalProperties": True,
+    }
+    secrets = {
+        "type": "object",
+        "description": "A connection URL, or the parts (fidesops names); SQLite takes url or path.",
+        "properties": {
+            name: {"type": "string"}
+            for name in ("url", "host", "dbname", "username", "password", "db_schema", "path")
+        }
+        | {"port": {"anyOf": [{"type": "integer"}, {"type": "string"}]}},
+        "additionalProperties": False,
+    }
+    test_result = {
+        "type": "object",
+        "properties": {
+            "msg": {"type": "string"},
+            "test_status": {"anyOf": [{"type": "string", "enum": ["succeeded", "failed"]}, {"type": "null"}]},
+            "failure_reason": h.STRING_OR_NULL,
+        },
+        "required": ["msg", "test_status", "failure_reason"],
+    }
+    components = {
+        "Dataset": dataset,
+        "DatasetBulkResponse": h._bulk_schema("Dataset"),
+        "DatasetPage": h._page_schema("Dataset"),
+        "ConnectionSecrets": secrets,
+        "ConnectionTestResult": test_result,
+    }
+    fides_key = h._path_param("fides_key", "Dataset fides_key")
+    paths = {
+        "/connection/{key}/dataset": {
+            "patch": h._op(
+                "Create or replace datasets of a database connection (by fides_key)",
+                s.DATASET_CREATE_OR_UPDATE,
+                {"200": h._json(h.ref("DatasetBulkResponse")), **h.NOT_FOUND},
+                body={"type": "array", "maxItems": MAX_BULK, "items": h.ref("Dataset")},
+                params=[h.KEY],
+                extra=h.BODY_ERRORS,
+            ),
+            "get": h._op(
+                "List the datasets of a database connection, newest first",
+                s.DATASET_READ,
+                {"200": h._json(h.ref("DatasetPage")), **h.NOT_FOUND},
+                params=[h.KEY, *h.PAGING],
+                extra={"400": h.BODY_ERRORS["400"], "422": h.BODY_ERRORS["422"]},
+            ),
+        },
+        "/connection/{key}/dataset/{fides_key}": {
+            "get": h._op(
+                "Get one dataset",
+                s.DATASET_READ,
+                {"200": h._json(h.ref("Dataset")), **h.NOT_FOUND},
+                params=[h.KEY, fides_key],
+                extra={"400": h.BODY_ERRORS["400"]},
+            ),
+            "delete": h._op(
+                "Delete a dataset (refused while another dataset references it)",
+                s.DATASET_DELETE,
+                {"204": {"description": "Deleted"}, **h.NOT_FOUND},
+                params=[h.KEY, fides_key],
+                extra={"400": h.BODY_ERRORS["400"]},
+            ),
+        },
+        "/connection/{key}/secret": {
+            "put": h._op(
+                "Replace the connection details of a database connection and test them",
+                s.CONNECTION_CREATE_OR_UPDATE,
+                {"200": h._json(h.ref("ConnectionTestResult")), **h.NOT_FOUND},
+                body=h.ref("ConnectionSecrets"),
+                params=[
+                    h.KEY,
+                    {"name": "verify", "in": "query", "schema": {"type": "boolean", "default": True}},
+                ],
+                extra=h.BODY_ERRORS,
+            ),
+        },
+        "/connection/{key}/test": {
+            "get": h._op(
+                "Test a database connection (and that its dataset's tables and columns exist)",
+                s.CONNECTION_READ,
+                {"200": h._json(h.ref("ConnectionTestResult")), **h.NOT_FOUND},
+                params=[h.KEY],
+                extra={"400": h.BODY_ERRORS["400"]},
+            ),
+        },
+    }
+    return paths, components

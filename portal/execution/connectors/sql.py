@@ -1,0 +1,456 @@
+"""SQL collection (S5): connect with the saved secrets, walk the reference graph, run parameterised SELECTs.
+
+Every query is SQLAlchemy Core (``select(...).where(column.in_(values))``): table and column names are
+quoted identifiers from the dataset, values are always bound parameters, never text in the SQL.
+
+The walk is breadth-first and runs to a fixed point: identity values seed the identity fields; each query
+returns rows whose field values flow along the graph's edges into the next collections; a collection is
+queried again only with values it has not been searched by. Rows are de-duplicated (by primary key when the
+dataset declares one). Emails are matched case-insensitively because the portal stores them lower-cased.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import re
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from flask import current_app
+from pydantic import ValidationError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from portal.execution.collection import CollectionError, Rows
+from portal.execution.connectors.fides import CollectionNode, Dataset, DatasetGraph, build_graph
+from portal.extensions import db
+from portal.models import CollectionStep, ConnectionConfig, DatasetConfig, PrivacyRequest
+
+SQL_CONNECTION_TYPES = ("postgres", "mysql", "sqlite")
+DRIVERS = {"postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+URL_BACKENDS = {"postgres": {"postgresql"}, "mysql": {"mysql", "mariadb"}, "sqlite": {"sqlite"}}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+CONNECT_TIMEOUT_SECONDS = 5
+STATEMENT_TIMEOUT_SECONDS = 30
+CHUNK_SIZE = 500
+DEFAULT_MAX_ROWS = 10_000
+MAX_MESSAGE_LENGTH = 400
+
+
+class SecretsError(ValueError):
+    """The saved connection details cannot make a URL; the message names the problem, never a value."""
+
+
+# --- connecting ---------------------------------------------------------------------------------------
+
+
+def database_url(connection_type: str, secrets: dict[str, Any]) -> URL:
+    """The SQLAlchemy URL (with this portal's driver) for a connection's secrets: ``url`` or the parts."""
+    if connection_type not in SQL_CONNECTION_TYPES:
+        raise SecretsError(f"'{connection_type}' is not a database connection type.")
+    if secrets.get("url"):
+        try:
+            url = make_url(secrets["url"])
+        except (ArgumentError, ValueError):
+            raise SecretsError(
+                "The connection URL cannot be read; it looks like " + _example_url(connection_type) + "."
+            ) from None
+        backend = url.get_backend_name()
+        if backend not in URL_BACKENDS[connection_type]:
+            raise SecretsError(
+                f"The connection URL is for '{backend}', but this is a {connection_type} connection; it looks "
+                f"like {_example_url(connection_type)}."
+            )
+        url = url.set(drivername=DRIVERS[connection_type])
+    elif connection_type == "sqlite":
+        url = URL.create("sqlite", database=secrets.get("path") or None)
+    else:
+        url = URL.create(
+            DRIVERS[connection_type],
+            username=secrets.get("username") or None,
+            password=secrets.get("password") or None,
+            host=secrets.get("host") or None,
+            port=int(secrets["port"]) if secrets.get("port") else None,
+            database=secrets.get("dbname") or None,
+        )
+    if connection_type == "sqlite":
+        return _read_only_sqlite(url)
+    if not url.host:
+        raise SecretsError("A host is required.")
+    return url
+
+
+def _example_url(connection_type: str) -> str:
+    return {
+        "postgres": "postgresql://user:password@host:5432/database",
+        "mysql": "mysql://user:password@host:3306/database",
+        "sqlite": "sqlite:////absolute/path/to/file.db",
+    }[connection_type]
+
+
+def _read_only_sqlite(url: URL) -> URL:
+    """SQLite opened read-only through a URI, so a wrong path fails instead of creating an empty file."""
+    path = url.database or ""
+    if path.startswith("file:"):
+        return url
+    if not path or path == ":memory:" or not path.startswith("/"):
+        raise SecretsError("The SQLite path must be an absolute path to an existing database file.")
+    return URL.create("sqlite", database=f"file:{quote(path)}", query={"mode": "ro", "uri": "true"})
+
+
+def create_engine(connection_type: str, secrets: dict[str, Any]) -> Engine:
+    """An engine with short connect and statement timeouts and no pool (one run, one connection)."""
+    url = database_url(connection_type, secrets)
+    if connection_type == "postgres":
+        options = (
+            f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000} -c default_transaction_read_only=on"
+        )
+        connect_args: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "options": options,
+            "application_name": "manual-webhook-portal",
+        }
+    elif connection_type == "mysql":
+        connect_args = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "read_timeout": STATEMENT_TIMEOUT_SECONDS,
+            "write_timeout": STATEMENT_TIMEOUT_SECONDS,
+        }
+    else:
+        connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS}
+    return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def schema_for(connection_type: str, secrets: dict[str, Any], node: CollectionNode) -> str | None:
+    """The dataset's ``fides_meta.namespace.schema`` wins over the connection's ``db_schema``."""
+    if connection_type == "sqlite":
+        return None
+    return node.schema or secrets.get("db_schema") or None
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def plain_error(exc: BaseException, secrets: dict[str, Any] | None = None, hide: Iterable[Any] = ()) -> str:
+    """The driver's own message in one line, with secrets and the searched values masked.
+
+    Only the DBAPI exception is used (SQLAlchemy's text appends the SQL parameters). Masking every value we
+    sent keeps identity values out of error messages, which are stored unencrypted and shown to staff.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    pymysql_style = len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str)
+    text = args[1] if pymysql_style else str(orig)  # PyMySQL's args are (code, message)
+    text = text.split("\nLINE ", 1)[0]  # PostgreSQL's echo of the statement
+    text = _WHITESPACE.sub(" ", text).strip() or type(orig).__name__
+    secrets = secrets or {}
+    hidden = [secrets.get("password"), secrets.get("url"), *(str(v) for v in hide if v is not None)]
+    with contextlib.suppress(ArgumentError, ValueError):
+        hidden.append(make_url(secrets["url"]).password if secrets.get("url") else None)
+    for value in sorted({str(h) for h in hidden if h and len(str(h)) >= 2}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    if len(text) > MAX_MESSAGE_LENGTH:
+        text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
+    return text
+
+
+def describe_url(connection_type: str, secrets: dict[str, Any]) -> str:
+    """Where a connection points, password masked (for admin pages and messages)."""
+    try:
+        url = database_url(connection_type, secrets)
+    except SecretsError:
+        return "(incomplete)"
+    if connection_type == "sqlite":
+        return secrets.get("path") or (make_url(secrets["url"]).database or "")
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+
+
+# --- values -------------------------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """A database value as JSON the package can hold (dates as ISO text, bytes as base64)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+_SKIP = object()
+
+
+def coerce(value: Any, data_type: str | None) -> Any:
+    """A value to search a field by, cast to the field's declared ``data_type``; ``_SKIP`` if it cannot be."""
+    if isinstance(value, dict | list | bytes | bytearray | memoryview):
+        return _SKIP  # structured values are returned, never searched by
+    try:
+        if data_type == "string":
+            return value if isinstance(value, str) else str(jsonable(value))
+        if data_type == "integer":
+            number = Decimal(str(value).strip())
+            return int(number) if number == number.to_integral_value() else _SKIP
+        if data_type == "float":
+            return float(value)
+        if data_type == "boolean":
+            return value if isinstance(value, bool) else _SKIP
+    except (ArithmeticError, ValueError, TypeError):
+        return _SKIP
+    return value
+
+
+# --- the walk -----------------------------------------------------------------------------------------
+
+Fetch = Callable[[CollectionNode, str, list[Any], bool], list[dict[str, Any]]]
+
+
+class TooManyRows(Exception):
+    def __init__(self, node: CollectionNode, limit: int):
+        super().__init__(node.key)
+        self.node = node
+        self.limit = limit
+
+
+def _row_key(node: CollectionNode, row: dict[str, Any]) -> Any:
+    if node.primary_keys and all(row.get(k) is not None for k in node.primary_keys):
+        return ("pk", *(repr(jsonable(row[k])) for k in node.primary_keys))
+    return ("row", repr(sorted((k, repr(jsonable(v))) for k, v in row.items())))
+
+
+def traverse(
+    graph: DatasetGraph, identities: dict[str, Any], fetch: Fetch, max_rows: int = DEFAULT_MAX_ROWS
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Breadth-first from the identities to a fixed point; returns the rows of every collection queried."""
+    known: dict[tuple[str, str], dict[tuple[str, bool], set[Any]]] = defaultdict(lambda: defaultdict(set))
+    searched: dict[tuple[str, str], dict[tuple[str, bool], set[Any]]] = defaultdict(lambda: defaultdict(set))
+    found: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
+    queue: deque[tuple[str, str]] = deque()
+    queued: set[tuple[str, str]] = set()
+
+    def offer(node_id: tuple[str, str], field: str, value: Any, case_insensitive: bool = False) -> None:
+        node = graph.nodes.get(node_id)
+        if node is None or node.skip or value is None:
+            return
+        value = coerce(value, node.data_types.get(field))
+        if value is _SKIP:
+            return
+        values = known[node_id][(field, case_insensitive)]
+        if value not in values:
+            values.add(value)
+            if node_id not in queued:
+                queued.add(node_id)
+                queue.append(node_id)
+
+    for node in graph.nodes.values():
+        for field, identity in node.identities.items():
+            value = identities.get(identity)
+            if isinstance(value, str) and value:
+                if identity == "email":
+                    offer(node.id, field, value.lower(), case_insensitive=True)
+                else:
+                    offer(node.id, field, value)
+
+    outgoing = graph.outgoing()
+    while queue:
+        node_id = queue.popleft()
+        queued.discard(node_id)
+        node = graph.nodes[node_id]
+        rows = found.setdefault(node_id, {})
+        new_rows: list[dict[str, Any]] = []
+        for (field, case_insensitive), values in known[node_id].items():
+            pending = values - searched[node_id][(field, case_insensitive)]
+            if not pending:
+                continue
+            searched[node_id][(field, case_insensitive)] |= pending
+            ordered = sorted(pending, key=lambda v: (type(v).__name__, repr(v)))
+            for start in range(0, len(ordered), CHUNK_SIZE):
+                for row in fetch(node, field, ordered[start : start + CHUNK_SIZE], case_insensitive):
+                    key = _row_key(node, row)
+                    if key not in rows:
+                        rows[key] = row
+                        new_rows.append(row)
+                if len(rows) > max_rows:
+                    raise TooManyRows(node, max_rows)
+        for row in new_rows:
+            for edge in outgoing.get(node_id, ()):
+                offer(edge.target.node, edge.target.field, row.get(edge.source.field))
+    return {
+        node_id: [{k: jsonable(v) for k, v in r.items()} for r in rows.values()]
+        for node_id, rows in found.items()
+    }
+
+
+# --- one connection during a run --------------------------------------------------------------------
+
+
+class SourceFailed(Exception):
+    def __init__(self, source: Source, message: str):
+        super().__init__(message)
+        self.source = source
+        self.message = message
+
+
+class Source:
+    """One database connection during one run: opened at its first query, timed, closed at the end."""
+
+    def __init__(self, connection: ConnectionConfig):
+        self.connection = connection
+        self.secrets: dict[str, Any] = connection.secrets or {}
+        self.seconds = 0.0
+        self.row_counts: dict[str, int] = {}
+        self._engine: Engine | None = None
+        self._conn: sa.Connection | None = None
+
+    def _open(self) -> sa.Connection:
+        if not self.secrets:
+            raise SourceFailed(
+                self, "no connection details are saved for it; an admin can enter them on its database page."
+            )
+        try:
+            self._engine = create_engine(self.connection.connection_type, self.secrets)
+            self._conn = self._engine.connect()
+        except SecretsError as exc:
+            raise SourceFailed(self, str(exc)) from None
+        except SQLAlchemyError as exc:
+            raise SourceFailed(self, plain_error(exc, self.secrets)) from None
+        return self._conn
+
+    def fetch(
+        self, node: CollectionNode, field: str, values: list[Any], case_insensitive: bool
+    ) -> list[dict]:
+        start = time.perf_counter()
+        try:
+            conn = self._conn or self._open()
+            table = sa.table(
+                node.name,
+                *(sa.column(name) for name in node.fields),
+                schema=schema_for(self.connection.connection_type, self.secrets, node),
+            )
+            column = table.c[field]
+            condition = sa.func.lower(column).in_(values) if case_insensitive else column.in_(values)
+            query = sa.select(*table.c).where(condition)
+            if node.primary_keys:
+                query = query.order_by(*(table.c[k] for k in node.primary_keys))
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        except SQLAlchemyError as exc:
+            raise SourceFailed(self, plain_error(exc, self.secrets, hide=values)) from None
+        finally:
+            self.seconds += time.perf_counter() - start
+        # Rows returned so far (before de-duplication); replaced by the final counts when the walk ends.
+        self.row_counts[node.key] = self.row_counts.get(node.key, 0) + len(rows)
+        return rows
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def step(self, privacy_request_id: str, run: int, error: str | None = None) -> dict[str, Any]:
+        return {
+            "privacy_request_id": privacy_request_id,
+            "run": run,
+            "connection_key": self.connection.key,
+            "connection_name": self.connection.name,
+            "rows_found": sum(self.row_counts.values()),
+            "row_counts": dict(sorted(self.row_counts.items())),
+            "duration_ms": round(self.seconds * 1000),
+            "error": error,
+        }
+
+
+def _next_run(privacy_request_id: str) -> int:
+    last = db.session.scalar(
+        sa.select(sa.func.max(CollectionStep.run)).where(
+            CollectionStep.privacy_request_id == privacy_request_id
+        )
+    )
+    return (last or 0) + 1
+
+
+def _failed(connection: ConnectionConfig, message: str) -> str:
+    return f"Collection from connection '{connection.key}' failed: {message}"
+
+
+def collect_databases(connections: list[ConnectionConfig], privacy_request: PrivacyRequest) -> Rows:
+    """The registered connector for every SQL type: one graph over all their datasets, one step each."""
+    by_id = {c.id: c for c in connections}
+    configs = db.session.scalars(
+        sa.select(DatasetConfig)
+        .where(DatasetConfig.connection_config_id.in_(list(by_id)))
+        .order_by(DatasetConfig.fides_key)
+    ).all()
+    if not configs:
+        return {}
+    run = _next_run(privacy_request.id)
+    sources = {cid: Source(by_id[cid]) for cid in dict.fromkeys(c.connection_config_id for c in configs)}
+    entries = []
+    for config in configs:
+        try:
+            entries.append((by_id[config.connection_config_id].key, Dataset.model_validate(config.dataset)))
+        except ValidationError:
+            source = sources[config.connection_config_id]
+            message = f"its dataset '{config.fides_key}' no longer loads; save it again on its database page."
+            raise CollectionError(
+                _failed(source.connection, message),
+                [s.step(privacy_request.id, run, message if s is source else None) for s in sources.values()],
+            ) from None
+    graph = build_graph(entries)  # references to disabled or deleted datasets are simply not followed
+    by_key = {s.connection.key: s for s in sources.values()}
+    max_rows = current_app.config.get("COLLECTION_MAX_ROWS", DEFAULT_MAX_ROWS)
+
+    def fetch(node: CollectionNode, field: str, values: list[Any], case_insensitive: bool) -> list[dict]:
+        return by_key[node.connection_key].fetch(node, field, values, case_insensitive)
+
+    try:
+        found = traverse(graph, privacy_request.identity or {}, fetch, max_rows)
+    except (SourceFailed, TooManyRows) as exc:
+        if isinstance(exc, TooManyRows):
+            failing = by_key[exc.node.connection_key]
+            message = (
+                f"collection '{exc.node.key}' matched more than {exc.limit:,} rows; check the dataset's "
+                "references (a reference on a field shared by many rows pulls in the whole table)."
+            )
+        else:
+            failing, message = exc.source, exc.message
+        steps = [s.step(privacy_request.id, run, message if s is failing else None) for s in sources.values()]
+        raise CollectionError(_failed(failing.connection, message), steps) from None
+    finally:
+        for source in sources.values():
+            source.close()
+
+    results: Rows = {}
+    for node_id, rows in found.items():
+        node = graph.nodes[node_id]
+        results[node.key] = rows
+        by_key[node.connection_key].row_counts[node.key] = len(rows)
+    for source in sources.values():
+        db.session.add(CollectionStep(**source.step(privacy_request.id, run)))
+    return results
