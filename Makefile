@@ -52,3 +52,8 @@ format: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# docs/screenshots/*.png from the demo data, taken in headless Chromium (Debian's /usr/bin/chromium).
+.PHONY: screenshots
+screenshots: install-dev
+	$(BIN)/python -m tests.e2e.screenshots

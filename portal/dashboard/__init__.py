@@ -3,7 +3,10 @@
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from portal.models import RequestStatus, Role, utcnow
+from portal.requests.views import due_badge
 from portal.security import guard_blueprint
+from portal.services import dashboard
 
 bp = Blueprint("dashboard", __name__)
 guard_blueprint(bp)
@@ -11,7 +14,21 @@ guard_blueprint(bp)
 
 @bp.route("/")
 def index():
-    return render_template("dashboard/index.html", user=current_user)
+    """Staff: their queue and what is overdue. Admins: that, plus setup gaps and errors. Reviewers: packages."""
+    role = current_user.role
+    now = utcnow()
+    context = {"user": current_user, "now": now, "due_badge": due_badge}
+    if role in (Role.ADMIN, Role.STAFF):
+        context.update(queue=dashboard.input_queue(), overdue=dashboard.overdue_count(now))
+    if role == Role.ADMIN:
+        context.update(
+            missing_fields=dashboard.webhooks_missing_fields(),
+            errored=dashboard.errored_requests(),
+            pending=dashboard.status_count(RequestStatus.PENDING.value),
+        )
+    if role in (Role.ADMIN, Role.REVIEWER):
+        context.update(packages=dashboard.ready_packages())
+    return render_template("dashboard/index.html", **context)
 
 
 @bp.route("/api-docs")

@@ -1,0 +1,75 @@
+"""What each role should look at first (read-only summaries for the dashboard)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import ConnectionConfig, ConnectionType, ManualWebhook, PrivacyRequest, RequestStatus
+from portal.services import privacy_requests
+from portal.services.privacy_requests import Page
+
+S = RequestStatus
+# A request stops counting towards its deadline once it reached one of these.
+CLOSED = (S.COMPLETE.value, S.DENIED.value, S.CANCELED.value)
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Deadlines are counted in UTC calendar days (as the queue's "overdue by N days" badge does)."""
+    return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+
+
+def overdue_count(now: datetime) -> int:
+    """Open requests whose due date is a day before today (UTC) or earlier."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(PrivacyRequest)
+        .where(PrivacyRequest.status.not_in(CLOSED), PrivacyRequest.due_date < start_of_day(now))
+    )
+
+
+def status_count(status: str) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(PrivacyRequest).where(PrivacyRequest.status == status)
+    )
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The first requests waiting for input (soonest due first) and their manual-input progress."""
+
+    page: Page
+    done: dict[str, int]
+    systems: int
+
+
+def input_queue(limit: int = 5) -> Queue:
+    page = privacy_requests.list_requests(statuses=[S.REQUIRES_INPUT.value], size=limit)
+    done, systems = privacy_requests.progress([pr.id for pr in page.items])
+    return Queue(page, done, systems)
+
+
+def webhooks_missing_fields() -> list[ConnectionConfig]:
+    """Enabled manual webhooks without fields: requests do not wait for them, which is rarely meant."""
+    rows = db.session.execute(
+        select(ConnectionConfig, ManualWebhook)
+        .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+        .where(
+            ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK,
+            ConnectionConfig.disabled.is_(False),
+        )
+        .order_by(ConnectionConfig.name)
+    ).all()
+    return [conn for conn, webhook in rows if webhook is None or not webhook.fields]
+
+
+def errored_requests(limit: int = 5) -> Page:
+    return privacy_requests.list_requests(statuses=[S.ERROR.value], size=limit, order="newest")
+
+
+def ready_packages(limit: int = 5) -> Page:
+    """Completed requests, the most recently completed first."""
+    return privacy_requests.list_requests(statuses=[S.COMPLETE.value], size=limit, order="completed")

@@ -1,0 +1,111 @@
+"""Regenerate docs/screenshots/*.png from the demo data: ``make screenshots``.
+
+Serves the portal on a throw-away SQLite database seeded with ``seed-demo`` (plus a webhook without fields
+and an overdue request, so the dashboards have something to point at), signs in as each role in headless
+Chromium, and saves the main pages.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
+from portal.extensions import db
+from portal.models import PrivacyRequest, RequestStatus, utcnow
+from tests.e2e.helpers import (
+    Browsing,
+    LiveServer,
+    chromium_unavailable_reason,
+    launch_chromium,
+    migrate_template,
+)
+
+OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SUPPORT_KEY = "zendesk_support_eu"
+
+
+def _seed(server: LiveServer) -> dict[str, str]:
+    for role in ("admin", "staff", "reviewer"):
+        server.create_user(role, name=f"Demo {role}")
+    with server.app.app_context():
+        seed_demo()
+        db.session.commit()
+    server.create_webhook("Paper archive (Berlin office)", [])
+    overdue = server.create_request("customer-6@example.com", external_id="DEMO-4")
+    with server.app.app_context():
+        late = db.session.get(PrivacyRequest, overdue)
+        late.created_at = utcnow() - timedelta(days=33)
+        late.due_date = utcnow() - timedelta(days=3)
+        db.session.commit()
+        waiting = db.session.scalars(
+            select(PrivacyRequest)
+            .where(PrivacyRequest.status == RequestStatus.REQUIRES_INPUT)
+            .order_by(PrivacyRequest.external_id)
+        ).all()
+        complete = db.session.scalars(
+            select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
+        ).first()
+        return {"half": waiting[0].id, "complete": complete.id}
+
+
+def _shoot(page, name: str, full_page: bool = True) -> None:
+    page.wait_for_load_state("networkidle")
+    path = OUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"wrote {path.relative_to(OUT.parents[1])}")
+
+
+def main() -> int:
+    reason = chromium_unavailable_reason()
+    if reason:
+        print(reason, file=sys.stderr)
+        return 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        database = migrate_template(Path(folder))
+        server = LiveServer(database, Path(folder) / "instance")
+        server.start()
+        try:
+            ids = _seed(server)
+            with launch_chromium() as browser:
+                staff = Browsing(browser, server)
+                page = staff.sign_in("staff@example.com")
+                _shoot(page, "dashboard-staff")
+                page.goto("/requests/")
+                _shoot(page, "queue")
+                page.goto(f"/requests/{ids['half']}")
+                _shoot(page, "request")
+                page.goto(f"/requests/{ids['half']}/manual/{SUPPORT_KEY}")
+                _shoot(page, "manual-input-form")
+                staff.close()
+
+                phone = Browsing(browser, server, width=360, height=740)
+                page = phone.sign_in("staff@example.com")
+                page.goto(f"/requests/{ids['half']}/manual/{DEMO_WEBHOOK_KEY}")
+                _shoot(page, "manual-input-form-360px")
+                phone.close()
+
+                admin = Browsing(browser, server)
+                page = admin.sign_in("admin@example.com")
+                _shoot(page, "dashboard-admin")
+                page.goto(f"/admin/connections/{DEMO_WEBHOOK_KEY}/fields")
+                _shoot(page, "webhook-editor")
+                admin.close()
+
+                reviewer = Browsing(browser, server)
+                page = reviewer.sign_in("reviewer@example.com")
+                page.goto(f"/packages/{ids['complete']}")
+                _shoot(page, "package")
+                reviewer.close()
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

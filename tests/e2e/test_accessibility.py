@@ -1,0 +1,227 @@
+"""axe-core on every page a user reaches, as each role, including the pages' error and empty states.
+
+A page fails on any serious or critical violation (and on any breach of the structure rules: landmarks,
+one h1, headings in order). A guard checks that every HTML page of the URL map was visited, so a new page
+cannot slip past the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import request, request_finished
+
+from portal.demo import DEMO_DATABASE_KEY, add_demo_database
+from portal.extensions import db
+from portal.models import PrivacyRequest
+from portal.services import tokens, users
+from tests.e2e.helpers import SETUP, axe_problems, expect
+
+pytestmark = pytest.mark.e2e
+
+# GET endpoints that answer with something other than a page (files, health, assets).
+NOT_PAGES = {
+    "static",
+    "bootstrap.static",
+    "healthz",
+    "admin.audit_csv",
+    "admin.download_dataset",
+    "packages.download_json",
+    "packages.download_zip",
+}
+EVERY_TYPE = [
+    {"pii_field": "Full name", "required": True, "help_text": "As written in the account."},
+    {"pii_field": "Notes", "type": "textarea"},
+    {"pii_field": "Contact email", "type": "email"},
+    {"pii_field": "Orders", "type": "number"},
+    {"pii_field": "Last login", "type": "date"},
+    {"pii_field": "Marketing consent", "type": "boolean"},
+]
+
+Step = tuple[str, str | Callable]
+
+
+def _set_status(server, request_id: str, status: str, error_message: str | None = None) -> None:
+    """Test data only: requests in states a run rarely reaches on its own (error, pending approval)."""
+    with server.app.app_context():
+        privacy_request = db.session.get(PrivacyRequest, request_id)
+        privacy_request.status = status
+        privacy_request.error_message = error_message
+        db.session.commit()
+
+
+def _populate(server) -> dict[str, str]:
+    ids = {
+        role: server.create_user(role, name=f"Ada {role.title()}") for role in ("admin", "staff", "reviewer")
+    }
+    leaver = server.create_user("staff", "leaver@example.com")
+    ids["crm"] = server.create_webhook("Customer CRM", EVERY_TYPE)
+    ids["archive"] = server.create_webhook("Paper archive", [{"pii_field": "Box number"}])
+    ids["empty"] = server.create_webhook("Warehouse (no fields yet)", [])
+    with server.app.app_context():
+        add_demo_database()
+        admin = users.find_by_email(ids["admin"])
+        tokens.create_token(admin, "Nightly export", SETUP)
+        gone = users.find_by_email(leaver)
+        users.update_user(gone, SETUP, role="staff", name="", active=False)
+        ids["admin_id"], ids["leaver_id"] = str(admin.id), str(gone.id)
+        db.session.commit()
+    ids["waiting"] = server.create_request("waiting@example.com", external_id="T-1")
+    ids["half"] = server.create_request("half@example.com")
+    server.save_input(ids["half"], ids["archive"], {})
+    ids["complete"] = server.complete_request(
+        "done@example.com",
+        {ids["crm"]: {"full_name": "Jane Customer", "orders": "3"}, ids["archive"]: {}},
+    )
+    ids["error"] = server.create_request("error@example.com")
+    _set_status(server, ids["error"], "error", "The customer database could not be reached.")
+    ids["pending"] = server.create_request("pending@example.com")
+    _set_status(server, ids["pending"], "pending")
+    return ids
+
+
+def _click(name: str, fill: dict[str, str] | None = None, role: str = "button") -> Callable:
+    def step(page) -> None:
+        for label, value in (fill or {}).items():
+            page.get_by_label(label).fill(value)
+        page.get_by_role(role, name=name, exact=True).click()
+        page.wait_for_load_state()
+
+    return step
+
+
+def _then(path: str, action: Callable) -> Callable:
+    def step(page) -> None:
+        page.goto(path)
+        action(page)
+
+    return step
+
+
+def _blank_first_field(page) -> None:
+    page.locator("fieldset[data-field-row]").first.get_by_label("PII field").fill("")
+    page.get_by_role("button", name="Save fields").click()
+    page.wait_for_load_state()
+
+
+def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
+    crm, waiting, complete = ids["crm"], ids["waiting"], ids["complete"]
+    manual = f"/requests/{waiting}/manual/{crm}"
+    return {
+        "admin": [
+            ("dashboard", "/"),
+            ("queue", "/requests/"),
+            ("queue, all statuses", "/requests/?status=all"),
+            ("new request", "/requests/new"),
+            ("new request with errors", _click("Create request", {"Email address": "not-an-email"})),
+            ("request waiting for input", f"/requests/{waiting}"),
+            ("request, identity revealed", _click("Reveal")),
+            ("request in error", f"/requests/{ids['error']}"),
+            ("request pending approval", f"/requests/{ids['pending']}"),
+            ("request complete", f"/requests/{complete}"),
+            ("manual input form", manual),
+            (
+                "manual input form with errors",
+                _click("Save", {"Contact email": "nope", "Orders": "many", "Last login": "2024-13-45"}),
+            ),
+            ("packages", "/packages/"),
+            ("package", f"/packages/{complete}"),
+            ("connections", "/admin/connections"),
+            ("new connection", "/admin/connections/new"),
+            ("new connection with errors", _click("Create and define fields")),
+            ("edit connection", f"/admin/connections/{crm}/edit"),
+            ("field editor", f"/admin/connections/{crm}/fields"),
+            ("field editor with errors", _blank_first_field),
+            ("field editor, no fields yet", f"/admin/connections/{ids['empty']}/fields"),
+            ("delete connection", f"/admin/connections/{crm}/delete"),
+            ("delete fields", f"/admin/connections/{crm}/fields/delete"),
+            ("new database connection", "/admin/databases/new"),
+            ("database connection", f"/admin/connections/{DEMO_DATABASE_KEY}/database"),
+            ("users", "/admin/users"),
+            ("new user", "/admin/users/new"),
+            ("edit user", f"/admin/users/{ids['leaver_id']}"),
+            ("deactivate user", f"/admin/users/{ids['admin_id']}/deactivate"),
+            ("reactivate user", f"/admin/users/{ids['leaver_id']}/reactivate"),
+            ("tokens", "/admin/tokens"),
+            ("token created", _click("Create token", {"Name": "Reporting script"})),
+            ("audit log", "/admin/audit"),
+            ("API reference", "/api-docs"),
+            ("change password", "/auth/password"),
+            ("change password with errors", _click("Change password")),
+            ("not found", "/requests/pri_does-not-exist"),
+        ],
+        "staff": [
+            ("dashboard", "/"),
+            ("queue", "/requests/"),
+            ("request", f"/requests/{ids['half']}"),
+            ("manual input form", manual),
+            ("forbidden", "/admin/connections"),
+        ],
+        "reviewer": [
+            ("dashboard", "/"),
+            ("packages", "/packages/"),
+            ("package", f"/packages/{complete}"),
+            ("request", f"/requests/{complete}"),
+        ],
+    }
+
+
+def _check(page, label: str, problems: list[str]) -> None:
+    expect(page.locator("main")).to_be_visible()
+    problems.extend(f"{label} — {page.url}\n    {line}" for line in axe_problems(page))
+
+
+def test_every_page_has_no_serious_accessibility_violations(browsing, live_server):
+    visited: set[str] = set()
+
+    def record(sender, response, **extra) -> None:
+        if response.mimetype == "text/html" and request.endpoint:
+            visited.add(request.endpoint)
+
+    request_finished.connect(record, live_server.app)
+    ids = _populate(live_server)
+    page = browsing.page
+    problems: list[str] = []
+
+    page.goto("/auth/login")
+    _check(page, "sign in", problems)
+    _click("Sign in", {"Email": ids["staff"], "Password": "wrong password"})(page)
+    _check(page, "sign in with errors", problems)
+
+    for role, steps in _steps(ids).items():
+        browsing.sign_in(ids[role])
+        for label, step in steps:
+            if callable(step):
+                step(page)
+            else:
+                page.goto(step)
+            _check(page, f"{role}: {label}", problems)
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_load_state()
+
+    assert not problems, "Accessibility violations:\n" + "\n".join(problems)
+    pages = {
+        rule.endpoint
+        for rule in live_server.app.url_map.iter_rules()
+        if "GET" in rule.methods and not rule.endpoint.startswith("api.") and rule.endpoint not in NOT_PAGES
+    }
+    assert pages - visited == set(), "Pages the accessibility check never opened"
+
+
+def test_empty_states_have_no_serious_accessibility_violations(browsing, live_server):
+    """A new portal: every list and dashboard says what will appear there."""
+    problems: list[str] = []
+    page = browsing.page
+    for role, paths in {
+        "admin": ["/", "/requests/", "/packages/", "/admin/connections", "/admin/tokens"],
+        "staff": ["/", "/requests/?status=error"],
+        "reviewer": ["/", "/packages/"],
+    }.items():
+        browsing.sign_in(live_server.create_user(role))
+        for path in paths:
+            page.goto(path)
+            _check(page, f"{role}: empty {path}", problems)
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_load_state()
+    assert not problems, "Accessibility violations:\n" + "\n".join(problems)
