@@ -8,8 +8,15 @@ PORT ?= 5000
 # PostgreSQL for the second half of the suite; unreachable → those tests are skipped, and pytest says so.
 PORTAL_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PORTAL_TEST_POSTGRES_URL
+# Redis for the scale-out tests (real Celery workers); each run uses queues of its own in this database.
+PORTAL_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+export PORTAL_TEST_REDIS_URL
+# Production processes (see README, "Production"): settings come from PORTAL_* environment variables.
+WEB_WORKERS ?= 2
+WORKER_CONCURRENCY ?= 2
+BEAT_SCHEDULE ?= instance/celerybeat-schedule
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run serve worker beat sweep test lint format install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +43,23 @@ run: install instance/config.py
 	$(FLASK) db upgrade
 	$(FLASK) ensure-admin
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+# gunicorn, WEB_WORKERS processes. Run `flask --app app db upgrade` first (a deploy step, not done here).
+serve: install
+	$(BIN)/gunicorn --workers $(WEB_WORKERS) --bind $(HOST):$(PORT) --access-logfile - app:app
+
+# A Celery worker (PORTAL_TASK_BACKEND=celery); start as many as the load needs, on any host.
+worker: install
+	$(BIN)/celery -A portal.worker worker --loglevel INFO --concurrency $(WORKER_CONCURRENCY)
+
+# Exactly one per deployment: sends the sweeper task every PORTAL_SWEEP_INTERVAL_SECONDS.
+beat: install
+	mkdir -p $(dir $(BEAT_SCHEDULE))
+	$(BIN)/celery -A portal.worker beat --loglevel INFO --schedule $(BEAT_SCHEDULE)
+
+# The same sweep once, for cron instead of beat.
+sweep: install
+	$(FLASK) sweep
 
 test: install-dev
 	$(BIN)/ruff check .

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 
 from portal.config import DEFAULT_SECRET_KEY, DefaultConfig
 
+TASK_BACKENDS = ("inline", "celery")
+
 
 class ConfigurationError(RuntimeError):
     """The app cannot start with this configuration; the message says what to set."""
@@ -24,11 +26,15 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
         app.config.from_mapping(test_config)
     url = app.config.get("DATABASE_URL") or ("sqlite:///" + os.path.join(app.instance_path, "portal.sqlite3"))
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    if app.config["TASK_BACKEND"] != "inline":
+    if app.config["TASK_BACKEND"] not in TASK_BACKENDS:
         raise ConfigurationError(
-            f"PORTAL_TASK_BACKEND must be 'inline' (tasks run in the web process), "
-            f"not {app.config['TASK_BACKEND']!r}."
+            "PORTAL_TASK_BACKEND must be 'inline' (runs happen in the web process) or 'celery' (runs are "
+            f"queued on Redis for workers), not {app.config['TASK_BACKEND']!r}."
         )
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        # Several web processes must count sign-in failures in one place: Redis, when there is one.
+        celery = app.config["TASK_BACKEND"] == "celery"
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] if celery else "memory://"
     if not (app.debug or app.testing) and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
         raise ConfigurationError(
             "Refusing to start with the default secret key. Set PORTAL_SECRET_KEY (or SECRET_KEY in "
@@ -49,10 +55,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
-    """``instance_path`` (absolute) replaces ``<project>/instance``: config.py, secrets, the SQLite file."""
+    """``instance_path`` (absolute; else ``$PORTAL_INSTANCE_PATH``) replaces ``<project>/instance``."""
     app = Flask(
         __name__,
-        instance_path=instance_path,
+        instance_path=instance_path or os.environ.get("PORTAL_INSTANCE_PATH") or None,
         instance_relative_config=True,
         template_folder="../templates",
         static_folder="../static",
@@ -75,7 +81,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     bootstrap.init_app(app)
     login_manager.init_app(app)
 
-    from portal import auth, errors, templating
+    from portal import auth, errors, health, templating
     from portal.admin import bp as admin_bp
     from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
@@ -83,7 +89,6 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal.dashboard import bp as dashboard_bp
     from portal.packages import bp as packages_bp
     from portal.requests import bp as requests_bp
-
     from portal.security import reject_null_bytes
 
     app.before_request(reject_null_bytes)
@@ -97,4 +102,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.register_blueprint(api_bp)
     errors.register(app)
     register_cli(app)
+    health.init_app(app)
+    if app.config["TASK_BACKEND"] == "celery":
+        from portal.worker import init_celery
+
+        init_celery(app)
     return app

@@ -83,6 +83,17 @@ def register_cli(app) -> None:
         click.echo(request_id)
         click.echo(f"Status: {privacy_requests.get_request(request_id).status}", err=True)
 
+    @app.cli.command("sweep")
+    def sweep() -> None:
+        """Requeue lost runs (killed worker, broker down); for cron when Celery beat is not used."""
+        from portal.execution.sweeper import sweep as run_sweep
+
+        requeued = run_sweep()
+        for item in requeued:
+            note = "" if item.enqueued else " (broker unreachable: will retry)"
+            click.echo(f"{item.request_id} {item.reason}{note}")
+        click.echo(f"Requeued {len(requeued)} request(s).", err=True)
+
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Create demo users, two manual webhooks and requests in several states (idempotent)."""

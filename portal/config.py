@@ -16,8 +16,17 @@ class DefaultConfig:
     # the first encrypts, every one decrypts.
     ENCRYPTION_KEY: str | None = None
     REQUIRE_APPROVAL = False
+    # "inline": runs happen in the web process (embedded default). "celery": runs are queued on Redis
+    # (REDIS_URL, queue CELERY_QUEUE) for `celery -A portal.worker worker`.
     TASK_BACKEND = "inline"
     REDIS_URL = "redis://127.0.0.1:6379/0"
+    CELERY_QUEUE = "portal"
+    # The sweeper (`flask sweep`, or Celery beat every SWEEP_INTERVAL_SECONDS) requeues runs whose claim is
+    # older than RUN_TIMEOUT_SECONDS (a killed worker), and runnable requests left unqueued for longer than
+    # SWEEP_GRACE_SECONDS (the broker was down). Keep the timeout well above the longest run.
+    RUN_TIMEOUT_SECONDS = 900
+    SWEEP_GRACE_SECONDS = 120
+    SWEEP_INTERVAL_SECONDS = 60
 
     # Sessions: secure by default; ``make run`` on plain-http localhost turns Secure off in instance/.
     SESSION_COOKIE_SECURE = True
@@ -27,9 +36,12 @@ class DefaultConfig:
     REMEMBER_COOKIE_HTTPONLY = True
     IDLE_TIMEOUT_MINUTES = 30
 
-    # Login throttling (Flask-Limiter). Use a redis:// URI when several web processes share the load.
+    # Login throttling (Flask-Limiter). None → "memory://" with the inline backend, REDIS_URL with celery, so
+    # every web process counts against the same limits. If that storage is down, each process falls back to
+    # counting in memory rather than failing sign-ins.
     LOGIN_RATE_LIMIT = "5 per minute"
-    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STORAGE_URI: str | None = None
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = False
 
     # Argon2id parameters (RFC 9106 "second recommended" profile); tests lower them for speed.

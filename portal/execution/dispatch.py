@@ -1,19 +1,47 @@
 """Queueing runs *after* the transaction that made them runnable has committed.
 
 Services call ``schedule(request_id)``; the door that owns the transaction (view, API handler, CLI) calls
-``commit_and_run()``, which commits and only then hands the ids to the task backend. A rolled-back
-transaction forgets what it scheduled.
+``commit_and_run()``, which commits and only then hands the ids to the task backend, so no task can see a
+request that is not yet committed. A rolled-back transaction forgets what it scheduled.
+
+Backends (``TASK_BACKEND``): ``inline`` runs in this process; ``celery`` sends ``run_privacy_request(id)``
+to Redis for the workers. When the broker cannot be reached the request stays saved, the failure is
+audited, and the sweeper queues it once the broker is back (``portal.execution.sweeper``).
 """
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
+from portal.models import AuditEvent
+
+log = logging.getLogger(__name__)
 
 _KEY = "portal_scheduled_runs"
+RUN_TASK = "portal.run_privacy_request"
+QUEUED_LATER_MESSAGE = "Queued — it will run when the worker is back."
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """What ``commit_and_run`` did with the runs scheduled in the transaction."""
+
+    ids: tuple[str, ...] = ()
+    # Handed to workers rather than run in this process: their status changes later.
+    background: bool = False
+    # The broker could not be reached: saved, and the sweeper queues them later.
+    not_enqueued: tuple[str, ...] = ()
+
+    @property
+    def queued_later(self) -> bool:
+        """True when a view should say QUEUED_LATER_MESSAGE."""
+        return bool(self.not_enqueued)
 
 
 def schedule(request_id: str) -> None:
@@ -26,18 +54,48 @@ def _forget_on_rollback(session, previous_transaction) -> None:
         session.info.pop(_KEY, None)
 
 
-def commit_and_run() -> list[str]:
-    """Commit, then enqueue every run scheduled in this transaction; returns the ids enqueued."""
-    ids = list(dict.fromkeys(db.session.info.pop(_KEY, [])))
+def commit_and_run() -> Dispatched:
+    """Commit, then enqueue every run scheduled in this transaction."""
+    ids = tuple(dict.fromkeys(db.session.info.pop(_KEY, [])))
     db.session.commit()
-    for request_id in ids:
-        enqueue(request_id)
-    return ids
+    failed = tuple(request_id for request_id in ids if not enqueue(request_id))
+    return Dispatched(ids, current_app.config["TASK_BACKEND"] == "celery", failed)
 
 
-def enqueue(request_id: str) -> None:
-    """Run now (``inline``, the embedded default). Config validation admits no other backend yet."""
-    from portal.execution.runner import run_privacy_request
+def enqueue(request_id: str) -> bool:
+    """Start (inline) or queue (celery) a run of a *committed* request; False when the broker is down."""
+    if current_app.config["TASK_BACKEND"] == "inline":
+        from portal.execution.runner import run_privacy_request
 
-    assert current_app.config["TASK_BACKEND"] == "inline"
-    run_privacy_request(request_id)
+        run_privacy_request(request_id)
+        return True
+    try:
+        current_app.extensions["celery"].send_task(RUN_TASK, args=[request_id])
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the request is saved, the sweeper retries
+        # The exception text can carry the broker URL and its password: log the type only.
+        log.warning(
+            "Could not queue the run of %s (%s); the sweeper will queue it when the broker is back.",
+            request_id,
+            type(exc).__name__,
+        )
+        _audit_enqueue_failed(request_id, type(exc).__name__)
+        return False
+    return True
+
+
+def _audit_enqueue_failed(request_id: str, error: str) -> None:
+    """Recorded in a transaction of its own, whatever the caller's session holds."""
+    try:
+        with Session(db.engine) as session:
+            session.add(
+                AuditEvent(
+                    actor_type="system",
+                    actor_label="system",
+                    action="request.enqueue_failed",
+                    privacy_request_id=request_id,
+                    details={"error": error},
+                )
+            )
+            session.commit()
+    except Exception as exc:  # noqa: BLE001 - the trail is best effort here; the sweeper still requeues
+        log.error("Could not audit the failed enqueue of %s (%s).", request_id, type(exc).__name__)
