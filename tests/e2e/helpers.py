@@ -246,8 +246,9 @@ class Browsing:
         page.goto("/auth/login")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda url: "/auth/login" not in url)
+        with new_document(page):
+            page.get_by_role("button", name="Sign in").click()
+        assert "/auth/login" not in page.url, f"Signing in as {email} failed"
         return page
 
     def screenshot_all(self, stem: Path) -> None:
@@ -262,6 +263,15 @@ class Browsing:
 
     def assert_no_page_errors(self) -> None:
         assert not self.problems, f"The browser saw problems: {self.problems}"
+
+
+@contextmanager
+def new_document(page) -> Iterator[None]:
+    """Wait, after the block (a click that submits or navigates), until the next document has loaded."""
+    page.evaluate("() => { window.e2eOldDocument = true; }")
+    yield
+    page.wait_for_function("() => !window.e2eOldDocument")
+    page.wait_for_load_state()
 
 
 def axe_violations(page) -> list[dict]:

@@ -16,7 +16,7 @@ from portal.demo import DEMO_DATABASE_KEY, add_demo_database
 from portal.extensions import db
 from portal.models import PrivacyRequest
 from portal.services import tokens, users
-from tests.e2e.helpers import SETUP, axe_problems, expect
+from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
 
 pytestmark = pytest.mark.e2e
 
@@ -85,8 +85,8 @@ def _click(name: str, fill: dict[str, str] | None = None, role: str = "button") 
     def step(page) -> None:
         for label, value in (fill or {}).items():
             page.get_by_label(label).fill(value)
-        page.get_by_role(role, name=name, exact=True).click()
-        page.wait_for_load_state()
+        with new_document(page):
+            page.get_by_role(role, name=name, exact=True).click()
 
     return step
 
@@ -101,8 +101,8 @@ def _then(path: str, action: Callable) -> Callable:
 
 def _blank_first_field(page) -> None:
     page.locator("fieldset[data-field-row]").first.get_by_label("PII field").fill("")
-    page.get_by_role("button", name="Save fields").click()
-    page.wait_for_load_state()
+    with new_document(page):
+        page.get_by_role("button", name="Save fields").click()
 
 
 def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
@@ -197,8 +197,8 @@ def test_every_page_has_no_serious_accessibility_violations(browsing, live_serve
             else:
                 page.goto(step)
             _check(page, f"{role}: {label}", problems)
-        page.get_by_role("button", name="Sign out").click()
-        page.wait_for_load_state()
+        with new_document(page):
+            page.get_by_role("button", name="Sign out").click()
 
     assert not problems, "Accessibility violations:\n" + "\n".join(problems)
     pages = {
@@ -222,6 +222,6 @@ def test_empty_states_have_no_serious_accessibility_violations(browsing, live_se
         for path in paths:
             page.goto(path)
             _check(page, f"{role}: empty {path}", problems)
-        page.get_by_role("button", name="Sign out").click()
-        page.wait_for_load_state()
+        with new_document(page):
+            page.get_by_role("button", name="Sign out").click()
     assert not problems, "Accessibility violations:\n" + "\n".join(problems)
