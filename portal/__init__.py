@@ -81,7 +81,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     bootstrap.init_app(app)
     login_manager.init_app(app)
 
-    from portal import auth, errors, health, templating
+    from portal import auth, errors, headers, health, key_check, templating
     from portal.admin import bp as admin_bp
     from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
@@ -101,8 +101,10 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.register_blueprint(packages_bp)
     app.register_blueprint(api_bp)
     errors.register(app)
+    headers.init_app(app)
     register_cli(app)
     health.init_app(app)
+    key_check.verify_encryption_key(app)
     if app.config["TASK_BACKEND"] == "celery":
         from portal.worker import init_celery
 

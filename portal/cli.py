@@ -124,3 +124,57 @@ def register_cli(app) -> None:
             f"    email:    {email}\n    password: {password}\n"
             "  This password is shown only once; you will be asked to change it.\n"
         )
+
+    @app.cli.command("purge")
+    @click.option("--dry-run", is_flag=True, help="List what would be purged; change nothing.")
+    def purge(dry_run: bool) -> None:
+        """Delete identities, manual inputs and packages of requests closed over RETENTION_DAYS ago."""
+        from portal.services import retention
+
+        try:
+            items = retention.due_for_purge() if dry_run else retention.purge_expired(CLI_ACTOR)
+        except DomainError as exc:
+            _fail(str(exc))
+        db.session.commit()
+        for item in items:
+            click.echo(f"{item.request_id} {item.status} closed {item.closed_at:%Y-%m-%d}")
+        verb = "Would purge" if dry_run else "Purged"
+        days = retention.retention_days()
+        click.echo(f"{verb} {len(items)} request(s) closed more than {days} days ago.", err=True)
+
+    @app.cli.command("rotate-encryption-key")
+    @click.option("--new-key", help="The new key. Without it, the first key of PORTAL_ENCRYPTION_KEY is new.")
+    @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1))
+    def rotate_encryption_key(new_key: str | None, batch_size: int) -> None:
+        """Re-encrypt every encrypted value under the new key, one committed batch at a time."""
+        from portal.crypto import EncryptionKeyError, keyring
+        from portal.services import key_rotation
+
+        try:
+            ring = keyring().rotated(new_key) if new_key else keyring()
+        except EncryptionKeyError as exc:
+            _fail(str(exc).replace("PORTAL_ENCRYPTION_KEY", "--new-key"))
+        report = key_rotation.rotate(ring, after_batch=db.session.commit, batch_size=batch_size)
+        db.session.commit()
+        click.echo(
+            f"Re-encrypted {report.reencrypted} value(s); {report.already_current} already used the new "
+            f"key; rebuilt {report.indexes_rebuilt} search index(es).",
+            err=True,
+        )
+        if new_key:
+            click.echo(key_rotation.after_new_key(app, ring), err=True)
+        if report.changed_meanwhile:
+            click.echo(
+                f"{report.changed_meanwhile} value(s) were saved meanwhile by a process that may still "
+                "use the old key: run this command again once every process has the new key first.",
+                err=True,
+            )
+        if report.undecryptable:
+            click.echo(
+                f"{len(report.undecryptable)} value(s) cannot be decrypted with any configured key and were "
+                f"left as they are: {', '.join(report.undecryptable)}. Keep the old key until they are "
+                "dealt with.",
+                err=True,
+            )
+        if not report.complete:
+            sys.exit(1)

@@ -15,6 +15,12 @@ class DefaultConfig:
     # None → read from (or generated into) ``instance/encryption.key``. Comma-separated keys rotate:
     # the first encrypts, every one decrypts.
     ENCRYPTION_KEY: str | None = None
+    # At start, check the key against the `encryption_canary` row and refuse to start when it cannot
+    # decrypt it (portal/key_check.py). Turn off only to inspect a database whose key is lost.
+    VERIFY_ENCRYPTION_KEY = True
+    # Retention (`flask purge`): identities, manual inputs and packages of requests closed (complete,
+    # denied, canceled) more than this many days ago are deleted; the request row and audit trail stay.
+    RETENTION_DAYS = 90
     REQUIRE_APPROVAL = False
     # "inline": runs happen in the web process (embedded default). "celery": runs are queued on Redis
     # (REDIS_URL, queue CELERY_QUEUE) for `celery -A portal.worker worker`.
@@ -51,7 +57,12 @@ class DefaultConfig:
 
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # One limit for every body (413, "the limit is 1 MB"): Werkzeug would otherwise refuse a single form
+    # field over 500 kB, or a form with over 1,000 inputs (the field editor has up to 200 rows of 8).
+    MAX_FORM_MEMORY_SIZE = 1024 * 1024
+    MAX_FORM_PARTS = 2000
     PAGE_SIZE = 50
     BOOTSTRAP_SERVE_LOCAL = True
     BOOTSTRAP_BOOTSWATCH_THEME = None
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # hide_parameters: database errors are logged without the statement's values (emails, entered data).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}

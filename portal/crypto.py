@@ -54,12 +54,31 @@ def _parse_key(text: str) -> bytes:
 
 class Keyring:
     def __init__(self, keys_text: str):
-        parts = [p for p in keys_text.split(",") if p.strip()]
+        parts = [p.strip() for p in keys_text.split(",") if p.strip()]
         if not parts:
             raise EncryptionKeyError("PORTAL_ENCRYPTION_KEY is empty.")
+        self._texts = parts
         self._keys = [(hashlib.sha256(k).digest()[:4], AESGCM(k)) for k in map(_parse_key, parts)]
         # A separate key for blind indexes (searchable hashes of identities), derived from the first key.
         self._index_key = hashlib.sha256(b"blind-index:" + _parse_key(parts[0])).digest()
+
+    @property
+    def first_key_id(self) -> bytes:
+        """The id of the key that encrypts, as stored in every value it wrote."""
+        return self._keys[0][0]
+
+    def rotated(self, new_key_text: str) -> Keyring:
+        """A keyring that encrypts with ``new_key_text`` and still decrypts with every current key."""
+        new = [p.strip() for p in new_key_text.split(",") if p.strip()]
+        return Keyring(",".join(dict.fromkeys([*new, *self._texts])))
+
+    def config_text(self) -> str:
+        """The keys as PORTAL_ENCRYPTION_KEY spells them (secret: for the key file, never for output)."""
+        return ",".join(self._texts)
+
+    @staticmethod
+    def key_id_of(blob: bytes) -> bytes:
+        return bytes(blob[1:5])
 
     def encrypt(self, plaintext: bytes) -> bytes:
         key_id, aead = self._keys[0]
@@ -81,6 +100,45 @@ class Keyring:
     def blind_index(self, value: str) -> str:
         """Keyed hash of a normalised value, so identities can be searched without storing them."""
         return hmac.new(self._index_key, value.encode(), hashlib.sha256).hexdigest()
+
+
+class UndecryptableValue:
+    """Stands in for a stored value that cannot be decrypted; any use of it raises ``DecryptionError``.
+
+    Loading a row never fails because one of its encrypted columns is corrupted (a list of requests still
+    shows the others), yet the value can never be mistaken for data or for "empty": reading, iterating,
+    testing or re-saving it raises. Templates test for it with ``value is undecryptable``.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def _fail(self, *args, **kwargs):
+        raise DecryptionError(self.reason)
+
+    __getitem__ = __iter__ = __len__ = __contains__ = __bool__ = _fail
+    get = items = keys = values = copy = _fail
+
+    def __eq__(self, other) -> bool:
+        return other is self
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<undecryptable: {self.reason}>"
+
+
+def is_undecryptable(value) -> bool:
+    return isinstance(value, UndecryptableValue)
+
+
+def require_decrypted(value):
+    """``value``, or ``DecryptionError`` when it could not be decrypted (before it reaches JSON or a file)."""
+    if isinstance(value, UndecryptableValue):
+        raise DecryptionError(value.reason)
+    return value
 
 
 _keyring: Keyring | None = None
@@ -105,6 +163,7 @@ def init_app(app) -> None:
                 "without it the stored personal data cannot be read.",
                 path,
             )
+            app.extensions["portal_keyring_generated"] = str(path)
     _keyring = Keyring(text)
     app.extensions["portal_keyring"] = _keyring
 

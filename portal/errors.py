@@ -1,9 +1,12 @@
 """Error pages: HTML that matches the layout for browsers, ``{"detail": ...}`` JSON under /api/."""
 
+import traceback
+
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from portal.crypto import DecryptionError
 from portal.extensions import db
 
 MESSAGES = {
@@ -35,7 +38,39 @@ def _render(code: int, message: str):
     return render_template("errors/error.html", code=code, message=message), code
 
 
+UNDECRYPTABLE = (
+    "Stored personal data of this item cannot be decrypted: it is corrupted, or was encrypted with a key "
+    "that is not configured. Nothing was changed, and other requests are not affected. An admin should "
+    "check PORTAL_ENCRYPTION_KEY and the database."
+)
+
+
+def _log_without_values(app, error: BaseException) -> None:
+    """Where it failed, never what: exception messages (database drivers' above all) can echo personal
+    data, so the log gets the exception types and the stack, not the messages."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 5:
+        chain.append(type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    app.logger.error(
+        "Unhandled %s on %s %s (message not logged)\n%s",
+        " <- ".join(chain),
+        request.method,
+        request.path,
+        stack,
+    )
+
+
 def register(app) -> None:
+    @app.errorhandler(DecryptionError)
+    def undecryptable(error):
+        db.session.rollback()
+        app.logger.error("Undecryptable value on %s %s: %s", request.method, request.path, error)
+        if wants_json():
+            return jsonify(detail=UNDECRYPTABLE), 500
+        return render_template("errors/error.html", code=500, message=UNDECRYPTABLE), 500
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return _render(
@@ -56,5 +91,5 @@ def register(app) -> None:
     def server_error(error):
         db.session.rollback()
         if not isinstance(error, HTTPException):
-            app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+            _log_without_values(app, error)
         return _render(500, MESSAGES[500])

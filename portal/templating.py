@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from portal.crypto import is_undecryptable
 from portal.models import utcnow
 
 STATUS_BADGES = {
@@ -85,6 +86,7 @@ def init_app(app) -> None:
         mask_email=mask_email,
         mask_phone=mask_phone,
     )
+    app.jinja_env.tests["undecryptable"] = is_undecryptable
     app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items, now_utc=utcnow)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -9,6 +9,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
+from portal.services import text_problem
 
 MAX_BULK = 50
 MAX_PAGE = 1_000_000
@@ -63,11 +64,12 @@ class BodyError(Exception):
 
 
 def _contains_null(data: Any) -> bool:
+    """NUL characters, or lone surrogates (``"\\ud800"`` is valid JSON but no text a database stores)."""
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if text_problem(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -95,7 +97,11 @@ def json_body() -> Any:
     except RecursionError:
         raise BodyError(400, "Malformed JSON body: it is nested too deeply.") from None
     if _contains_null(data):
-        raise BodyError(400, "The body contains a null character (\\u0000), which is not allowed.")
+        raise BodyError(
+            400,
+            "The body contains a null character (\\u0000) or a lone surrogate (such as \\ud800), "
+            "which is not allowed.",
+        )
     return data
 
 

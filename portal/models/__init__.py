@@ -2,6 +2,7 @@
 
 from portal.models.audit import AuditEvent
 from portal.models.base import Base, utcnow
+from portal.models.canary import EncryptionCanary
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook
 from portal.models.datasets import CollectionStep, DatasetConfig
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
@@ -18,6 +19,7 @@ __all__ = [
     "ConnectionConfig",
     "ConnectionType",
     "DatasetConfig",
+    "EncryptionCanary",
     "ManualInput",
     "ManualWebhook",
     "Policy",

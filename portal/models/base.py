@@ -54,16 +54,22 @@ class EncryptedJSON(TypeDecorator):
     def process_bind_param(self, value: Any, dialect) -> bytes | None:
         if value is None:
             return None
-        from portal.crypto import keyring
+        from portal.crypto import DecryptionError, is_undecryptable, keyring
 
+        if is_undecryptable(value):
+            raise DecryptionError(f"refusing to store a value that could not be decrypted ({value.reason})")
         return keyring().encrypt(json.dumps(value, ensure_ascii=False).encode())
 
     def process_result_value(self, value: bytes | None, dialect) -> Any:
+        """The value, or an ``UndecryptableValue`` (never a blank) when it cannot be decrypted."""
         if value is None:
             return None
-        from portal.crypto import keyring
+        from portal.crypto import DecryptionError, UndecryptableValue, keyring
 
-        return json.loads(keyring().decrypt(bytes(value)))
+        try:
+            return json.loads(keyring().decrypt(bytes(value)))
+        except DecryptionError as exc:
+            return UndecryptableValue(str(exc))
 
 
 class Base(DeclarativeBase):

@@ -65,6 +65,8 @@ class PrivacyRequest(Base):
     # Set by the runner that owns the current run (compare-and-swap); cleared when the run stops.
     runner_claim: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
+    # Set by `flask purge` (retention): the identity, manual inputs and package are gone since then.
+    purged_at: Mapped[datetime | None]
 
     policy: Mapped[Policy] = relationship()
     reviewed_by: Mapped[User | None] = relationship()

@@ -89,6 +89,7 @@ ACTION_WORDS = {
     "manual_input.saved": "Manual data saved",
     "package.viewed": "Access package viewed",
     "package.downloaded": "Access package downloaded",
+    "request.purged": "Personal data purged under the retention policy",
 }
 
 
@@ -271,7 +272,11 @@ def reveal_identity(request_id: str):
     """Every role that may see the request may reveal its identity; each reveal is audited."""
     privacy_request = _request_or_404(request_id)
     _confirmed()
-    identity = privacy_requests.reveal_identity(privacy_request, _actor())
+    try:
+        identity = privacy_requests.reveal_identity(privacy_request, _actor())
+    except NotFound as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".detail", request_id=request_id))
     dispatch.commit_and_run()
     return _render_detail(privacy_request, revealed=identity)
 

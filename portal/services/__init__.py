@@ -3,6 +3,17 @@
 transaction."""
 
 
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as text (None when it can): databases refuse both of these."""
+    if "\x00" in value:
+        return "must not contain null characters (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain invalid Unicode (a lone surrogate such as \\ud800)"
+    return None
+
+
 class DomainError(Exception):
     """A rule was broken; ``str(error)`` is the message shown to the user."""
 

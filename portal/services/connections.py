@@ -16,7 +16,7 @@ from unidecode import unidecode
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, utcnow
 from portal.models.connections import ACCESS_LEVELS, CONNECTION_TYPES
-from portal.services import Conflict, NotFound, ValidationFailed, gate_hooks
+from portal.services import Conflict, NotFound, ValidationFailed, gate_hooks, text_problem
 from portal.services.audit import Actor, record
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -76,8 +76,20 @@ def _fail(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, [((field,), message)])
 
 
+def _text(value, field: str, label: str) -> str:
+    """A string without NUL characters or lone surrogates (the database refuses both), or a 422."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _fail(field, f"The {label} must be text.")
+    problem = text_problem(value)
+    if problem:
+        raise _fail(field, f"The {label} {problem}.")
+    return value
+
+
 def _clean_name(name: str | None) -> str:
-    name = (name or "").strip()
+    name = _text(name, "name", "name").strip()
     if not name:
         raise _fail("name", "A name is required.")
     if len(name) > MAX_NAME_LENGTH:
@@ -86,7 +98,7 @@ def _clean_name(name: str | None) -> str:
 
 
 def _clean_key(key: str) -> str:
-    key = key.strip()
+    key = _text(key, "key", "key").strip()
     if len(key) > MAX_KEY_LENGTH:
         raise _fail("key", f"The key must be at most {MAX_KEY_LENGTH} characters long.")
     if not KEY_PATTERN.match(key):
@@ -98,7 +110,7 @@ def _clean_key(key: str) -> str:
 
 
 def _clean_description(description: str | None) -> str | None:
-    description = (description or "").strip()
+    description = _text(description, "description", "description").strip()
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise _fail(
             "description", f"The description must be at most {MAX_DESCRIPTION_LENGTH} characters long."
@@ -182,7 +194,7 @@ def create_connection(
 ) -> ConnectionConfig:
     """A new connection; a blank key is generated from the name. Manual webhooks get no fields here."""
     name = _clean_name(name)
-    key = _clean_key(key) if key and key.strip() else generate_key(name)
+    key = _clean_key(key) if key and _text(key, "key", "key").strip() else generate_key(name)
     if connection_type not in CONNECTION_TYPES:
         raise _fail(
             "connection_type",

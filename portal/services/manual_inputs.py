@@ -21,7 +21,7 @@ from portal.models import (
     RequestStatus,
     utcnow,
 )
-from portal.services import InvalidState, NotFound, ValidationFailed
+from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.audit import Actor, record
 from portal.services.privacy_requests import get_request
 
@@ -91,8 +91,8 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
         if value is not None and not isinstance(value, str):
             errors.append(((label,), f"{label}: must be a string or null"))
             continue
-        if value is not None and "\x00" in value:
-            errors.append(((label,), f"{label}: must not contain null characters"))
+        if value is not None and (problem := text_problem(value)):
+            errors.append(((label,), f"{label}: {problem}"))
             continue
         if value is not None and len(value) > MAX_VALUE_LENGTH:
             errors.append(((label,), f"{label}: must be at most {MAX_VALUE_LENGTH} characters"))

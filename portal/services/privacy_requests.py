@@ -13,11 +13,11 @@ from flask import current_app
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
-from portal.crypto import keyring
+from portal.crypto import keyring, require_decrypted
 from portal.execution import dispatch, gate
 from portal.extensions import db
 from portal.models import AuditEvent, ManualInput, Policy, PrivacyRequest, RequestStatus, utcnow
-from portal.services import InvalidState, NotFound, ValidationFailed
+from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.audit import Actor, record
 
 S = RequestStatus
@@ -43,6 +43,10 @@ def normalize_phone(phone: str) -> str:
 
 
 def normalize_identity(email: str | None, phone_number: str | None) -> dict[str, str]:
+    for name, value in (("email", email), ("phone_number", phone_number)):
+        if value is not None and not isinstance(value, str):
+            message = f"The {name.replace('_', ' ')} must be text."
+            raise ValidationFailed(message, [(("identity", name), message)])
     identity: dict[str, str] = {}
     if email and email.strip():
         identity["email"] = normalize_email(email)
@@ -82,7 +86,8 @@ def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
 
 
 def get_policy(policy_key: str) -> Policy:
-    policy = db.session.scalar(select(Policy).where(Policy.key == policy_key))
+    valid = isinstance(policy_key, str) and not text_problem(policy_key)
+    policy = db.session.scalar(select(Policy).where(Policy.key == policy_key)) if valid else None
     if policy is None:
         raise NotFound(f"Policy with key {policy_key} does not exist.")
     return policy
@@ -105,6 +110,9 @@ def create_request(
     """A new request in `pending`; scheduled to run after commit unless approval is required."""
     normalized = normalize_identity(identity.get("email"), identity.get("phone_number"))
     policy = get_policy(policy_key)
+    if external_id is not None and (not isinstance(external_id, str) or text_problem(external_id)):
+        message = "The external id must be text without null characters or invalid Unicode."
+        raise ValidationFailed(message, [(("external_id",), message)])
     external_id = (external_id or "").strip() or None
     if external_id and len(external_id) > 200:
         raise ValidationFailed("The external id is longer than 200 characters.", [(("external_id",), "long")])
@@ -351,7 +359,16 @@ def list_requests(
 # --- identity and package access (audited) ---------------------------------------------------------
 
 
+def purged_message(privacy_request: PrivacyRequest, what: str) -> str:
+    return (
+        f"The {what} of privacy request '{privacy_request.id}' was purged on "
+        f"{privacy_request.purged_at:%Y-%m-%d} under the retention policy."
+    )
+
+
 def reveal_identity(privacy_request: PrivacyRequest, actor: Actor) -> dict[str, str]:
+    if privacy_request.purged_at is not None:
+        raise NotFound(purged_message(privacy_request, "identity"))
     record(actor, "request.identity_revealed", privacy_request_id=privacy_request.id)
     return dict(privacy_request.identity)
 
@@ -360,12 +377,15 @@ def get_package(
     privacy_request: PrivacyRequest, actor: Actor, *, action: str = "package.viewed", **details: Any
 ) -> dict:
     """The final package, audited as ``action`` (``details``, e.g. ``format="zip"``, carry no PII)."""
+    if privacy_request.purged_at is not None:
+        raise NotFound(purged_message(privacy_request, "access package"))
     if privacy_request.status != S.COMPLETE or privacy_request.package is None:
         raise NotFound(
             f"No access package for privacy request '{privacy_request.id}' yet: it is not complete."
         )
+    data = require_decrypted(privacy_request.package.data)
     record(actor, action, privacy_request_id=privacy_request.id, **details)
-    return privacy_request.package.data
+    return data
 
 
 # --- search terms and the request timeline ---------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualWebhook
-from portal.services import InvalidState, NotFound, ValidationFailed, gate_hooks
+from portal.services import InvalidState, NotFound, ValidationFailed, gate_hooks, text_problem
 from portal.services.audit import Actor, record
 from portal.services.connections import snake_case
 
@@ -46,6 +46,9 @@ def _optional_text(value: Any, name: str, limit: int, errors: list) -> str | Non
     if not isinstance(value, str):
         errors.append((name, f"{name} must be a string."))
         return None
+    if problem := text_problem(value):
+        errors.append((name, f"{name} {problem}."))
+        return None
     value = value.strip()
     if len(value) > limit:
         errors.append((name, f"{name} must be at most {limit} characters long (it has {len(value)})."))
@@ -71,6 +74,9 @@ def _normalize_row(item: Any) -> tuple[dict[str, Any], list[tuple[str | None, st
         pii_field = ""
     elif not isinstance(pii_field, str):
         errors.append(("pii_field", "pii_field must be a string."))
+        pii_field = ""
+    elif problem := text_problem(pii_field):
+        errors.append(("pii_field", f"pii_field {problem}."))
         pii_field = ""
     else:
         pii_field = pii_field.strip()

@@ -1,0 +1,119 @@
+"""A small populated portal for the adversarial suites (issue 8): users and tokens of every role, a manual
+webhook, and requests in the states the routes care about."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import PrivacyRequest, RequestStatus, User
+from portal.services import manual_inputs, privacy_requests, tokens
+from portal.services.audit import Actor
+from tests.factories import make_connection, make_user
+from tests.workflow_helpers import STAFF, add_webhook, new_request
+from tests.workflow_helpers import field as webhook_field
+
+SUBJECT_EMAIL = "jane.subject@example.com"
+WEBHOOK_KEY = "crm"
+FIELDS = [webhook_field("First Name"), webhook_field("Last Name"), webhook_field("Notes", type="textarea")]
+TEST_ACTOR = Actor.system("test")
+ROLES = ("reviewer", "staff", "admin")
+
+
+@dataclass
+class World:
+    users: dict[str, User]
+    tokens: dict[str, str]  # role → bearer secret
+    token_ids: dict[str, int]
+    revoked_token: str
+    waiting_id: str  # requires_input; the crm entry is saved, so it can be resumed
+    empty_waiting_id: str  # requires_input, nothing entered yet
+    complete_id: str  # complete, with a package
+    spare_key: str  # a manual connection without a webhook
+    extra: dict = field(default_factory=dict)
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        if role is None:
+            return {}
+        secret = self.revoked_token if role == "revoked" else self.tokens[role]
+        return {"Authorization": f"Bearer {secret}"}
+
+
+def complete_request(email: str = SUBJECT_EMAIL, values: dict | None = None) -> str:
+    request_id = new_request(email=email)
+    manual_inputs.save_manual_input(request_id, WEBHOOK_KEY, values or {"first_name": "Jane"}, STAFF)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    assert db.session.get(PrivacyRequest, request_id).status == RequestStatus.COMPLETE
+    return request_id
+
+
+def build_world() -> World:
+    users = {role: make_user(role=role, name=f"{role.title()} Person") for role in ROLES}
+    secrets, ids = {}, {}
+    for role, user in users.items():
+        token, secret = tokens.create_token(user, f"{role} token", TEST_ACTOR)
+        secrets[role], ids[role] = secret, token.id
+    revoked, revoked_secret = tokens.create_token(users["admin"], "revoked token", TEST_ACTOR)
+    tokens.revoke_token(revoked, TEST_ACTOR)
+    db.session.commit()
+    add_webhook(WEBHOOK_KEY, FIELDS, name="CRM")
+    spare = make_connection("Spare System", key="spare")
+    complete_id = complete_request()
+    waiting_id = new_request(email="waiting@example.com")
+    manual_inputs.save_manual_input(waiting_id, WEBHOOK_KEY, {"first_name": "Wanda"}, STAFF)
+    db.session.commit()
+    empty_waiting_id = new_request(email="empty@example.com")
+    return World(
+        users=users,
+        tokens=secrets,
+        token_ids=ids,
+        revoked_token=revoked_secret,
+        waiting_id=waiting_id,
+        empty_waiting_id=empty_waiting_id,
+        complete_id=complete_id,
+        spare_key=spare.key,
+    )
+
+
+def sign_in(client, user: User) -> None:
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+# --- walking the url_map ---------------------------------------------------------------------------
+
+
+def params_for(world, endpoint: str) -> dict:
+    """URL parameters: real objects, chosen so that an allowed caller reaches the view's own logic."""
+    packages = endpoint.startswith("packages.") or endpoint == "api.get_package"
+    request_id = world.complete_id if packages else world.waiting_id
+    key = world.spare_key if endpoint in ("api.delete_connection", "api.create_webhook") else WEBHOOK_KEY
+    return {
+        "request_id": request_id,
+        "key": key,
+        "connection_key": WEBHOOK_KEY,
+        "user_id": world.users["staff"].id,
+        "token_id": world.token_ids["staff"],
+        "fides_key": "no_such_dataset",
+        "filename": "css/bootstrap.min.css" if endpoint == "bootstrap.static" else "css/portal.css",
+    }
+
+
+def route_methods(app):
+    """(rule, method) for every route; HEAD is GET without a body, and Flask answers OPTIONS itself."""
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def url_for_rule(rule, params: dict) -> str:
+    values = {name: params[name] for name in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]

@@ -1,0 +1,353 @@
+"""Object-level access (issue 8): every route of ``app.url_map``, called as every role, answers as written.
+
+``HTML`` and ``API`` below are the expectations, one row per (endpoint, method): the status each caller
+gets on a populated portal (``tests/hardening_helpers.build_world``). A route added without a row, or a
+row whose route is gone, fails ``test_every_route_has_a_row``: granting access is a reviewed change of
+this table, never a side effect.
+
+Callers go from least to most privileged on one fresh portal per row, so a state change made by an
+allowed role (staff resuming a request, say) is what the next caller sees. ``LOGIN`` is a 302 to the
+sign-in page. The URL parameters point at real objects (``PARAMS``), so a 403 means "not for your role"
+and never "not found".
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import ApiToken, ManualInput, PrivacyRequest, User
+from portal.services import tokens, users
+from tests.factories import make_user
+from tests.hardening_helpers import (
+    ROLES,
+    TEST_ACTOR,
+    WEBHOOK_KEY,
+    build_world,
+    params_for,
+    route_methods,
+    sign_in,
+    text_of,
+    url_for_rule,
+)
+
+LOGIN = "login"
+FORBIDDEN_PAGE = "You don't have permission to open this page."
+
+# (endpoint, method) → (anonymous, reviewer, staff, admin)
+HTML: dict[tuple[str, str], tuple] = {
+    ("static", "GET"): (200, 200, 200, 200),
+    ("bootstrap.static", "GET"): (200, 200, 200, 200),
+    ("healthz", "GET"): (200, 200, 200, 200),
+    ("auth.login", "GET"): (200, 302, 302, 302),
+    ("auth.login", "POST"): (200, 302, 302, 302),
+    ("auth.logout", "POST"): (LOGIN, LOGIN, LOGIN, LOGIN),
+    ("auth.change_password", "GET"): (LOGIN, 200, 200, 200),
+    ("auth.change_password", "POST"): (LOGIN, 200, 200, 200),
+    ("dashboard.index", "GET"): (LOGIN, 200, 200, 200),
+    ("dashboard.api_docs", "GET"): (LOGIN, 200, 200, 200),
+    # requests: every role sees them; only staff and admins change them, only admins review
+    ("requests.queue", "GET"): (LOGIN, 200, 200, 200),
+    ("requests.queue", "POST"): (LOGIN, 302, 302, 302),
+    ("requests.new", "GET"): (LOGIN, 403, 200, 200),
+    ("requests.new", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.detail", "GET"): (LOGIN, 200, 200, 200),
+    ("requests.reveal_identity", "POST"): (LOGIN, 200, 200, 200),
+    ("requests.manual_input", "GET"): (LOGIN, 403, 200, 200),
+    ("requests.manual_input", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.resume", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.approve", "POST"): (LOGIN, 403, 403, 302),
+    ("requests.deny", "POST"): (LOGIN, 403, 403, 302),
+    ("requests.retry", "POST"): (LOGIN, 403, 403, 302),
+    # packages: reviewers and admins only
+    ("packages.index", "GET"): (LOGIN, 200, 403, 200),
+    ("packages.detail", "GET"): (LOGIN, 200, 403, 200),
+    ("packages.download_json", "GET"): (LOGIN, 200, 403, 200),
+    ("packages.download_zip", "GET"): (LOGIN, 200, 403, 200),
+    # admin: admins only
+    ("admin.audit", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.audit_csv", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.connections", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_connection", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_connection", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.edit_connection", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.edit_connection", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.toggle_connection", "POST"): (LOGIN, 403, 403, 400),
+    ("admin.delete_connection", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.delete_connection", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.webhook_fields", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.webhook_fields", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.delete_webhook", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.delete_webhook", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.new_database", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_database", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.database", "GET"): (LOGIN, 403, 403, 404),
+    ("admin.database_secrets", "POST"): (LOGIN, 403, 403, 404),
+    ("admin.test_database", "POST"): (LOGIN, 403, 403, 404),
+    ("admin.save_datasets", "POST"): (LOGIN, 403, 403, 404),
+    ("admin.download_dataset", "GET"): (LOGIN, 403, 403, 404),
+    ("admin.delete_dataset", "POST"): (LOGIN, 403, 403, 404),
+    ("admin.users", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_user", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_user", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.edit_user", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.edit_user", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.deactivate_user", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.deactivate_user", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.reactivate_user", "GET"): (LOGIN, 403, 403, 302),
+    ("admin.reactivate_user", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.reset_password", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.tokens", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.tokens", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.revoke_token", "POST"): (LOGIN, 403, 403, 302),
+}
+
+# (endpoint, method) → (no token, revoked token, reviewer, staff, admin)
+API: dict[tuple[str, str], tuple] = {
+    ("api.openapi", "GET"): (401, 401, 200, 200, 200),  # a token or a session
+    ("api.list_connections", "GET"): (401, 401, 403, 200, 200),
+    ("api.create_connections", "POST"): (401, 401, 403, 403, 200),
+    ("api.upsert_connections", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.get_connection", "GET"): (401, 401, 403, 200, 200),
+    ("api.delete_connection", "DELETE"): (401, 401, 403, 403, 204),
+    ("api.list_webhooks", "GET"): (401, 401, 403, 200, 200),
+    ("api.create_webhook", "POST"): (401, 401, 403, 403, 201),
+    ("api.patch_webhook", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.get_webhook", "GET"): (401, 401, 403, 200, 200),
+    ("api.delete_webhook", "DELETE"): (401, 401, 403, 403, 204),
+    ("api.list_datasets", "GET"): (401, 401, 403, 400, 400),  # crm is no database
+    ("api.patch_datasets", "PATCH"): (401, 401, 403, 403, 400),
+    ("api.get_dataset", "GET"): (401, 401, 403, 400, 400),
+    ("api.delete_dataset", "DELETE"): (401, 401, 403, 403, 400),
+    ("api.put_secrets", "PUT"): (401, 401, 403, 403, 400),
+    ("api.test_connection", "GET"): (401, 401, 403, 400, 400),
+    ("api.create_privacy_requests", "POST"): (401, 401, 403, 200, 200),
+    ("api.list_privacy_requests", "GET"): (401, 401, 200, 200, 200),
+    ("api.approve_privacy_requests", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.deny_privacy_requests", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.upload_manual_input", "PATCH"): (401, 401, 403, 200, 200),
+    ("api.view_manual_input", "GET"): (401, 401, 200, 200, 200),
+    ("api.resume_privacy_request", "POST"): (401, 401, 403, 200, 400),
+    ("api.get_package", "GET"): (401, 401, 200, 403, 200),
+}
+API_CALLERS = (None, "revoked", "reviewer", "staff", "admin")
+
+
+FORM_DATA = {
+    "requests.new": {"email": "form-made@example.com", "policy": "default_access_policy"},
+    "requests.manual_input": {"field_0": "Jane"},
+}
+
+
+def _body(world, endpoint: str):
+    """JSON bodies that an allowed caller would send."""
+    fields = {"fields": [{"pii_field": "Email"}]}
+    return {
+        "api.create_connections": [{"name": "Made By API", "connection_type": "manual_webhook"}],
+        "api.upsert_connections": [
+            {"name": "Upserted", "key": "upserted", "connection_type": "manual_webhook"}
+        ],
+        "api.create_webhook": fields,
+        "api.patch_webhook": fields,
+        "api.patch_datasets": [],
+        "api.put_secrets": {"url": "sqlite:///nowhere.sqlite3"},
+        "api.create_privacy_requests": [{"identity": {"email": "api-made@example.com"}}],
+        "api.approve_privacy_requests": {"request_ids": [world.waiting_id]},
+        "api.deny_privacy_requests": {"request_ids": [world.waiting_id]},
+        "api.upload_manual_input": {"first_name": "Jane"},
+    }.get(endpoint)
+
+
+def _status(response) -> int | str:
+    location = response.headers.get("Location", "")
+    if response.status_code == 302 and location.startswith("/auth/login"):
+        return LOGIN
+    return response.status_code
+
+
+# --- the table covers the url_map exactly ----------------------------------------------------------
+
+
+def test_every_route_has_a_row(app):
+    routes = {(rule.endpoint, method) for rule, method in route_methods(app)}
+    table = set(HTML) | set(API)
+
+    assert sorted(routes - table) == [], "new routes: add their expected statuses to HTML or API"
+    assert sorted(table - routes) == [], "rows for routes that no longer exist: remove them"
+    assert not [route for route in routes if route[0].startswith("api.") and route not in API]
+
+
+# --- every route, every caller ---------------------------------------------------------------------
+
+
+def _html_route(app, endpoint, method):
+    return next(rule for rule, m in route_methods(app) if rule.endpoint == endpoint and m == method)
+
+
+@pytest.mark.parametrize(("endpoint", "method"), sorted(HTML))
+def test_html_route_answers_each_role_as_expected(app, endpoint, method):
+    world = build_world()
+    url = url_for_rule(_html_route(app, endpoint, method), params_for(world, endpoint))
+    observed = []
+    for role in (None, *ROLES):
+        client = app.test_client()
+        if role is not None:
+            sign_in(client, world.users[role])
+        with client.open(url, method=method, data=FORM_DATA.get(endpoint)) as response:
+            observed.append(_status(response))
+            if response.status_code == 403:
+                assert FORBIDDEN_PAGE in text_of(response)
+        db.session.rollback()
+        db.session.expire_all()
+
+    assert tuple(observed) == HTML[(endpoint, method)], f"{method} {url}"
+
+
+@pytest.mark.parametrize(("endpoint", "method"), sorted(API))
+def test_api_route_answers_each_token_as_expected(app, endpoint, method):
+    world = build_world()
+    url = url_for_rule(_html_route(app, endpoint, method), params_for(world, endpoint))
+    body = _body(world, endpoint)
+    observed = []
+    for caller in API_CALLERS:
+        client = app.test_client()
+        kwargs = {"json": body} if body is not None else {}
+        response = client.open(url, method=method, headers=world.headers(caller), **kwargs)
+        observed.append(response.status_code)
+        if response.status_code in (401, 403):
+            assert "detail" in response.get_json()
+        db.session.rollback()
+        db.session.expire_all()
+
+    assert tuple(observed) == API[(endpoint, method)], f"{method} {url}"
+
+
+# --- object-level rules beyond the role ------------------------------------------------------------
+
+
+def test_a_forbidden_role_learns_nothing_about_whether_the_object_exists(app, client):
+    world = build_world()
+    sign_in(client, world.users["reviewer"])
+
+    real = client.post(f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "x"})
+    missing = client.post(f"/requests/pri_nope/manual/{WEBHOOK_KEY}", data={"field_0": "x"})
+
+    assert real.status_code == missing.status_code == 403
+    staff = world.headers("staff")
+    assert (
+        client.get(f"/api/v1/privacy-request/{world.complete_id}/package", headers=staff).status_code == 403
+    )
+    assert client.get("/api/v1/privacy-request/pri_nope/package", headers=staff).status_code == 403
+
+
+def test_a_reviewer_cannot_upload_by_form_or_api_and_nothing_is_stored(app, client):
+    world = build_world()
+    sign_in(client, world.users["reviewer"])
+    assert _entry_id(world.empty_waiting_id) is None
+
+    form = client.post(f"/requests/{world.empty_waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "Eve"})
+    api = client.patch(
+        f"/api/v1/privacy-request/{world.empty_waiting_id}/access_manual_webhook/{WEBHOOK_KEY}",
+        json={"first_name": "Eve"},
+        headers=world.headers("reviewer"),
+    )
+
+    assert (form.status_code, api.status_code) == (403, 403)
+    assert _entry_id(world.empty_waiting_id) is None
+
+
+def _entry_id(request_id: str) -> int | None:
+    db.session.expire_all()
+    return db.session.scalar(select(ManualInput.id).where(ManualInput.privacy_request_id == request_id))
+
+
+def test_staff_reads_packages_only_once_given_the_reviewer_role(app, client):
+    world = build_world()
+    staff = world.users["staff"]
+    sign_in(client, staff)
+    assert client.get(f"/packages/{world.complete_id}").status_code == 403
+    token = world.headers("staff")
+    assert (
+        client.get(f"/api/v1/privacy-request/{world.complete_id}/package", headers=token).status_code == 403
+    )
+
+    users.update_user(staff, TEST_ACTOR, role="reviewer", name=staff.name, active=True)
+    db.session.commit()
+
+    assert client.get(f"/packages/{world.complete_id}").status_code == 200
+    assert (
+        client.get(f"/api/v1/privacy-request/{world.complete_id}/package", headers=token).status_code == 200
+    )
+    assert client.get(f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}").status_code == 403
+
+
+def test_a_revoked_token_stops_working_at_once(app, client):
+    world = build_world()
+    path = "/api/v1/privacy-request"
+    staff = world.headers("staff")
+    assert client.get(path, headers=staff).status_code == 200
+    admin = app.test_client()
+    sign_in(admin, world.users["admin"])
+
+    revoked = admin.post(f"/admin/tokens/{world.token_ids['staff']}/revoke")
+
+    assert revoked.status_code == 302
+    response = client.get(path, headers=staff)
+    assert response.status_code == 401
+    assert response.get_json() == {"detail": "Invalid, expired or revoked token."}
+
+
+def test_a_demoted_or_deactivated_owner_loses_the_token_s_rights_at_once(app, client):
+    world = build_world()
+    admin_user, path = world.users["admin"], "/api/v1/connection"
+    headers = world.headers("admin")
+    assert client.get(path, headers=headers).status_code == 200
+
+    make_user(role="admin")  # the last admin cannot be demoted
+    users.update_user(admin_user, TEST_ACTOR, role="reviewer", name=admin_user.name, active=True)
+    db.session.commit()
+    assert client.get(path, headers=headers).status_code == 403
+
+    staff = db.session.get(User, world.users["staff"].id)
+    users.update_user(staff, TEST_ACTOR, role=staff.role, name=staff.name, active=False)
+    db.session.commit()
+    assert client.get("/api/v1/privacy-request", headers=world.headers("staff")).status_code == 401
+
+
+def test_a_token_narrowed_to_some_scopes_gets_nothing_else(app, client):
+    world = build_world()
+    token, secret = tokens.create_token(
+        world.users["admin"], "read only", TEST_ACTOR, scopes=["privacy-request:read"]
+    )
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    assert client.get("/api/v1/privacy-request", headers=headers).status_code == 200
+    upload = client.patch(
+        f"/api/v1/privacy-request/{world.waiting_id}/access_manual_webhook/{WEBHOOK_KEY}",
+        json={"first_name": "X"},
+        headers=headers,
+    )
+    assert upload.status_code == 403
+    assert upload.get_json()["detail"] == (
+        "Not Authorized: the token lacks the scope 'privacy-request:upload_data'."
+    )
+    assert (
+        client.get(f"/api/v1/privacy-request/{world.complete_id}/package", headers=headers).status_code == 403
+    )
+    assert db.session.get(ApiToken, token.id).scopes == ["privacy-request:read"]
+
+
+def test_a_deactivated_user_s_open_session_ends_on_the_next_request(app, client):
+    world = build_world()
+    staff = world.users["staff"]
+    sign_in(client, staff)
+    assert client.get(f"/requests/{world.waiting_id}").status_code == 200
+
+    users.update_user(staff, TEST_ACTOR, role=staff.role, name=staff.name, active=False)
+    db.session.commit()
+
+    assert _status(client.get(f"/requests/{world.waiting_id}")) == LOGIN
+    assert _status(client.post(f"/requests/{world.waiting_id}/resume")) == LOGIN
+    assert db.session.get(PrivacyRequest, world.waiting_id).status == "requires_input"
