@@ -624,3 +624,14 @@ def _concurrently(n: int, call) -> list:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def test_the_request_page_says_queued_for_later_when_the_broker_is_down(broker_down, client, login_as):
+    login_as("staff")
+    response = client.post(
+        "/requests/new",
+        data={"email": "jane@example.com", "policy": "default_access_policy"},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "Request created. Queued — it will run when the worker is back." in response.get_data(as_text=True)

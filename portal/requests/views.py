@@ -28,7 +28,14 @@ from portal.requests.forms import (
     QueueFilterForm,
 )
 from portal.security import roles_required
-from portal.services import InvalidState, NotFound, ValidationFailed, manual_inputs, privacy_requests
+from portal.services import (
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    datasets,
+    manual_inputs,
+    privacy_requests,
+)
 from portal.services.audit import Actor
 from portal.templating import STATUS_BADGES
 
@@ -113,8 +120,14 @@ def _missing_names(privacy_request: PrivacyRequest) -> list[str]:
     ]
 
 
-def _outcome(prefix: str, privacy_request: PrivacyRequest) -> tuple[str, str]:
-    """A flash saying where the request ended up after the (inline) run."""
+def _outcome(
+    prefix: str, privacy_request: PrivacyRequest, dispatched: dispatch.Dispatched
+) -> tuple[str, str]:
+    """A flash saying where the request ended up: run inline, queued for a worker, or queued for later."""
+    if privacy_request.id in dispatched.not_enqueued:
+        return f"{prefix}. {dispatch.QUEUED_LATER_MESSAGE}", "warning"
+    if dispatched.background and privacy_request.id in dispatched.ids:
+        return f"{prefix}: queued — a worker runs it in the background; reload to see its progress.", "info"
     status = privacy_request.status
     if status == S.COMPLETE:
         return f"{prefix}: the request completed at once and its access package is ready.", "success"
@@ -170,8 +183,8 @@ def new():
             _show_create_errors(form, exc)
         else:
             request_id = privacy_request.id
-            dispatch.commit_and_run()
-            flash(*_outcome("Request created", privacy_requests.get_request(request_id)))
+            dispatched = dispatch.commit_and_run()
+            flash(*_outcome("Request created", privacy_requests.get_request(request_id), dispatched))
             return redirect(url_for(".detail", request_id=request_id))
     return render_template("requests/new.html", form=form)
 
@@ -249,6 +262,7 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         cards=cards,
         missing=[card.gated.connection.name for card in cards if card.state != "done"],
         events=privacy_requests.request_events(privacy_request.id),
+        collection_steps=datasets.collection_steps(privacy_request.id),
         describe_event=describe_event,
         revealed=revealed,
         can_enter=can_enter,
@@ -293,8 +307,8 @@ def _lifecycle_action(request_id: str, action, prefix: str):
         db.session.rollback()
         abort(404)
     else:
-        dispatch.commit_and_run()
-        flash(*_outcome(prefix, privacy_request))
+        dispatched = dispatch.commit_and_run()
+        flash(*_outcome(prefix, privacy_request, dispatched))
     return redirect(url_for(".detail", request_id=request_id))
 
 

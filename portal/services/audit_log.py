@@ -22,6 +22,10 @@ from portal.services.reports import csv_text
 # Every action the portal writes today; actions found in the table are added, so a new one shows up
 # in the filter as soon as it has happened once.
 KNOWN_ACTIONS = (
+    "connection.secrets_changed",
+    "connection.tested",
+    "dataset.saved",
+    "dataset.deleted",
     "connection.changed",
     "connection.created",
     "connection.deleted",
