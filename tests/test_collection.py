@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fideslang.models
 import pytest
 import sqlalchemy as sa
 
@@ -21,6 +22,8 @@ def parse(text: str) -> list[fides.Dataset]:
 
 
 def test_a_fides_dataset_file_loads_as_is_and_round_trips():
+    """fideslang reads it: fidesops_meta becomes fides_meta, keys fideslang does not know (here the
+    fideslang 1.x data_qualifier and retention) are ignored, and fields are sorted by name, as in fides."""
     text = """
 dataset:
   - fides_key: postgres_example
@@ -45,14 +48,29 @@ dataset:
                 data_categories: [user.name]
 """
     [dataset] = parse(text)
+    assert isinstance(dataset, fideslang.models.Dataset)
     stored = dataset.to_json()
-    assert stored["retention"] == "30 days" and stored["data_qualifier"] == "aggregated.anonymized"
-    email = stored["collections"][0]["fields"][0]
-    assert email["fides_meta"] == {"identity": "email", "data_type": "string"}
-    assert "fidesops_meta" not in email and email["data_qualifier"].endswith(".identified")
-    assert stored["collections"][0]["fields"][2]["fields"] == [
-        {"name": "nickname", "data_categories": ["user.name"]}
-    ]
+    assert stored == {
+        "fides_key": "postgres_example",
+        "name": "Postgres Example Test Dataset",
+        "description": "Example of a Postgres dataset containing a variety of related tables.",
+        "organization_fides_key": "default_organization",
+        "collections": [
+            {
+                "name": "customer",
+                "fides_meta": {"after": ["postgres_example.address"]},
+                "fields": [
+                    {
+                        "name": "email",
+                        "data_categories": ["user.contact.email"],
+                        "fides_meta": {"identity": "email", "data_type": "string"},
+                    },
+                    {"name": "profile", "fields": [{"name": "nickname", "data_categories": ["user.name"]}]},
+                    {"name": "tags", "fides_meta": {"data_type": "string[]"}},
+                ],
+            }
+        ],
+    }
     assert fides.Dataset.model_validate(stored).to_json() == stored
 
 
@@ -76,11 +94,11 @@ dataset:
         ),
         (
             ("fields", 1, "name", ""),
-            "Dataset 'shop', collection 'orders', field '', name: String should have at least 1 character",
+            "Dataset 'shop': collection 'orders', field '': a name must be 1 to 200 characters long.",
         ),
         (
             ("fields", 1, "name", "id"),
-            "Dataset 'shop', collection 'orders': Duplicate field names: id",
+            "Dataset 'shop', collection 'orders', fields: Duplicate entries found: [id]",
         ),
     ],
 )
@@ -105,6 +123,34 @@ def test_fides_key_and_shape_errors():
         for _ in range(50):
             deep = {"name": "f", "fields": [deep]}
         datasets.parse_dataset({"fides_key": "x", "collections": [{"name": "c", "fields": [deep]}]})
+
+
+def test_the_portal_limits_on_top_of_fideslang():
+    """Names are stored (fides_key is 200 characters at most) and become SQL table and column names."""
+    long = "k" * 201
+    with pytest.raises(ValidationFailed) as caught:
+        datasets.parse_dataset({"fides_key": long, "collections": []})
+    assert str(caught.value) == f"Dataset '{long}': the fides_key must be at most 200 characters long."
+    nested = {"name": "profile", "fields": [{"name": "n" * 201}]}
+    with pytest.raises(ValidationFailed) as caught:
+        datasets.parse_dataset({"fides_key": "x", "collections": [{"name": "c", "fields": [nested]}]})
+    assert str(caught.value) == (
+        f"Dataset 'x': collection 'c', field 'profile', field '{'n' * 200}': a name must be 1 to 200 "
+        "characters long."
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        datasets.parse_dataset(
+            {"fides_key": "x", "fides_meta": {"namespace": {"schema": 3}}, "collections": []}
+        )
+    assert str(caught.value) == "Dataset 'x': fides_meta, namespace, schema: must be a string."
+    dataset = datasets.parse_dataset(
+        {
+            "fides_key": "x",
+            "fidesops_meta": {"namespace": {"schema": "shop"}},
+            "collections": [{"name": "c", "fidesops_meta": {"skip_processing": True}, "fields": []}],
+        }
+    )
+    assert dataset.schema_name == "shop" and dataset.collections[0].fides_meta.skip_processing is True
 
 
 def test_yaml_syntax_errors_give_the_line():

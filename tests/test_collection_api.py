@@ -63,7 +63,8 @@ def test_patch_datasets_succeeded_and_failed_like_fidesops(admin):
         "shop_loyalty",
         "shop",
     ]  # may reference each other
-    assert r.json["succeeded"][1]["collections"][0]["fields"][2]["fides_meta"] == {"identity": "phone_number"}
+    phone = [f for f in r.json["succeeded"][1]["collections"][0]["fields"] if f["name"] == "phone"]
+    assert phone == [{"name": "phone", "fides_meta": {"identity": "phone_number"}}]  # was fidesops_meta
     assert [f["message"] for f in r.json["failed"]] == [
         "Dataset #4, fides_key: Field required; Dataset #4, collections: Field required",
         "Dataset 'broken', collection 'x', field 'id': references 'nope.a.b', but there is no dataset 'nope'.",

@@ -1,11 +1,13 @@
-"""The fides dataset format (S5) and the reference graph built from it.
+"""The fides dataset format (S5), parsed by fideslang, and the reference graph built from it.
 
-SPEC S5 asks for ``fideslang``'s own models. fideslang 3.1.4 (and every 3.x release) requires
-``pydantic<2.13`` while the portal pins pydantic 2.14.3, so pip cannot install both. These models follow
-fideslang's ``Dataset`` schema field for field — ``fides_meta`` or its older name ``fidesops_meta``,
-``identity``, ``primary_key``, ``data_type``, ``references`` with ``direction``, nested ``fields``, the
-fides-key pattern, unique names, the data-type list — and keep keys they do not use, so a dataset file a fides
-user already has loads as is and round-trips through the API.
+Datasets are validated by fideslang's own models (``fideslang.models.Dataset``, ``DatasetCollection``,
+``DatasetField``, ``FidesMeta``, ``FidesDatasetReference``, ``CollectionMeta``, ``DatasetMetadata``), so a
+dataset file fides accepts loads here as is: ``fides_meta`` or its older name ``fidesops_meta`` (fideslang
+renames it), ``identity``, ``primary_key``, ``data_type``, ``references`` with ``direction``, nested
+``fields``, the fides-key pattern, unique names, the data-type list. As in fides, keys fideslang does not
+know are ignored, and collections and fields are kept sorted by name. ``Dataset`` below is fideslang's model
+plus the limits of this portal's storage and SQL connectors (names of 1–200 characters, a string schema)
+and two helpers.
 
 The graph: a node per collection, and an edge per direction in which values flow between two fields. A
 reference on field ``F`` to ``R`` with direction ``from`` means "query this collection by ``F`` with values
@@ -14,151 +16,84 @@ of ``R``" (``R → F``); ``to`` means ``F → R``; no direction means both. An i
 
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from fideslang import models as fideslang_models
+from fideslang.models import (
+    CollectionMeta,
+    DatasetCollection,
+    DatasetField,
+    DatasetMetadata,
+    FidesDatasetReference,
+    FidesMeta,
+)
+from pydantic import model_validator
 
-FIDES_KEY_PATTERN = re.compile(r"^[a-zA-Z0-9_.<>-]+$")
-DATA_TYPE_NAMES = frozenset({"string", "integer", "float", "boolean", "object_id", "object"})
-MAX_NAME_LENGTH = 200
+__all__ = [
+    "CollectionMeta",
+    "CollectionNode",
+    "Dataset",
+    "DatasetCollection",
+    "DatasetField",
+    "DatasetGraph",
+    "DatasetMetadata",
+    "Edge",
+    "FidesDatasetReference",
+    "FidesMeta",
+    "FieldAddress",
+    "GraphError",
+    "build_graph",
+    "validate",
+]
+
+MAX_NAME_LENGTH = 200  # DatasetConfig.fides_key is a String(200); table and column names stay short too
 MAX_ERRORS_SHOWN = 20
 
 
-def _fides_key(value: str) -> str:
-    if not FIDES_KEY_PATTERN.match(value):
-        raise ValueError(
-            f"FidesKeys must only contain alphanumeric characters, '.', '_', '<', '>' or '-'. "
-            f"Value provided: {value}"
-        )
-    return value
-
-
-def _data_type(value: str | None) -> str | None:
-    if value is not None and value.removesuffix("[]") not in DATA_TYPE_NAMES:
-        raise ValueError(f"The data type {value} is not supported.")
-    return value
-
-
-def _unique_names(items: list | None, what: str) -> None:
-    duplicates = [name for name, count in Counter(item.name for item in items or ()).items() if count > 1]
-    if duplicates:
-        raise ValueError(f"Duplicate {what} names: {', '.join(sorted(set(duplicates)))}")
-
-
-FidesKey = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_fides_key)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-
-
-class _Open(BaseModel):
-    """Keys this portal does not use are kept (and returned), as fides tools may rely on them."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class _MetaCompat(_Open):
-    @model_validator(mode="before")
-    @classmethod
-    def _fidesops_meta(cls, data: Any) -> Any:
-        """``fidesops_meta`` is the older name of ``fides_meta``; a given ``fides_meta`` wins."""
-        if isinstance(data, dict) and "fidesops_meta" in data:
-            data = dict(data)
-            legacy = data.pop("fidesops_meta")
-            if data.get("fides_meta") is None:
-                data["fides_meta"] = legacy
-        return data
-
-
-class Reference(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: FidesKey
-    field: Annotated[str, Field(min_length=3, max_length=2 * MAX_NAME_LENGTH + 1)]
-    direction: Literal["from", "to"] | None = None
-
-
-class FieldMeta(_Open):
-    references: list[Reference] | None = None
-    identity: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)] | None = None
-    primary_key: bool | None = None
-    data_type: Annotated[str | None, AfterValidator(_data_type)] = None
-    length: PositiveInt | None = None
-    return_all_elements: bool | None = None
-    read_only: bool | None = None
-
-
-class DatasetField(_MetaCompat):
-    name: Name
-    description: str | None = None
-    data_categories: list[FidesKey] | None = None
-    fides_meta: FieldMeta | None = None
-    fields: list[DatasetField] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> DatasetField:
-        _unique_names(self.fields, "field")
-        declared = self.fides_meta.data_type if self.fides_meta else None
-        if self.fields and declared and declared.removesuffix("[]") != "object":
-            raise ValueError(
-                f"The data type '{declared}' on field '{self.name}' is not compatible with specified "
-                "sub-fields. Convert to an 'object' field."
+def _name_problems(fields: list[DatasetField] | None, where: str) -> list[str]:
+    problems = []
+    for f in fields or ():
+        if not 1 <= len(f.name) <= MAX_NAME_LENGTH:
+            problems.append(
+                f"{where}field '{f.name[:MAX_NAME_LENGTH]}': a name must be 1 to {MAX_NAME_LENGTH} characters long."
             )
-        return self
+        problems.extend(_name_problems(f.fields, f"{where}field '{f.name[:MAX_NAME_LENGTH]}', "))
+    return problems
 
 
-class CollectionMeta(_Open):
-    after: list[str] | None = None
-    skip_processing: bool | None = None
-
-
-class DatasetCollection(_MetaCompat):
-    name: Name
-    description: str | None = None
-    data_categories: list[FidesKey] | None = None
-    fields: list[DatasetField]
-    fides_meta: CollectionMeta | None = None
+class Dataset(fideslang_models.Dataset):
+    """fideslang's ``Dataset``, with the portal's limits and helpers."""
 
     @model_validator(mode="after")
-    def _check(self) -> DatasetCollection:
-        _unique_names(self.fields, "field")
-        return self
-
-
-class Namespace(_Open):
-    database_name: str | None = None
-    schema_: str | None = Field(default=None, alias="schema")
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class DatasetMeta(_Open):
-    namespace: Namespace | None = None
-
-
-class Dataset(_MetaCompat):
-    fides_key: FidesKey
-    name: str | None = None
-    description: str | None = None
-    organization_fides_key: str | None = None
-    data_categories: list[FidesKey] | None = None
-    fides_meta: DatasetMeta | None = None
-    collections: list[DatasetCollection]
-
-    @model_validator(mode="after")
-    def _check(self) -> Dataset:
-        _unique_names(self.collections, "collection")
+    def _portal_limits(self) -> Dataset:
+        problems = []
+        if len(self.fides_key) > MAX_NAME_LENGTH:
+            problems.append(f"the fides_key must be at most {MAX_NAME_LENGTH} characters long.")
+        for collection in self.collections:
+            name = collection.name[:MAX_NAME_LENGTH]
+            if not 1 <= len(collection.name) <= MAX_NAME_LENGTH:
+                problems.append(
+                    f"collection '{name}': a name must be 1 to {MAX_NAME_LENGTH} characters long."
+                )
+            problems.extend(_name_problems(collection.fields, f"collection '{name}', "))
+        namespace = self.fides_meta.namespace if self.fides_meta else None
+        if namespace and namespace.get("schema") is not None and not isinstance(namespace["schema"], str):
+            problems.append("fides_meta, namespace, schema: must be a string.")
+        if problems:
+            raise ValueError(" ".join(problems[:MAX_ERRORS_SHOWN]))
         return self
 
     def to_json(self) -> dict[str, Any]:
-        """The normalised document that is stored and returned (``fides_meta``, no nulls)."""
-        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+        """The normalised document that is stored and returned: the keys fideslang knows that the author
+        gave (``fidesops_meta`` renamed ``fides_meta``), no nulls, in fideslang's order."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_unset=True, by_alias=True)
 
     @property
     def schema_name(self) -> str | None:
         namespace = self.fides_meta.namespace if self.fides_meta else None
-        return namespace.schema_ if namespace else None
+        return (namespace or {}).get("schema")
 
 
 # --- the graph ---------------------------------------------------------------------------------------
@@ -313,7 +248,7 @@ def build_graph(entries: list[tuple[str, Dataset]]) -> DatasetGraph:
     return graph
 
 
-def _resolve(graph: DatasetGraph, here: FieldAddress, ref: Reference) -> FieldAddress | None:
+def _resolve(graph: DatasetGraph, here: FieldAddress, ref: FidesDatasetReference) -> FieldAddress | None:
     def fail(problem: str) -> None:
         graph.errors.append(GraphError(here.dataset, here.collection, here.field, problem))
 
