@@ -81,3 +81,9 @@ clean:
 .PHONY: screenshots
 screenshots: install-dev
 	$(BIN)/python -m tests.e2e.screenshots
+
+# Benchmarks (bench/REPORT.md): the portal against its floor on SQLite and PostgreSQL, 100k requests.
+# BENCH_ARGS="--scale 10k" (or 1m), "--db sqlite", "--scaling 10k,1m"; see README, "Benchmarks".
+.PHONY: bench
+bench: install-dev
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from flask import Flask, current_app, jsonify
 from sqlalchemy import text
 
@@ -34,6 +33,8 @@ def _database_ok() -> bool:
 def _broker_ok() -> bool:
     if current_app.config["TASK_BACKEND"] != "celery":
         return True
+    import redis  # only with the celery backend: the inline web processes never load it (~6 MB each)
+
     client = redis.Redis.from_url(
         current_app.config["REDIS_URL"],
         socket_connect_timeout=CHECK_TIMEOUT_SECONDS,

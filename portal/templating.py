@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import quote
+
+from markupsafe import Markup, escape
 
 from portal.crypto import is_undecryptable
 from portal.models import utcnow
@@ -79,6 +83,51 @@ def nav_extra_items(user) -> list[tuple[str, str]]:
     ]
 
 
+# --- request list pieces ------------------------------------------------------------------------------
+# Python rather than Jinja macros, and f-strings rather than Markup.format: a queue page calls each of them
+# 50 times, and both a macro call and Markup.format cost several times what the work itself does
+# (issue 9). Every interpolated value goes through ``escape``; nothing else reaches the Markup.
+
+
+def status_badge(status: str) -> Markup:
+    colour, text = STATUS_BADGES.get(status, ("secondary", status))
+    return Markup(f'<span class="badge text-bg-{escape(colour)}">{escape(text)}</span>')  # noqa: S704
+
+
+def due(privacy_request, now: datetime, due_badge) -> Markup:
+    """The deadline badge (``due_badge(request, now)`` → (colour, text) or None) and the due date."""
+    badge = due_badge(privacy_request, now)
+    due_date = privacy_request.due_date
+    html = (
+        f'<time class="d-block small text-body-secondary" datetime="{escape(due_date.isoformat())}">'
+        f"{escape(absolute_time(due_date))}</time>"
+    )
+    if badge:
+        border = " border" if badge[0] == "light" else ""
+        html = f'<span class="badge text-bg-{escape(badge[0])}{border}">{escape(badge[1])}</span>\n' + html
+    return Markup(html)  # noqa: S704
+
+
+def identity_masked(identity) -> Markup:
+    if is_undecryptable(identity):
+        return Markup('<span class="d-block text-danger">Cannot be decrypted</span>')
+    html = ""
+    if identity.get("email"):
+        html += f'<span class="d-block">{escape(mask_email(identity["email"]))}</span>'
+    if identity.get("phone_number"):
+        html += f'<span class="d-block">{escape(mask_phone(identity["phone_number"]))}</span>'
+    return Markup(html)  # noqa: S704
+
+
+def request_urls() -> Callable[[str], str]:
+    """request id → URL of its request page, built once per list rather than once per row."""
+    from flask import url_for
+
+    marker = "-"
+    prefix = url_for("requests.detail", request_id=marker)[: -len(marker)]
+    return lambda request_id: prefix + quote(request_id, safe="!$&'()*+,/:;=@")
+
+
 def init_app(app) -> None:
     app.jinja_env.filters.update(
         absolute_time=absolute_time,
@@ -88,5 +137,8 @@ def init_app(app) -> None:
     )
     app.jinja_env.tests["undecryptable"] = is_undecryptable
     app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items, now_utc=utcnow)
+    app.jinja_env.globals.update(
+        status_badge=status_badge, due=due, identity_masked=identity_masked, request_urls=request_urls
+    )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -59,6 +59,7 @@ def list_privacy_requests():
         page=page,
         size=size,
         order="newest",
+        with_identity=False,
     )
     items = [privacy_request_json(pr) for pr in result.items]
     return jsonify(page_json(items, result.total, page, size))
@@ -104,9 +105,10 @@ def upload_manual_input(request_id: str, key: str):
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be an object of label → value.", [((), "must be an object")])
-    manual_inputs.save_manual_input(request_id, key, body, g.api_actor)
+    entry = manual_inputs.save_manual_input(request_id, key, body, g.api_actor)
+    view = manual_inputs.saved_view(entry)
     db.session.commit()
-    return jsonify(_view_json(request_id, key))
+    return jsonify({"checked": view.checked, "fields": view.fields})
 
 
 @bp.get("/privacy-request/<request_id>/access_manual_webhook/<key>")

@@ -66,4 +66,4 @@ def delete_webhook(key: str):
 @requires_scope(scopes.WEBHOOK_READ)
 def list_webhooks():
     """Every enabled manual webhook with at least one field (what a request waits for)."""
-    return jsonify([webhook_json(g_.connection, g_.webhook) for g_ in gate.gated_webhooks()])
+    return jsonify([webhook_json(conn, hook) for conn, hook in gate.gated_webhook_models()])

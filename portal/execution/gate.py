@@ -1,37 +1,121 @@
-"""The manual gate (S4): every enabled webhook with fields needs a current-version ManualInput."""
+"""The manual gate (S4): every enabled webhook with fields needs a current-version ManualInput.
+
+``gated_webhooks()`` is on the hot path of the queue, the request page, every save and every run, so it
+returns light snapshots rather than ORM objects: one small query reads the connections' current columns
+on every call (so a rename, a disable or a new version is seen at once, by every process), and only the
+field lists — the large JSON — are cached per process, keyed by (webhook id, created_at, version). A
+webhook's ``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a
+later one that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is
+never stale.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
 
+# (webhook id, created_at, version) → field definitions. Bounded: cleared when it outgrows any real deployment.
+_FIELDS_CACHE: dict[tuple[int, datetime, int], tuple[dict[str, Any], ...]] = {}
+_FIELDS_CACHE_LIMIT = 5_000
+
+
+@dataclass(frozen=True)
+class GatedConnection:
+    id: int
+    key: str
+    name: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class GatedFields:
+    """A webhook's field definitions at one version (shared between requests: never mutate them)."""
+
+    id: int
+    version: int
+    fields: tuple[dict[str, Any], ...]
+
+    @property
+    def labels(self) -> list[str]:
+        return [f["dsr_package_label"] for f in self.fields]
+
 
 @dataclass(frozen=True)
 class GatedWebhook:
-    connection: ConnectionConfig
-    webhook: ManualWebhook
+    connection: GatedConnection
+    webhook: GatedFields
 
     @property
     def key(self) -> str:
         return self.connection.key
 
 
+def _gated_condition():
+    return (
+        ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK,
+        ConnectionConfig.disabled.is_(False),
+    )
+
+
 def gated_webhooks() -> list[GatedWebhook]:
-    """Enabled manual connections whose webhook has at least one field, by name (one query)."""
+    """Enabled manual connections whose webhook has at least one field, by name."""
+    rows = db.session.execute(
+        select(
+            ConnectionConfig.id,
+            ConnectionConfig.key,
+            ConnectionConfig.name,
+            ConnectionConfig.description,
+            ManualWebhook.id,
+            ManualWebhook.created_at,
+            ManualWebhook.version,
+        )
+        .join(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+        .where(*_gated_condition())
+        .order_by(ConnectionConfig.name)
+    ).all()
+    unknown = [row[4] for row in rows if tuple(row[4:]) not in _FIELDS_CACHE]
+    fields_now: dict[int, tuple[int, tuple[dict[str, Any], ...]]] = {}
+    if unknown:
+        if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
+            _FIELDS_CACHE.clear()
+        loaded = db.session.execute(
+            select(
+                ManualWebhook.id, ManualWebhook.created_at, ManualWebhook.version, ManualWebhook.fields
+            ).where(ManualWebhook.id.in_(unknown))
+        )
+        for hook_id, created_at, version, fields in loaded:
+            fields_now[hook_id] = (version, tuple(fields or ()))
+            _FIELDS_CACHE[(hook_id, created_at, version)] = tuple(fields or ())
+    gated = []
+    for conn_id, key, name, description, hook_id, created_at, version in rows:
+        if hook_id in fields_now:  # read just now: its version may be newer than the first query's
+            version, fields = fields_now[hook_id]
+        else:
+            fields = _FIELDS_CACHE[(hook_id, created_at, version)]
+        if fields:
+            gated.append(
+                GatedWebhook(
+                    GatedConnection(conn_id, key, name, description), GatedFields(hook_id, version, fields)
+                )
+            )
+    return gated
+
+
+def gated_webhook_models() -> list[tuple[ConnectionConfig, ManualWebhook]]:
+    """The same webhooks as ORM objects, for the API's full representation (one query)."""
     rows = db.session.execute(
         select(ConnectionConfig, ManualWebhook)
         .join(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
-        .where(
-            ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK,
-            ConnectionConfig.disabled.is_(False),
-        )
+        .where(*_gated_condition())
         .order_by(ConnectionConfig.name)
     ).all()
-    return [GatedWebhook(conn, hook) for conn, hook in rows if hook.fields]
+    return [(conn, hook) for conn, hook in rows if hook.fields]
 
 
 def applies_to(privacy_request: PrivacyRequest) -> bool:

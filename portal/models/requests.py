@@ -42,7 +42,10 @@ class PrivacyRequest(Base):
     __tablename__ = "privacy_requests"
     __table_args__ = (
         CheckConstraint(f"status IN {STATUS_VALUES!r}", name="status_valid"),
-        Index("ix_privacy_requests_status_due", "status", "due_date"),
+        # Each order the lists use, ending in ``id``: a page is read from the index, never sorted (issue 9).
+        Index("ix_privacy_requests_status_due_id", "status", "due_date", "id"),
+        Index("ix_privacy_requests_due_id", "due_date", "id"),
+        Index("ix_privacy_requests_created_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_request_id)
@@ -53,9 +56,9 @@ class PrivacyRequest(Base):
     email_index: Mapped[str | None] = mapped_column(String(64), index=True)
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32), default=RequestStatus.PENDING.value)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    due_date: Mapped[datetime] = mapped_column(index=True)
+    due_date: Mapped[datetime]
     started_processing_at: Mapped[datetime | None]
     finished_processing_at: Mapped[datetime | None]
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -28,16 +28,19 @@ def _actor() -> Actor:
     return Actor.for_user(current_user)
 
 
-def _package_or_404(request_id: str, action: str, **details) -> tuple[PrivacyRequest, dict]:
-    """The request and its package, audited; 404 with the service's message when it has none yet."""
+def _package_or_404(
+    request_id: str, action: str, **details
+) -> tuple[PrivacyRequest, dict, reports.ReportMeta]:
+    """The request, its package and report metadata, audited; 404 with the service's message if none."""
     try:
         privacy_request = privacy_requests.get_request(request_id)
         package = privacy_requests.get_package(privacy_request, _actor(), action=action, **details)
     except NotFound as exc:
         db.session.rollback()
         abort(404, str(exc))
+    meta = _meta(privacy_request)  # read before the commit expires the request (no second query)
     db.session.commit()
-    return privacy_request, package
+    return privacy_request, package, meta
 
 
 def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
@@ -78,7 +81,7 @@ def index():
 
 @bp.route("/<request_id>")
 def detail(request_id: str):
-    privacy_request, package = _package_or_404(request_id, "package.viewed")
+    privacy_request, package, _ = _package_or_404(request_id, "package.viewed")
     return render_template(
         "packages/detail.html",
         pr=privacy_request,
@@ -91,19 +94,19 @@ def detail(request_id: str):
 
 @bp.route("/<request_id>/package.json")
 def download_json(request_id: str):
-    privacy_request, package = _package_or_404(request_id, "package.downloaded", format="json")
+    _, package, meta = _package_or_404(request_id, "package.downloaded", format="json")
     return _attachment(
         reports.package_json_bytes(package),
         "application/json",
-        reports.download_name(privacy_request.id, "json"),
+        reports.download_name(meta.request_id, "json"),
     )
 
 
 @bp.route("/<request_id>/package.zip")
 def download_zip(request_id: str):
-    privacy_request, package = _package_or_404(request_id, "package.downloaded", format="zip")
+    _, package, meta = _package_or_404(request_id, "package.downloaded", format="zip")
     return _attachment(
-        reports.package_zip_bytes(package, _meta(privacy_request)),
+        reports.package_zip_bytes(package, meta),
         "application/zip",
-        reports.download_name(privacy_request.id, "zip"),
+        reports.download_name(meta.request_id, "zip"),
     )

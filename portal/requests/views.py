@@ -370,10 +370,11 @@ def manual_input(request_id: str, connection_key: str):
         abort(404, str(exc))
     fields = list(webhook.fields)
     form_class = build_manual_input_form(fields)
-    current = manual_inputs.view_manual_input(request_id, connection_key)
     refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
     status_code = 200
+    current = None  # what is stored: read only when a form is shown, not for a save that succeeds
     if request.method == "GET":
+        current = manual_inputs.view_manual_input(request_id, connection_key)
         form = form_class(formdata=None, data=prefill(fields, current.fields))
     elif refusal:
         form, status_code = form_class(), 400  # what was typed stays on screen; nothing is stored
@@ -386,6 +387,7 @@ def manual_input(request_id: str, connection_key: str):
         elif form.validate():
             values = form_values(form)
         if values is not None:
+            name = connection.name  # read before the commit expires it
             try:
                 manual_inputs.save_manual_input(request_id, connection_key, values, _actor())
             except ValidationFailed as exc:
@@ -397,11 +399,14 @@ def manual_input(request_id: str, connection_key: str):
             else:
                 dispatch.commit_and_run()
                 what = "nothing found in this system" if not values else "data entered"
-                message = f"Saved “{connection.name}”: {what}."
-                if not _missing_names(privacy_request):
+                message = f"Saved “{name}”: {what}."
+                done, systems = privacy_requests.progress([request_id])
+                if done.get(request_id, 0) >= systems:
                     message += " Every manual system is done: you can resume the request now."
                 flash(message, "success")
                 return redirect(url_for(".detail", request_id=request_id))
+    if current is None:
+        current = manual_inputs.view_manual_input(request_id, connection_key)
     return (
         render_template(
             "requests/manual_input.html",

@@ -9,6 +9,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from portal.execution import gate
 from portal.extensions import db
@@ -31,7 +32,11 @@ FALSE_WORDS = {"false", "no", "0", "off"}
 
 
 def get_manual_connection(key: str) -> tuple[ConnectionConfig, ManualWebhook]:
-    connection = db.session.scalar(select(ConnectionConfig).where(ConnectionConfig.key == key))
+    connection = db.session.scalar(
+        select(ConnectionConfig)
+        .options(joinedload(ConnectionConfig.manual_webhook))
+        .where(ConnectionConfig.key == key)
+    )
     if connection is None:
         raise NotFound(f"No connection config with key '{key}'")
     if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or connection.manual_webhook is None:
@@ -168,6 +173,7 @@ def save_manual_input(
     if entry is None:
         entry = ManualInput(privacy_request_id=request_id, connection_config_id=connection.id)
         db.session.add(entry)
+    entry.connection_config = connection  # keeps it (and its webhook) loaded for ``saved_view``
     entry.values = cleaned
     entry.version = webhook.version
     entry.entered_by_user_id = actor.user_id
@@ -201,18 +207,31 @@ class InputView:
 
 def view_manual_input(request_id: str, connection_key: str) -> InputView:
     """The current labels with the stored values (stale entries keep the labels that still exist)."""
-    get_request(request_id)
-    connection, webhook = get_manual_connection(connection_key)
+    try:
+        connection, webhook = get_manual_connection(connection_key)
+    except NotFound:
+        get_request(request_id)  # an unknown request is named first
+        raise
     entry = db.session.scalar(
         select(ManualInput).where(
             ManualInput.privacy_request_id == request_id,
             ManualInput.connection_config_id == connection.id,
         )
     )
+    if entry is None:
+        get_request(request_id)  # only needed when there is no entry: an entry implies its request
     stored = entry.values if entry is not None else {}
     fields = {label: stored.get(label) for label in webhook.labels}
     checked = entry is not None and not entry.is_stale(webhook.version)
     return InputView(checked=checked, fields=fields, entry=entry)
+
+
+def saved_view(entry: ManualInput) -> InputView:
+    """The view of an entry ``save_manual_input`` just wrote, without reading it back (call before commit)."""
+    webhook = entry.connection_config.manual_webhook  # both loaded by the save: no query
+    return InputView(
+        checked=True, fields={label: entry.values.get(label) for label in webhook.labels}, entry=entry
+    )
 
 
 @dataclass(frozen=True)
