@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import current_app
 from sqlalchemy import func, select
 
 from portal.execution import dispatch
@@ -86,6 +87,7 @@ def register_cli(app) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Requeue lost runs (killed worker, broker down); for cron when Celery beat is not used."""
+        from portal.execution.sweeper import purge_if_enabled
         from portal.execution.sweeper import sweep as run_sweep
 
         requeued = run_sweep()
@@ -93,6 +95,9 @@ def register_cli(app) -> None:
             note = "" if item.enqueued else " (broker unreachable: will retry)"
             click.echo(f"{item.request_id} {item.reason}{note}")
         click.echo(f"Requeued {len(requeued)} request(s).", err=True)
+        if current_app.config["PURGE_ON_SWEEP"]:
+            purged = purge_if_enabled()
+            click.echo(f"Purged {len(purged)} request(s) under the retention policy.", err=True)
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

@@ -21,6 +21,8 @@ class DefaultConfig:
     # Retention (`flask purge`): identities, manual inputs and packages of requests closed (complete,
     # denied, canceled) more than this many days ago are deleted; the request row and audit trail stay.
     RETENTION_DAYS = 90
+    # Also purge (retention) on every sweep, so Celery beat or the `flask sweep` cron job does both.
+    PURGE_ON_SWEEP = False
     REQUIRE_APPROVAL = False
     # "inline": runs happen in the web process (embedded default). "celery": runs are queued on Redis
     # (REDIS_URL, queue CELERY_QUEUE) for `celery -A portal.worker worker`.

@@ -67,10 +67,14 @@ def run_privacy_request(request_id: str) -> None:
 
 
 def sweep() -> None:
+    from portal.execution.sweeper import purge_if_enabled
     from portal.execution.sweeper import sweep as run_sweep
 
     for item in run_sweep():
         log.info("Requeued %s (%s).", item.request_id, item.reason)
+    purged = purge_if_enabled()
+    if purged:
+        log.info("Purged %d request(s) under the retention policy.", len(purged))
 
 
 @functools.cache

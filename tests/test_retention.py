@@ -205,3 +205,23 @@ def test_the_readme_documents_retention():
 
     assert "PORTAL_RETENTION_DAYS" in readme
     assert "flask --app app purge" in readme
+
+
+def test_the_sweeper_purges_only_when_enabled(app, runner, closed):
+    result = runner.invoke(args=["sweep"])
+    assert result.exit_code == 0 and "Purged" not in result.stderr
+    assert _request(closed["old"]).purged_at is None
+    app.config["PURGE_ON_SWEEP"] = True
+    result = runner.invoke(args=["sweep"])
+    assert result.exit_code == 0, result.output
+    assert "Purged 3 request(s) under the retention policy." in result.stderr
+    assert _request(closed["old"]).purged_at is not None
+    assert _request(closed["recent"]).purged_at is None
+    purge_events = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "request.purged")
+    assert db.session.scalar(purge_events) == 3
+    assert (
+        db.session.scalar(
+            select(AuditEvent.actor_label).where(AuditEvent.action == "request.purged").limit(1)
+        )
+        == "sweeper"
+    )

@@ -102,3 +102,14 @@ def sweep(now: datetime | None = None) -> list[Requeued]:
         record(SWEEPER, "request.requeued", privacy_request_id=request_id, reason=reason)
     db.session.commit()
     return [Requeued(rid, reason, dispatch.enqueue(rid)) for rid, reason in taken]
+
+
+def purge_if_enabled(now: datetime | None = None) -> list:
+    """With PURGE_ON_SWEEP on, apply the retention policy as part of every sweep (commits)."""
+    if not current_app.config["PURGE_ON_SWEEP"]:
+        return []
+    from portal.services import retention
+
+    purged = retention.purge_expired(SWEEPER, now=now)
+    db.session.commit()
+    return purged
