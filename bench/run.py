@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--ops", default=",".join(OPERATIONS))
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per phase")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating phases per target and concurrency")
+    parser.add_argument("--duration", type=float, default=2.5, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating phases per target and concurrency")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument(
         "--resume-pool", type=int, default=60, help="prepared requests per target for resumes"
