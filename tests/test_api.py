@@ -541,3 +541,19 @@ def test_null_characters_are_rejected_everywhere(admin):
 def test_huge_page_numbers_are_422(admin):
     r = admin("GET", "/privacy-request?page=99999999999999999999999")
     assert r.status_code == 422 and r.json["detail"][0]["loc"] == ["query", "page"]
+
+
+def test_patch_cannot_change_a_connection_type(admin):
+    admin(
+        "PATCH",
+        "/connection",
+        [{"name": "M", "key": "m", "connection_type": "manual_webhook", "access": "read"}],
+    )
+    r = admin(
+        "PATCH", "/connection", [{"name": "M", "key": "m", "connection_type": "postgres", "access": "read"}]
+    )
+    assert r.json["succeeded"] == []
+    assert r.json["failed"][0]["message"] == (
+        "Cannot change the connection_type of 'm' from manual_webhook to postgres; create a new connection instead."
+    )
+    assert db.session.scalars(sa.select(ConnectionConfig.connection_type)).all() == ["manual_webhook"]

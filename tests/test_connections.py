@@ -414,3 +414,14 @@ def test_state_changes_need_the_csrf_token(app, client, login_as):
     assert client.post("/admin/connections/crm/fields", data={"save": "y"}).status_code == 400
     assert db.session.scalar(select(func.count()).select_from(ConnectionConfig)) == 1
     assert not svc.get_connection("crm").disabled
+
+
+def test_the_service_refuses_to_change_a_connection_type(app):
+    from portal.services import ValidationFailed
+    from portal.services import connections as service
+    from portal.services.audit import Actor
+
+    conn = service.create_connection(name="Shop DB", connection_type="postgres", actor=Actor.system("t"))
+    with pytest.raises(ValidationFailed, match="Cannot change the connection_type of 'shop_db'"):
+        service.update_connection(conn, actor=Actor.system("t"), connection_type="manual_webhook")
+    assert conn.connection_type == "postgres"

@@ -45,14 +45,10 @@ def _upsert_one(item):
         except NotFound:
             conn = None
         if conn is not None:
-            if conn.connection_type != item.connection_type:
-                raise DomainError(
-                    f"Cannot change the connection_type of '{conn.key}' from {conn.connection_type} "
-                    f"to {item.connection_type}; create a new connection instead."
-                )
             return connections.update_connection(
                 conn,
                 actor=g.api_actor,
+                connection_type=item.connection_type,
                 name=item.name,
                 description=item.description,
                 access=item.access,

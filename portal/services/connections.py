@@ -237,8 +237,18 @@ def update_connection(
     description=_UNSET,
     access=_UNSET,
     disabled=_UNSET,
+    connection_type=_UNSET,
 ) -> ConnectionConfig:
-    """Change only the arguments given. The key never changes: packages and saved data are keyed by it."""
+    """Change only the arguments given. The key never changes: packages and saved data are keyed by it.
+
+    Nor does the type: a manual webhook's inputs or a database's dataset would lose their meaning.
+    """
+    if connection_type is not _UNSET and connection_type != conn.connection_type:
+        raise _fail(
+            "connection_type",
+            f"Cannot change the connection_type of '{conn.key}' from {conn.connection_type} "
+            f"to {connection_type}; create a new connection instead.",
+        )
     changed: list[str] = []
     if name is not _UNSET:
         name = _clean_name(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -71,14 +70,20 @@ def identity_index(value: str) -> str:
     return keyring().blind_index(value)
 
 
-def identity_hash_for(term: str) -> str:
-    """The blind index to search for an email or phone number as typed (normalised when valid)."""
+def normalized_identity(term: str) -> str | None:
+    """An email address or phone number as stored (normalised), or None when ``term`` is neither."""
     term = term.strip()
     try:
-        value = normalize_email(term) if "@" in term else normalize_phone(term)
+        return normalize_email(term) if "@" in term else normalize_phone(term)
     except ValidationFailed:
-        value = term.lower()  # matches nothing stored, which is the right answer
-    return identity_index(value)
+        return None
+
+
+def identity_hash_for(term: str) -> str:
+    """The blind index to search for an email or phone number as typed (normalised when valid)."""
+    value = normalized_identity(term)
+    # An invalid term hashes as typed: it matches nothing stored, which is the right answer.
+    return identity_index(value if value is not None else term.strip().lower())
 
 
 # --- lookups ---------------------------------------------------------------------------------------
@@ -324,12 +329,9 @@ def search_condition(term: str):
     """A request id, an external id, an email or a phone number (matched through blind indexes)."""
     term = term.strip()
     conditions = [PrivacyRequest.id == term, PrivacyRequest.external_id == term]
-    if "@" in term:
-        with contextlib.suppress(ValidationFailed):
-            conditions.append(PrivacyRequest.email_index == identity_index(normalize_email(term)))
-    else:
-        with contextlib.suppress(ValidationFailed):
-            conditions.append(PrivacyRequest.phone_index == identity_index(normalize_phone(term)))
+    if normalized_identity(term) is not None:
+        column = PrivacyRequest.email_index if "@" in term else PrivacyRequest.phone_index
+        conditions.append(column == identity_hash_for(term))
     return or_(*conditions)
 
 
@@ -472,9 +474,9 @@ def classify_search(term: str) -> dict[str, str]:
     if known is not None:
         return {"q": term}
     if "@" in term:
-        return {"identity": identity_index(normalize_email(term))}
-    with contextlib.suppress(ValidationFailed):
-        return {"identity": identity_index(normalize_phone(term))}
+        normalize_email(term)  # an invalid address says why (ValidationFailed)
+    if normalized_identity(term) is not None:
+        return {"identity": identity_hash_for(term)}
     raise NotFound(
         "No request has that request id or external id, and it is not an email address or phone number."
     )
