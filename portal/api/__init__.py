@@ -69,7 +69,7 @@ def _authenticate():
     _touch(token)
     g.api_token = token
     g.api_actor = Actor.for_token(token)
-    g.api_scopes = effective_scopes(token.user.role, token.scopes)
+    g.api_scopes = effective_scopes(token.user_role, token.scopes)
     return None
 
 

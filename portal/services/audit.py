@@ -25,7 +25,7 @@ class Actor:
     @classmethod
     def for_token(cls, token) -> Actor:
         return cls(
-            "token", f"token:{token.name} ({token.user.email})", user_id=token.user_id, token_id=token.id
+            "token", f"token:{token.name} ({token.user_email})", user_id=token.user_id, token_id=token.id
         )
 
     @classmethod

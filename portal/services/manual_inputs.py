@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import joinedload
 
 from portal.execution import gate
@@ -205,21 +205,37 @@ class InputView:
         return self.entry is not None and not self.checked
 
 
-def view_manual_input(request_id: str, connection_key: str) -> InputView:
-    """The current labels with the stored values (stale entries keep the labels that still exist)."""
-    try:
-        connection, webhook = get_manual_connection(connection_key)
-    except NotFound:
-        get_request(request_id)  # an unknown request is named first
-        raise
-    entry = db.session.scalar(
-        select(ManualInput).where(
-            ManualInput.privacy_request_id == request_id,
-            ManualInput.connection_config_id == connection.id,
-        )
+_VIEW = (
+    select(
+        ConnectionConfig,
+        ManualWebhook,
+        ManualInput,
+        exists().where(PrivacyRequest.id == bindparam("request_id")),
     )
-    if entry is None:
-        get_request(request_id)  # only needed when there is no entry: an entry implies its request
+    .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+    .outerjoin(
+        ManualInput,
+        (ManualInput.connection_config_id == ConnectionConfig.id)
+        & (ManualInput.privacy_request_id == bindparam("request_id")),
+    )
+    .where(ConnectionConfig.key == bindparam("key"))
+)  # built once: see ``tokens._ACTIVE_TOKEN``
+
+
+def view_manual_input(request_id: str, connection_key: str) -> InputView:
+    """The current labels with the stored values (stale entries keep the labels that still exist).
+
+    One query (the connection, its webhook, this request's entry outer-joined, and whether the request
+    exists), since the API serves this on every view call.
+    """
+    row = db.session.execute(_VIEW, {"request_id": request_id, "key": connection_key}).first()
+    connection, webhook, entry, request_exists = row if row is not None else (None, None, None, False)
+    if not request_exists:
+        get_request(request_id)  # raises NotFound: an unknown request is named first
+    if connection is None:
+        raise NotFound(f"No connection config with key '{connection_key}'")
+    if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or webhook is None:
+        raise NotFound(f"No access manual webhook exists for connection config with key '{connection_key}'")
     stored = entry.values if entry is not None else {}
     fields = {label: stored.get(label) for label in webhook.labels}
     checked = entry is not None and not entry.is_stale(webhook.version)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from portal.models import ApiToken, User, utcnow
@@ -48,16 +48,53 @@ def create_token(
     return token, secret
 
 
-def find_active_token(secret: str) -> ApiToken | None:
-    # The owner comes in the same query: every API call needs both.
-    token = db.session.scalar(
-        select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == hash_token(secret))
+@dataclass(frozen=True)
+class ActiveToken:
+    """What an API call needs of its token and owner, read in one query without loading ORM objects."""
+
+    id: int
+    name: str
+    scopes: list[str] | None
+    last_used_at: datetime | None
+    user_id: int
+    user_email: str
+    user_role: str
+
+
+# Built once: building a statement costs more than running it (hot paths keep theirs prebuilt).
+_ACTIVE_TOKEN = (
+    select(
+        ApiToken.id,
+        ApiToken.name,
+        ApiToken.scopes,
+        ApiToken.last_used_at,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        User.id,
+        User.email,
+        User.role,
+        User.active,
     )
-    if token is None or token.revoked_at is not None or not token.user.active:
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
+def find_active_token(secret: str) -> ActiveToken | None:
+    """The token for ``secret`` if it is neither revoked nor expired and its owner is active.
+
+    Read on every API call, so it selects columns (one indexed query, the owner joined in) rather than
+    entities: an ORM load of a token and its user costs several times more than the query itself.
+    """
+    row = db.session.execute(_ACTIVE_TOKEN, {"token_hash": hash_token(secret)}).first()
+    if row is None:
         return None
-    if token.expires_at is not None and token.expires_at <= utcnow():
+    token_id, name, scopes, last_used_at, revoked_at, expires_at, user_id, email, role, active = row
+    if revoked_at is not None or not active:
         return None
-    return token
+    if expires_at is not None and expires_at <= utcnow():
+        return None
+    return ActiveToken(token_id, name, scopes, last_used_at, user_id, email, role)
 
 
 def revoke_token(token: ApiToken, actor: Actor) -> None:
