@@ -10,8 +10,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import defer, joinedload
+from sqlalchemy import Select, bindparam, func, or_, select, tuple_, update
 
 from portal.crypto import keyring, require_decrypted
 from portal.execution import dispatch, gate
@@ -19,10 +18,10 @@ from portal.extensions import db
 from portal.models import (
     AuditEvent,
     ManualInput,
-    ManualWebhook,
     Policy,
     PrivacyRequest,
     RequestStatus,
+    User,
     utcnow,
 )
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
@@ -294,6 +293,24 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
+def _done_counts_query(ids, current, at_least):
+    return (
+        select(ManualInput.privacy_request_id, func.count())
+        .where(
+            ManualInput.privacy_request_id.in_(ids),
+            tuple_(ManualInput.connection_config_id, ManualInput.version).in_(current),
+        )
+        .group_by(ManualInput.privacy_request_id)
+        .having(func.count() >= at_least)
+    )
+
+
+# A page's counts: built once (building a statement costs more than running it), values bound per call.
+_DONE_COUNTS = _done_counts_query(
+    bindparam("ids", expanding=True), bindparam("current", expanding=True), bindparam("at_least")
+)
+
+
 def _done_counts(
     requests: list[str] | Select, webhooks: list[gate.GatedWebhook], at_least: int = 1
 ) -> dict[str, int]:
@@ -303,15 +320,19 @@ def _done_counts(
     """
     if not webhooks or (isinstance(requests, list) and not requests):
         return {}
-    current = (ManualWebhook.connection_config_id == ManualInput.connection_config_id) & (
-        ManualWebhook.version == ManualInput.version
-    )
+    # (connection, current version) pairs rather than a join to manual_webhooks: half the time on a
+    # page of 50 waiting requests, since each has dozens of inputs to match.
+    current = [(g.connection.id, g.webhook.version) for g in webhooks]
+    if isinstance(requests, list):
+        rows = db.session.execute(_DONE_COUNTS, {"ids": requests, "current": current, "at_least": at_least})
+    else:
+        rows = db.session.execute(_done_counts_query(requests, current, at_least))
+    return dict(rows.all())
     rows = db.session.execute(
         select(ManualInput.privacy_request_id, func.count())
-        .join(ManualWebhook, current)
         .where(
             ManualInput.privacy_request_id.in_(requests),
-            ManualInput.connection_config_id.in_([g.connection.id for g in webhooks]),
+            tuple_(ManualInput.connection_config_id, ManualInput.version).in_(current),
         )
         .group_by(ManualInput.privacy_request_id)
         .having(func.count() >= at_least)
@@ -335,6 +356,78 @@ def search_condition(term: str):
     return or_(*conditions)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewerRef:
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """One request as lists show it; attribute names match ``PrivacyRequest`` so templates take either."""
+
+    id: str
+    external_id: str | None
+    status: str
+    created_at: Any
+    due_date: Any
+    started_processing_at: Any
+    finished_processing_at: Any
+    reviewed_at: Any
+    denial_reason: str | None
+    error_message: str | None
+    purged_at: Any
+    policy_key: str
+    policy_name: str
+    reviewer_email: str | None
+    identity: dict[str, Any] | None = None
+
+    @property
+    def policy(self) -> PolicyRef:
+        return PolicyRef(self.policy_key, self.policy_name)
+
+    @property
+    def reviewed_by(self) -> ReviewerRef | None:
+        return ReviewerRef(self.reviewer_email) if self.reviewer_email is not None else None
+
+
+_SUMMARY_COLUMNS = (
+    PrivacyRequest.id,
+    PrivacyRequest.external_id,
+    PrivacyRequest.status,
+    PrivacyRequest.created_at,
+    PrivacyRequest.due_date,
+    PrivacyRequest.started_processing_at,
+    PrivacyRequest.finished_processing_at,
+    PrivacyRequest.reviewed_at,
+    PrivacyRequest.denial_reason,
+    PrivacyRequest.error_message,
+    PrivacyRequest.purged_at,
+    Policy.key.label("policy_key"),
+    Policy.name.label("policy_name"),
+    User.email.label("reviewer_email"),
+)
+
+
+def _summary_query(*extra):
+    """Built once per shape (building a statement costs more than running it); ids bound per call."""
+    return (
+        select(*_SUMMARY_COLUMNS, *extra)
+        .join(Policy, Policy.id == PrivacyRequest.policy_id)
+        .outerjoin(User, User.id == PrivacyRequest.reviewed_by_id)
+        .where(PrivacyRequest.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+_SUMMARY = _summary_query(PrivacyRequest.identity)
+_SUMMARY_NO_IDENTITY = _summary_query()
+
+
 def list_requests(
     *,
     statuses: list[str] | None = None,
@@ -348,7 +441,9 @@ def list_requests(
 ) -> Page:
     """Paginated in SQL. ``order``: ``due`` (soonest/overdue first), ``newest`` or ``completed`` (latest).
 
-    ``with_identity=False`` leaves the identities encrypted (not loaded) when the caller does not show them.
+    Items are ``RequestSummary`` rows (read-only, the columns lists show), not ORM objects: loading 50
+    entities with their policy and reviewer cost more than the rest of the page. ``with_identity=False``
+    leaves the identities encrypted (not read) when the caller does not show them.
     The total is exact up to ``EXACT_COUNT_LIMIT``; above, see ``_count``.
     """
     stmt: Select = select(PrivacyRequest.id)
@@ -386,14 +481,8 @@ def list_requests(
     # The page's ids first, from the index alone; then only those rows. Skipping (page - 1) * size rows
     # this way reads index entries, not whole rows (page 500: 5 ms instead of 150 ms on SQLite).
     ids = list(db.session.scalars(stmt.limit(size).offset((page - 1) * size)))
-    rows = (
-        select(PrivacyRequest)
-        .options(joinedload(PrivacyRequest.policy), joinedload(PrivacyRequest.reviewed_by))
-        .where(PrivacyRequest.id.in_(ids))
-    )
-    if not with_identity:
-        rows = rows.options(defer(PrivacyRequest.identity))
-    by_id = {pr.id: pr for pr in db.session.scalars(rows)} if ids else {}
+    rows = db.session.execute(_SUMMARY if with_identity else _SUMMARY_NO_IDENTITY, {"ids": ids}) if ids else ()
+    by_id = {row.id: RequestSummary(**row._asdict()) for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     key = (statuses and tuple(sorted(statuses)), search, identity_hash, request_id)
     return Page(items, _count(count, key), page, size)
