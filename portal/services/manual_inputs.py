@@ -9,7 +9,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from portal.execution import gate
 from portal.extensions import db
@@ -143,8 +143,7 @@ def save_manual_input(
     request_id: str, connection_key: str, values: dict[str, Any], actor: Actor
 ) -> ManualInput:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input."""
-    privacy_request = get_request(request_id)
-    connection, webhook = get_manual_connection(connection_key)
+    connection, webhook, entry = _lookup(request_id, connection_key)
     # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
     # committing at the same moment cannot slip between our check and our write.
     locked = db.session.execute(
@@ -154,7 +153,8 @@ def save_manual_input(
         .execution_options(synchronize_session=False)
     )
     if locked.rowcount != 1:
-        db.session.refresh(privacy_request)
+        privacy_request = get_request(request_id)
+        db.session.refresh(privacy_request)  # the status now, not as this session first read it
         raise InvalidState(
             f"Invalid access manual webhook upload request: privacy request '{request_id}' "
             f"status = {privacy_request.status}."
@@ -163,12 +163,6 @@ def save_manual_input(
     if refusal:
         raise InvalidState(refusal)
     cleaned = validate_values(webhook.fields, values)
-    entry = db.session.scalar(
-        select(ManualInput).where(
-            ManualInput.privacy_request_id == request_id,
-            ManualInput.connection_config_id == connection.id,
-        )
-    )
     replaced = entry is not None
     if entry is None:
         entry = ManualInput(privacy_request_id=request_id, connection_config_id=connection.id)
@@ -208,34 +202,41 @@ class InputView:
 _VIEW = (
     select(
         ConnectionConfig,
-        ManualWebhook,
         ManualInput,
         exists().where(PrivacyRequest.id == bindparam("request_id")),
     )
-    .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+    .outerjoin(ConnectionConfig.manual_webhook)
     .outerjoin(
         ManualInput,
         (ManualInput.connection_config_id == ConnectionConfig.id)
         & (ManualInput.privacy_request_id == bindparam("request_id")),
     )
+    .options(contains_eager(ConnectionConfig.manual_webhook))
     .where(ConnectionConfig.key == bindparam("key"))
 )  # built once: see ``tokens._ACTIVE_TOKEN``
 
 
-def view_manual_input(request_id: str, connection_key: str) -> InputView:
-    """The current labels with the stored values (stale entries keep the labels that still exist).
+def _lookup(request_id: str, connection_key: str) -> tuple[ConnectionConfig, ManualWebhook, ManualInput | None]:
+    """The manual connection, its webhook and this request's entry, or NotFound naming what is missing.
 
-    One query (the connection, its webhook, this request's entry outer-joined, and whether the request
-    exists), since the API serves this on every view call.
+    One query (the entry outer-joined, and whether the request exists), since the API serves views and
+    uploads on every call. An unknown request is named before an unknown connection.
     """
     row = db.session.execute(_VIEW, {"request_id": request_id, "key": connection_key}).first()
-    connection, webhook, entry, request_exists = row if row is not None else (None, None, None, False)
+    connection, entry, request_exists = row if row is not None else (None, None, False)
+    webhook = connection.manual_webhook if connection is not None else None
     if not request_exists:
-        get_request(request_id)  # raises NotFound: an unknown request is named first
+        get_request(request_id)  # raises NotFound
     if connection is None:
         raise NotFound(f"No connection config with key '{connection_key}'")
     if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or webhook is None:
         raise NotFound(f"No access manual webhook exists for connection config with key '{connection_key}'")
+    return connection, webhook, entry
+
+
+def view_manual_input(request_id: str, connection_key: str) -> InputView:
+    """The current labels with the stored values (stale entries keep the labels that still exist)."""
+    _, webhook, entry = _lookup(request_id, connection_key)
     stored = entry.values if entry is not None else {}
     fields = {label: stored.get(label) for label in webhook.labels}
     checked = entry is not None and not entry.is_stale(webhook.version)
