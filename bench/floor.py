@@ -38,7 +38,7 @@ FLOOR_WORK = {
     "form_save": "session user; parse form; 1 SELECT (request status, connection, version); 1 UPSERT; commit; 302",
     "api_upload": "token (1 SELECT); 1 SELECT; encrypt; 1 UPSERT; commit; JSON",
     "api_view": "token; 1 SELECT of the input joined with its webhook; decrypt; JSON",
-    "api_list": "token; 1 indexed SELECT of the 50 newest requests; JSON",
+    "api_list": "token; 1 indexed SELECT of the 50 newest requests, policy and reviewer joined; the API's item JSON",
     "resume_build": "token; CAS UPDATE; SELECT 50 webhooks + 50 inputs; decrypt; 3 SELECTs on the source database (no rows for this subject); build; encrypt; INSERT package; UPDATE; commit",
     "resume_collect": "as resume_build, the 3 SELECTs returning 1,000 rows each",
     "download_json": "session user; SELECT package; INSERT audit row (S7); commit; decrypt; indent; attachment",
@@ -215,18 +215,42 @@ def create_app() -> Flask:
             return jsonify(checked=False, fields={})
         return jsonify(checked=bool(row[1]), fields=json.loads(ring.decrypt(bytes(row[0]))))
 
+    def iso(value) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite hands back text
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC).isoformat() if value.tzinfo is None else value.isoformat()
+
     @app.get("/api/privacy-request")
     def api_list():
+        """The same item shape as the API's (S6): what the operation must return, read in one SELECT."""
         with engine.connect() as conn:
             token_or_401(conn)
             rows = conn.execute(
                 sa.text(
-                    "SELECT id, external_id, status, created_at, due_date FROM privacy_requests "
-                    "ORDER BY created_at DESC, id LIMIT 50"
+                    "SELECT pr.id, pr.external_id, pr.status, p.key, p.name, pr.created_at, pr.due_date, "
+                    "pr.started_processing_at, pr.finished_processing_at, pr.reviewed_at, u.email, "
+                    "pr.denial_reason, pr.error_message FROM privacy_requests pr "
+                    "JOIN policies p ON p.id = pr.policy_id LEFT JOIN users u ON u.id = pr.reviewed_by_id "
+                    "ORDER BY pr.created_at DESC, pr.id DESC LIMIT 50"
                 )
             ).all()
         items = [
-            {"id": r[0], "external_id": r[1], "status": r[2], "created_at": str(r[3]), "due_date": str(r[4])}
+            {
+                "id": r[0],
+                "external_id": r[1],
+                "status": r[2],
+                "policy": {"key": r[3], "name": r[4]},
+                "created_at": iso(r[5]),
+                "due_date": iso(r[6]),
+                "started_processing_at": iso(r[7]),
+                "finished_processing_at": iso(r[8]),
+                "reviewed_at": iso(r[9]),
+                "reviewed_by": r[10],
+                "denial_reason": r[11],
+                "error_message": r[12],
+            }
             for r in rows
         ]
         return jsonify(items=items, page=1, size=50)

@@ -43,6 +43,9 @@ class DefaultConfig:
     REMEMBER_COOKIE_SECURE = True
     REMEMBER_COOKIE_HTTPONLY = True
     IDLE_TIMEOUT_MINUTES = 30
+    # The idle timeout records activity once a minute (portal.auth); re-signing the cookie on every
+    # request would only move its expiry by seconds.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     # Login throttling (Flask-Limiter). None → "memory://" with the inline backend, REDIS_URL with celery, so
     # every web process counts against the same limits. If that storage is down, each process falls back to

@@ -161,6 +161,66 @@ def test_signed_in_user_on_login_page_goes_to_dashboard(client, login_as):
     assert client.get("/auth/login").headers["Location"] == "/"
 
 
+# --- idle timeout ----------------------------------------------------------------------------------
+
+
+class Clock:
+    """``portal.auth.utcnow`` under the test's control."""
+
+    def __init__(self, monkeypatch):
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+        monkeypatch.setattr("portal.auth.utcnow", lambda: self.now)
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+def session_cookie_sent(response) -> bool:
+    return any(h.startswith("session=") for h in response.headers.getlist("Set-Cookie"))
+
+
+def test_idle_session_is_signed_out_after_the_timeout(app, client, make_user, monkeypatch):
+    clock = Clock(monkeypatch)
+    login(client, make_user(role="staff").email)
+    assert client.get("/").status_code == 200
+
+    clock.advance(minutes=app.config["IDLE_TIMEOUT_MINUTES"], seconds=1)
+    response = client.get("/requests/")
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login"
+    assert "You were signed out after a period of inactivity." in text_of(client.get("/auth/login"))
+    assert client.get("/").status_code == 302  # the session is gone, not just this request refused
+
+
+def test_activity_keeps_the_session_alive_past_the_timeout(app, client, make_user, monkeypatch):
+    clock = Clock(monkeypatch)
+    login(client, make_user(role="staff").email)
+    client.get("/")
+    for _ in range(6):  # an hour of use, a request every 10 minutes
+        clock.advance(minutes=10)
+        assert client.get("/").status_code == 200
+
+
+def test_activity_is_recorded_once_a_minute_not_on_every_request(app, client, make_user, monkeypatch):
+    clock = Clock(monkeypatch)
+    login(client, make_user(role="staff").email)
+    client.get("/")  # first activity recorded
+
+    clock.advance(seconds=30)
+    within_the_minute = client.get("/")
+    clock.advance(seconds=31)
+    after_a_minute = client.get("/")
+
+    assert within_the_minute.status_code == after_a_minute.status_code == 200
+    assert not session_cookie_sent(within_the_minute)  # nothing changed: the cookie is not re-signed
+    assert session_cookie_sent(after_a_minute)  # new activity time, and a fresh expiry
+
+
 # --- must change password, password rules ---------------------------------------------------------
 
 

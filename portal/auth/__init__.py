@@ -11,6 +11,7 @@ from portal.models import User, utcnow
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "bootstrap.static", "healthz"}
+ACTIVITY_RESOLUTION_SECONDS = 60
 
 
 @login_manager.user_loader
@@ -44,8 +45,12 @@ def init_login(app) -> None:
             session.clear()
             flash("You were signed out after a period of inactivity. Please sign in again.", "info")
             return redirect(url_for("auth.login"))
-        session["last_seen"] = now
-        session.permanent = True
+        # Activity is recorded to the minute: the cookie is re-signed and re-sent (with a new expiry) once
+        # a minute of activity, not on every request (SESSION_REFRESH_EACH_REQUEST is off).
+        if "last_seen" not in session or now - last_seen >= ACTIVITY_RESOLUTION_SECONDS:
+            session["last_seen"] = now
+        if not session.permanent:
+            session.permanent = True
         if current_user.must_change_password and request.endpoint not in (
             "auth.change_password",
             "auth.logout",
