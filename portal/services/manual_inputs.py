@@ -216,7 +216,9 @@ _VIEW = (
 )  # built once: see ``tokens._ACTIVE_TOKEN``
 
 
-def _lookup(request_id: str, connection_key: str) -> tuple[ConnectionConfig, ManualWebhook, ManualInput | None]:
+def _lookup(
+    request_id: str, connection_key: str
+) -> tuple[ConnectionConfig, ManualWebhook, ManualInput | None]:
     """The manual connection, its webhook and this request's entry, or NotFound naming what is missing.
 
     One query (the entry outer-joined, and whether the request exists), since the API serves views and
