@@ -87,6 +87,7 @@ class Client:
         self.host, self.port = parts.hostname, parts.port
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         self.cookies: dict[str, str] = {}
+        self.keep_cookies = True
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
@@ -105,7 +106,7 @@ class Client:
                 self.conn.close()
                 if attempt == 2:
                     raise
-        for header in response.headers.get_all("Set-Cookie") or []:
+        for header in (response.headers.get_all("Set-Cookie") or []) if self.keep_cookies else []:
             jar = SimpleCookie()
             jar.load(header)
             for name, morsel in jar.items():
@@ -167,20 +168,26 @@ class Session:
         self.page500 = min(500, max(1, math.ceil(self.m["counts"]["privacy_requests"] / 50)))
         base = plan.urls[target]
         self.staff, self.admin, self.api = Client(base), Client(base), Client(base)
+        self.saver = Client(base)  # form saves: see ``op_form_save``
         users = self.m["users"]
         self.auth = {"Authorization": f"Bearer {self.m['token']}"}
         if self.portal:
             self._portal_login(self.staff, users["staff"])
+            self._portal_login(self.saver, users["staff"])
             self._portal_login(self.admin, users["admin"])
-            page = self.staff.request(
-                "GET", f"/requests/{self.m['upload_ids'][0]}/manual/{self.hooks[0]['key']}"
-            )
+            page_path = f"/requests/{self.m['upload_ids'][0]}/manual/{self.hooks[0]['key']}"
+            page = self.saver.request("GET", page_path)
             match = CSRF_RE.search(page.body.decode())
             if page.status != 200 or not match:
                 raise LoadError(f"could not read a CSRF token from the manual-input form ({page.status})")
             self.csrf = match.group(1)
+            self.saver.keep_cookies = False  # its session (with that CSRF token) stays as it is now
         else:
-            for client, email in ((self.staff, users["staff"]), (self.admin, users["admin"])):
+            for client, email in (
+                (self.staff, users["staff"]),
+                (self.saver, users["staff"]),
+                (self.admin, users["admin"]),
+            ):
                 if client.form("/login", {"email": email}).status != 302:
                     raise LoadError("the floor refused its sign-in")
             self.csrf = ""
@@ -196,7 +203,7 @@ class Session:
             raise LoadError(f"sign-in as {email} failed ({answer.status}): is the rate limit raised?")
 
     def close(self) -> None:
-        for client in (self.staff, self.admin, self.api):
+        for client in (self.staff, self.saver, self.admin, self.api):
             client.close()
 
 
@@ -232,6 +239,12 @@ def op_request_page(s: Session) -> Call:
 
 
 def op_form_save(s: Session) -> Call:
+    """A save as a browser makes it, the redirect not followed (it is a request page, measured apart).
+
+    Its own client, whose cookies are fixed after sign-in: a browser would show (and so clear) the
+    "Saved" message on the page it is redirected to; a client that never follows the redirect would
+    instead pile every message into its session cookie, each save paying for all the earlier ones.
+    """
     plan = s.plan
     request_id, hook = plan.pick(s.m["upload_ids"]), plan.pick(s.hooks)
     values = plan.upload_values(hook)
@@ -240,7 +253,7 @@ def op_form_save(s: Session) -> Call:
         fields.update(csrf_token=s.csrf, save="Save")
     body = urlencode(fields).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    return s.staff, "POST", f"/requests/{request_id}/manual/{hook['key']}", body, headers, (302,), None
+    return s.saver, "POST", f"/requests/{request_id}/manual/{hook['key']}", body, headers, (302,), None
 
 
 def _api(s: Session, path: str) -> str:
