@@ -18,11 +18,11 @@ from flask_login import current_user
 def _hasher() -> PasswordHasher:
     cfg = current_app.config
     memory_cost = cfg["PASSWORD_HASH_MEMORY_COST"]
-    # Argon2 needs memory_cost (KiB) >= 8 x parallelism; the RFC profile uses 4 lanes, cheap test settings 1.
+    # Argon2 needs memory_cost (KiB) >= 8 x parallelism.
     return PasswordHasher(
         time_cost=cfg["PASSWORD_HASH_TIME_COST"],
         memory_cost=memory_cost,
-        parallelism=max(1, min(4, memory_cost // 8)),
+        parallelism=max(1, min(cfg["PASSWORD_HASH_PARALLELISM"], memory_cost // 8)),
     )
 
 
@@ -35,6 +35,14 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other parameters than the configured ones."""
+    try:
+        return _hasher().check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
 
 
 # A hash of a random password, verified against when the email is unknown so timing does not tell.

@@ -161,6 +161,36 @@ def test_signed_in_user_on_login_page_goes_to_dashboard(client, login_as):
     assert client.get("/auth/login").headers["Location"] == "/"
 
 
+def test_sign_in_rehashes_a_password_hashed_with_other_parameters(app, client, make_user):
+    user = make_user(role="staff")
+    old_hash = stored(user.email).password_hash
+    assert "m=8," in old_hash
+
+    app.config["PASSWORD_HASH_MEMORY_COST"] = 16  # e.g. a deployment moving to other Argon2 settings
+    assert login(client, user.email).status_code == 302
+
+    new_hash = stored(user.email).password_hash
+    assert new_hash != old_hash and "m=16," in new_hash
+    assert verify_password(new_hash, TEST_PASSWORD)
+    assert login(app.test_client(), user.email).status_code == 302  # the new hash works
+
+
+def test_sign_in_keeps_a_hash_made_with_the_current_parameters(client, make_user):
+    user = make_user(role="staff")
+    before = stored(user.email).password_hash
+
+    assert login(client, user.email).status_code == 302
+
+    assert stored(user.email).password_hash == before
+
+
+def test_default_password_hashing_is_owasps_argon2id_profile():
+    from portal.config import DefaultConfig
+
+    assert (DefaultConfig.PASSWORD_HASH_MEMORY_COST, DefaultConfig.PASSWORD_HASH_TIME_COST) == (19456, 2)
+    assert DefaultConfig.PASSWORD_HASH_PARALLELISM == 1
+
+
 # --- idle timeout ----------------------------------------------------------------------------------
 
 

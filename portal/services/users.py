@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Role, User, utcnow
-from portal.security import burn_password_check, hash_password, verify_password
+from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
 from portal.services import Conflict, DomainError, NotFound, ValidationFailed
 from portal.services.audit import Actor, record
 
@@ -162,6 +162,8 @@ def authenticate(email: str, password: str) -> User | None:
     if user is None:
         burn_password_check(password)
     elif verify_password(user.password_hash, password) and user.active:  # same work for inactive accounts
+        if needs_rehash(user.password_hash):  # the hashing parameters changed since it was set
+            user.password_hash = hash_password(password)
         user.last_login_at = utcnow()
         record(Actor.for_user(user), "login.succeeded")
         return user
