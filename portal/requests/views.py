@@ -365,16 +365,17 @@ STALE_WARNING = "The fields of this system changed since this entry was saved; r
 def manual_input(request_id: str, connection_key: str):
     privacy_request = _request_or_404(request_id)
     try:
-        connection, webhook = manual_inputs.get_manual_connection(connection_key)
+        found = manual_inputs.find_manual_input(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
+    connection, webhook = found.connection, found.webhook
     fields = list(webhook.fields)
     form_class = build_manual_input_form(fields)
     refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
     status_code = 200
     current = None  # what is stored: read only when a form is shown, not for a save that succeeds
     if request.method == "GET":
-        current = manual_inputs.view_manual_input(request_id, connection_key)
+        current = manual_inputs.view_manual_input(request_id, connection_key, found)
         form = form_class(formdata=None, data=prefill(fields, current.fields))
     elif refusal:
         form, status_code = form_class(), 400  # what was typed stays on screen; nothing is stored
@@ -389,7 +390,7 @@ def manual_input(request_id: str, connection_key: str):
         if values is not None:
             name = connection.name  # read before the commit expires it
             try:
-                manual_inputs.save_manual_input(request_id, connection_key, values, _actor())
+                manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), found)
             except ValidationFailed as exc:
                 db.session.rollback()
                 attach_service_errors(form, exc)
@@ -405,7 +406,7 @@ def manual_input(request_id: str, connection_key: str):
                     message += " Every manual system is done: you can resume the request now."
                 flash(message, "success")
                 return redirect(url_for(".detail", request_id=request_id))
-    if current is None:
+    if current is None:  # a refused or failed save: read again (a rollback expired what was found)
         current = manual_inputs.view_manual_input(request_id, connection_key)
     return (
         render_template(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import contains_eager
 
 from portal.execution import gate
 from portal.extensions import db
@@ -29,19 +29,6 @@ from portal.services.privacy_requests import get_request
 MAX_VALUE_LENGTH = 10_000
 TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off"}
-
-
-def get_manual_connection(key: str) -> tuple[ConnectionConfig, ManualWebhook]:
-    connection = db.session.scalar(
-        select(ConnectionConfig)
-        .options(joinedload(ConnectionConfig.manual_webhook))
-        .where(ConnectionConfig.key == key)
-    )
-    if connection is None:
-        raise NotFound(f"No connection config with key '{key}'")
-    if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or connection.manual_webhook is None:
-        raise NotFound(f"No access manual webhook exists for connection config with key '{key}'")
-    return connection, connection.manual_webhook
 
 
 def _typed_problem(field: dict[str, Any], value: str) -> tuple[str | None, str]:
@@ -140,10 +127,14 @@ def upload_refusal(
 
 
 def save_manual_input(
-    request_id: str, connection_key: str, values: dict[str, Any], actor: Actor
+    request_id: str, connection_key: str, values: dict[str, Any], actor: Actor, found: Found | None = None
 ) -> ManualInput:
-    """Replace the entry for (request, connection). Refused unless the request waits in requires_input."""
-    connection, webhook, entry = _lookup(request_id, connection_key)
+    """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
+
+    ``found``: what ``find_manual_input`` returned for them earlier in this transaction, if the caller
+    has it (a form that showed the fields), so it is not read twice.
+    """
+    connection, webhook, entry = found or find_manual_input(request_id, connection_key)
     # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
     # committing at the same moment cannot slip between our check and our write.
     locked = db.session.execute(
@@ -216,9 +207,13 @@ _VIEW = (
 )  # built once: see ``tokens._ACTIVE_TOKEN``
 
 
-def _lookup(
-    request_id: str, connection_key: str
-) -> tuple[ConnectionConfig, ManualWebhook, ManualInput | None]:
+class Found(NamedTuple):
+    connection: ConnectionConfig
+    webhook: ManualWebhook
+    entry: ManualInput | None
+
+
+def find_manual_input(request_id: str, connection_key: str) -> Found:
     """The manual connection, its webhook and this request's entry, or NotFound naming what is missing.
 
     One query (the entry outer-joined, and whether the request exists), since the API serves views and
@@ -233,12 +228,12 @@ def _lookup(
         raise NotFound(f"No connection config with key '{connection_key}'")
     if connection.connection_type != ConnectionType.MANUAL_WEBHOOK or webhook is None:
         raise NotFound(f"No access manual webhook exists for connection config with key '{connection_key}'")
-    return connection, webhook, entry
+    return Found(connection, webhook, entry)
 
 
-def view_manual_input(request_id: str, connection_key: str) -> InputView:
+def view_manual_input(request_id: str, connection_key: str, found: Found | None = None) -> InputView:
     """The current labels with the stored values (stale entries keep the labels that still exist)."""
-    _, webhook, entry = _lookup(request_id, connection_key)
+    _, webhook, entry = found or find_manual_input(request_id, connection_key)
     stored = entry.values if entry is not None else {}
     fields = {label: stored.get(label) for label in webhook.labels}
     checked = entry is not None and not entry.is_stale(webhook.version)
