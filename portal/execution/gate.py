@@ -6,7 +6,8 @@ on every call (so a rename, a disable or a new version is seen at once, by every
 field lists — the large JSON — are cached per process, keyed by (webhook id, created_at, version). A
 webhook's ``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a
 later one that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is
-never stale.
+never stale. The last answer is kept too, with the rows it came from: when the rows are the same, so is
+the answer, without building 50 snapshots again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualW
 # (webhook id, created_at, version) → field definitions. Bounded: cleared when it outgrows any real deployment.
 _FIELDS_CACHE: dict[tuple[int, datetime, int], tuple[dict[str, Any], ...]] = {}
 _FIELDS_CACHE_LIMIT = 5_000
+# The last answer of ``gated_webhooks`` per database, with the rows it was built from.
+_LAST_GATED: dict[Any, tuple[tuple, tuple[GatedWebhook, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ _GATED = (
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    rows = db.session.execute(_GATED).all()
+    rows = tuple(tuple(row) for row in db.session.execute(_GATED))
+    last = _LAST_GATED.get(db.engine.url)
+    if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
+        return list(last[1])
     unknown = [row[4] for row in rows if tuple(row[4:]) not in _FIELDS_CACHE]
     fields_now: dict[int, tuple[int, tuple[dict[str, Any], ...]]] = {}
     if unknown:
@@ -107,6 +113,10 @@ def gated_webhooks() -> list[GatedWebhook]:
                     GatedConnection(conn_id, key, name, description), GatedFields(hook_id, version, fields)
                 )
             )
+    if not fields_now:  # every definition came from the cache, so ``rows`` say all there is to say
+        if len(_LAST_GATED) > 100:
+            _LAST_GATED.clear()
+        _LAST_GATED[db.engine.url] = (rows, tuple(gated))
     return gated
 
 
