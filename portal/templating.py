@@ -119,6 +119,50 @@ def identity_masked(identity) -> Markup:
     return Markup(html)  # noqa: S704
 
 
+def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_badge) -> Markup:
+    """The staff queue's table rows (``requests/queue.html``), one f-string per row.
+
+    The queue is the page staff live on, so its 50 rows are written here rather than by the template:
+    as Jinja, the rows cost three times the rest of the page (issue 9). Every value from the database
+    goes through ``escape`` (or one of the helpers above, which escape theirs).
+    """
+    from flask import current_app
+    from jinja2.filters import do_truncate
+
+    env = current_app.jinja_env
+    request_url = request_urls()
+    plural = "s" if systems != 1 else ""
+    rows = []
+    for pr in items:
+        request_id = escape(pr.id)
+        external = (
+            '<div class="small text-body-secondary text-break">External: '
+            f"{escape(do_truncate(env, pr.external_id, 40))}</div>"
+            if pr.external_id
+            else ""
+        )
+        if systems:
+            n = done.get(pr.id, 0)
+            warn = ' class="text-warning-emphasis"' if n < systems else ""
+            progress = f"<span{warn}>{n} of {systems} system{plural} done</span>"
+        else:
+            progress = '<span class="text-body-secondary">No manual systems</span>'
+        rows.append(
+            "<tr>\n"
+            '<th scope="row" class="fw-normal">'
+            f'<a class="font-monospace small text-nowrap" href="{escape(request_url(pr.id))}" title="{request_id}">'
+            f'<span aria-hidden="true">{escape(pr.id[:13])}…</span>'
+            f'<span class="visually-hidden">{request_id}</span></a>{external}'
+            f'<div class="small text-body-secondary text-nowrap">{escape(pr.policy.name)}</div></th>\n'
+            f'<td class="text-nowrap">{identity_masked(pr.identity)}</td>\n'
+            f'<td class="text-nowrap">{status_badge(pr.status)}</td>\n'
+            f'<td class="text-nowrap">{progress}</td>\n'
+            f'<td class="text-nowrap">{due(pr, now, due_badge)}</td>\n'
+            "</tr>"
+        )
+    return Markup("\n".join(rows))  # noqa: S704 - every interpolated value is escaped above
+
+
 def request_urls() -> Callable[[str], str]:
     """request id → URL of its request page, built once per list rather than once per row."""
     from flask import url_for
@@ -138,7 +182,11 @@ def init_app(app) -> None:
     app.jinja_env.tests["undecryptable"] = is_undecryptable
     app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items, now_utc=utcnow)
     app.jinja_env.globals.update(
-        status_badge=status_badge, due=due, identity_masked=identity_masked, request_urls=request_urls
+        status_badge=status_badge,
+        due=due,
+        identity_masked=identity_masked,
+        request_urls=request_urls,
+        queue_rows=queue_rows,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
