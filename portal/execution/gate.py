@@ -25,7 +25,7 @@ from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualW
 _FIELDS_CACHE: dict[tuple[int, datetime, int], tuple[dict[str, Any], ...]] = {}
 _FIELDS_CACHE_LIMIT = 5_000
 # The last answer of ``gated_webhooks`` per database, with the rows it was built from.
-_LAST_GATED: dict[Any, tuple[tuple, tuple[GatedWebhook, ...]]] = {}
+_LAST_GATED: dict[Any, tuple[list, tuple[GatedWebhook, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ _GATED = (
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    rows = tuple(tuple(row) for row in db.session.execute(_GATED))
+    rows = db.session.execute(_GATED).all()
     last = _LAST_GATED.get(db.engine.url)
     if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
         return list(last[1])

@@ -20,6 +20,7 @@ from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest,
 from portal.requests import bp
 from portal.requests.forms import (
     DEFAULT_QUEUE_STATUS,
+    QUEUE_STATUSES,
     STATUS_ALL,
     STATUS_LABELS,
     ConfirmForm,
@@ -231,10 +232,11 @@ def queue():
     if page_number > page.pages:
         return redirect(url_for(".queue", page=page.pages, **filters))
     done, systems = privacy_requests.progress([pr.id for pr in page.items])
-    form = QueueFilterForm(data={"status": status, "search": q or "", "identity": identity or ""})
     return render_template(
         "requests/queue.html",
-        form=form,
+        statuses=QUEUE_STATUSES,
+        search=q or "",
+        identity=identity or "",
         page=page,
         done=done,
         systems=systems,
