@@ -163,13 +163,21 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
     return Markup("\n".join(rows))  # noqa: S704 - every interpolated value is escaped above
 
 
-def request_urls() -> Callable[[str], str]:
-    """request id → URL of its request page, built once per list rather than once per row."""
+def url_factory(endpoint: str, varying: str, **fixed: str) -> Callable[[str], str]:
+    """value → ``url_for(endpoint, **fixed, varying=value)``, for an endpoint whose URL ends in ``varying``.
+
+    ``url_for`` once per list rather than once per row: on a page of 50 rows, 50 calls cost a millisecond.
+    """
     from flask import url_for
 
     marker = "-"
-    prefix = url_for("requests.detail", request_id=marker)[: -len(marker)]
-    return lambda request_id: prefix + quote(request_id, safe="!$&'()*+,/:;=@")
+    prefix = url_for(endpoint, **fixed, **{varying: marker})[: -len(marker)]
+    return lambda value: prefix + quote(value, safe="!$&'()*+,/:;=@")
+
+
+def request_urls() -> Callable[[str], str]:
+    """request id → URL of its request page."""
+    return url_factory("requests.detail", "request_id")
 
 
 def init_app(app) -> None:
@@ -186,6 +194,7 @@ def init_app(app) -> None:
         due=due,
         identity_masked=identity_masked,
         request_urls=request_urls,
+        url_factory=url_factory,
         queue_rows=queue_rows,
     )
     app.jinja_env.trim_blocks = True
