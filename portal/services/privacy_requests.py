@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import defer, joinedload
 
-from portal.crypto import keyring, require_decrypted
+from portal.crypto import keyring
 from portal.execution import dispatch, gate
 from portal.extensions import db
 from portal.models import (
@@ -448,7 +448,7 @@ def get_package(
         raise NotFound(
             f"No access package for privacy request '{privacy_request.id}' yet: it is not complete."
         )
-    data = require_decrypted(privacy_request.package.data)
+    data = privacy_request.package.data
     record(actor, action, privacy_request_id=privacy_request.id, **details)
     return data
 

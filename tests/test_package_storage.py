@@ -1,0 +1,230 @@
+"""Access packages stored as encrypted chunks (issue 9): the stored format reads back exactly, re-runs
+replace packages atomically, and key rotation and retention reach every chunk."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from portal import create_app
+from portal.crypto import Keyring, generate_key
+from portal.execution import dispatch, runner
+from portal.execution.package import PackageWriter
+from portal.extensions import db
+from portal.models import AccessPackage, AccessPackageChunk, PrivacyRequest, utcnow
+from portal.models.packages import PackageChanged
+from portal.services import key_rotation, retention
+from portal.services.audit import Actor
+from tests.collection_helpers import JANE, LOYALTY_YAML, SHOP_YAML, add_database, sqlite_source
+from tests.conftest import TEST_KEY
+from tests.workflow_helpers import new_request, store_package
+
+CHUNK_BYTES = 64  # every package below spans many chunks
+
+PACKAGE = {
+    "shop:customer": [
+        {
+            "id": 1,
+            "name": "Jane <b>Customer</b>",
+            "note": 'line\nbreak, "quotes", ü, 😀, \u2028',
+            "score": 0.1 + 0.2,
+            "tiny": 1e-07,
+            "big": 12345678901234567890,
+            "tags": ["=SUM(A1)", {"nested": None, "list": []}],
+            "vip": True,
+            "gone": None,
+        },
+        *({"id": n, "name": f"row {n}"} for n in range(2, 40)),
+    ],
+    "shop:nothing": [],
+    "zendesk": [{"first_name": None, "last_name": None}],
+    "crm": [{"first_name": "Ann", "last_name": "O'Brien"}],
+}
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "PACKAGE_CHUNK_BYTES": CHUNK_BYTES}
+
+
+@pytest.fixture
+def stored(app) -> str:
+    """A completed request whose package is ``PACKAGE``."""
+    request_id = new_request()  # no systems: completes at once
+    store_package(request_id, PACKAGE)
+    return request_id
+
+
+def chunk_rows(request_id: str) -> list[tuple[int, int, int, int]]:
+    """(id, key_index, seq, row_count) of the request's chunks, as any other connection sees them."""
+    with db.engine.connect() as conn:
+        return conn.execute(
+            sa.select(
+                AccessPackageChunk.id,
+                AccessPackageChunk.key_index,
+                AccessPackageChunk.seq,
+                AccessPackageChunk.row_count,
+            )
+            .join(AccessPackage, AccessPackage.id == AccessPackageChunk.package_id)
+            .where(AccessPackage.privacy_request_id == request_id)
+            .order_by(AccessPackageChunk.key_index, AccessPackageChunk.seq)
+        ).all()
+
+
+def package_of(request_id: str) -> dict:
+    db.session.expire_all()
+    return db.session.get(PrivacyRequest, request_id).package.data
+
+
+# --- the stored format ---------------------------------------------------------------------------------
+
+
+def test_a_package_of_many_chunks_reads_back_exactly_in_key_order(stored):
+    read = package_of(stored)
+    assert read == PACKAGE
+    assert list(read) == list(PACKAGE)
+    assert json.dumps(read, ensure_ascii=False) == json.dumps(
+        PACKAGE, ensure_ascii=False
+    )  # row key order too
+
+    chunks = chunk_rows(stored)
+    assert len(chunks) > len(PACKAGE)
+    assert {key_index for _, key_index, _, _ in chunks} == {0, 2, 3}  # an empty key has no chunk
+    assert [row_count for _, key_index, _, row_count in chunks if key_index == 0] != [39]
+    assert sum(row_count for _, key_index, _, row_count in chunks if key_index == 0) == 39
+
+
+def test_every_chunk_is_encrypted_on_its_own_and_stays_within_the_chunk_size(stored):
+    ring = Keyring(TEST_KEY)
+    with db.engine.connect() as conn:
+        stored_chunks = conn.execute(sa.text("SELECT row_count, data FROM access_package_chunks")).all()
+    for row_count, data in stored_chunks:
+        plaintext = ring.decrypt(bytes(data))  # raises unless encrypted with the portal's key
+        assert b"Jane" not in bytes(data) and b"row " not in bytes(data)
+        assert len(plaintext.split(b"\n")) == row_count
+        assert len(plaintext) <= CHUNK_BYTES or row_count == 1  # a larger row gets a chunk of its own
+
+
+def test_a_package_replaced_while_it_is_read_stops_the_read(stored):
+    opened = db.session.get(PrivacyRequest, stored).package.contents()
+    store_package(stored, {**PACKAGE, "crm": [{"first_name": "New", "last_name": "Rows"}]})  # same shape
+    with pytest.raises(PackageChanged):
+        list(opened.rows(3))
+
+
+# --- re-runs: the old package stays until the new one is committed --------------------------------------
+
+
+@pytest.fixture
+def shop(app, tmp_path):
+    with sqlite_source(tmp_path) as secrets:
+        add_database("Shop DB", "sqlite", secrets, SHOP_YAML, LOYALTY_YAML)
+        yield secrets["path"]
+
+
+def rerun(request_id: str) -> PrivacyRequest:
+    pr = db.session.get(PrivacyRequest, request_id)
+    pr.status = "pending"
+    db.session.commit()
+    dispatch.enqueue(request_id)
+    db.session.expire_all()
+    return db.session.get(PrivacyRequest, request_id)
+
+
+def test_a_run_that_fails_after_storing_its_package_rolls_it_back(app, shop, monkeypatch):
+    request_id = new_request("jane@example.com")
+    before = chunk_rows(request_id)
+    saved = []
+    save = PackageWriter.save
+    monkeypatch.setattr(PackageWriter, "save", lambda self, rid: saved.append(rid) or save(self, rid))
+
+    def failing_record(actor, action, **details):
+        if action == "request.completed":
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner, "record", failing_record)
+    pr = rerun(request_id)
+
+    assert saved == [request_id] and pr.status == "error"
+    assert pr.error_message.startswith("Unexpected error while processing (RuntimeError).")
+    assert chunk_rows(request_id) == before
+    assert package_of(request_id) == JANE
+
+
+def test_a_rerun_replaces_the_package_at_its_commit_and_not_before(app, shop, monkeypatch):
+    request_id = new_request("jane@example.com")
+    before = chunk_rows(request_id)
+    with sa.create_engine(f"sqlite:///{shop}").begin() as source:
+        source.execute(sa.text("UPDATE customer SET name = 'Janet' WHERE id = 1"))
+    seen_meanwhile = []
+    save = PackageWriter.save
+
+    def spying(self, rid):
+        package = save(self, rid)
+        db.session.flush()
+        seen_meanwhile.append(chunk_rows(rid))  # from another connection: not committed yet
+        return package
+
+    monkeypatch.setattr(PackageWriter, "save", spying)
+    pr = rerun(request_id)
+
+    assert pr.status == "complete"
+    assert seen_meanwhile == [before]
+    assert {chunk_id for chunk_id, *_ in chunk_rows(request_id)}.isdisjoint(
+        chunk_id for chunk_id, *_ in before
+    )
+    assert package_of(request_id)["shop:customer"][0]["name"] == "Janet"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AccessPackage)) == 1
+
+
+# --- key rotation and retention ------------------------------------------------------------------------
+
+
+def test_key_rotation_re_encrypts_every_chunk_and_the_new_key_alone_reads_the_package(
+    app, app_config, runner, stored, tmp_path
+):
+    new_key = generate_key()
+    batches = []
+    report = key_rotation.rotate(
+        Keyring(TEST_KEY).rotated(new_key),
+        after_batch=lambda: batches.append(db.session.commit()),
+        batch_size=500,
+    )
+    assert report.complete
+    chunks = len(chunk_rows(stored))
+    assert len(batches) >= chunks / 4  # large values are rotated a few at a time
+
+    with db.engine.connect() as conn:
+        key_ids = {
+            Keyring.key_id_of(bytes(data))
+            for data in conn.scalars(sa.text("SELECT data FROM access_package_chunks"))
+        }
+    assert key_ids == {Keyring(new_key).first_key_id}
+    reader = create_app({**app_config, "ENCRYPTION_KEY": new_key}, instance_path=str(tmp_path / "reader"))
+    with reader.app_context():
+        assert db.session.get(PrivacyRequest, stored).package.data == PACKAGE
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_retention_purges_every_chunk_of_the_package(app, stored):
+    kept = new_request("kept@example.com")
+    store_package(kept, PACKAGE)
+    db.session.execute(
+        sa.update(PrivacyRequest)
+        .where(PrivacyRequest.id == stored)
+        .values(finished_processing_at=utcnow() - timedelta(days=400))
+    )
+    db.session.commit()
+
+    purged = retention.purge_expired(Actor.system("test"))
+    db.session.commit()
+
+    assert [p.request_id for p in purged] == [stored]
+    assert chunk_rows(stored) == [] and len(chunk_rows(kept)) > len(PACKAGE)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AccessPackageChunk)) == len(
+        chunk_rows(kept)
+    )
