@@ -1,5 +1,5 @@
-"""Access packages stored as encrypted chunks (issue 9): the stored format reads back exactly, re-runs
-replace packages atomically, and key rotation and retention reach every chunk."""
+"""Access packages stored as encrypted chunks (issue 9): the stored format reads back exactly, a run
+streams rows, re-runs replace packages atomically, and key rotation and retention reach every chunk."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from portal import create_app
 from portal.crypto import Keyring, generate_key
 from portal.execution import dispatch, runner
+from portal.execution.connectors.fides import CollectionNode, DatasetGraph
+from portal.execution.connectors.sql import traverse
 from portal.execution.package import PackageWriter
 from portal.extensions import db
 from portal.models import AccessPackage, AccessPackageChunk, PrivacyRequest, utcnow
@@ -108,6 +110,40 @@ def test_every_chunk_is_encrypted_on_its_own_and_stays_within_the_chunk_size(sto
         assert len(plaintext) <= CHUNK_BYTES or row_count == 1  # a larger row gets a chunk of its own
 
 
+def test_a_run_streams_the_collected_rows_into_chunks_equal_to_the_package_it_always_built(app, tmp_path):
+    with sqlite_source(tmp_path) as secrets:
+        add_database("Shop DB", "sqlite", secrets, SHOP_YAML, LOYALTY_YAML)
+        request_id = new_request("jane@example.com")
+    assert package_of(request_id) == JANE
+    assert list(package_of(request_id)) == list(JANE)
+    assert len(chunk_rows(request_id)) == 4  # 4 rows, each longer than 64 bytes
+
+
+def test_traverse_hands_rows_on_while_the_source_is_still_being_read():
+    node = CollectionNode(
+        connection_key="source",
+        dataset="big",
+        name="rows",
+        schema=None,
+        fields=["id", "email"],
+        primary_keys=["id"],
+        data_types={"id": None, "email": None},
+        identities={"email": "email"},
+    )
+    produced = []
+
+    def fetch(node, field, values, case_insensitive):
+        for n in range(1000):
+            produced.append(n)
+            yield {"id": n, "email": values[0]}
+
+    walk = traverse(DatasetGraph(nodes={node.id: node}), {"email": "a@example.com"}, fetch)
+    found, rows = next(walk)
+    first = next(rows)
+    assert (found.key, first, len(produced)) == ("big:rows", {"id": 0, "email": "a@example.com"}, 1)
+    assert sum(1 for _ in rows) == 999 and next(walk, None) is None
+
+
 def test_a_package_replaced_while_it_is_read_stops_the_read(stored):
     opened = db.session.get(PrivacyRequest, stored).package.contents()
     store_package(stored, {**PACKAGE, "crm": [{"first_name": "New", "last_name": "Rows"}]})  # same shape
@@ -132,6 +168,19 @@ def rerun(request_id: str) -> PrivacyRequest:
     dispatch.enqueue(request_id)
     db.session.expire_all()
     return db.session.get(PrivacyRequest, request_id)
+
+
+def test_a_run_that_fails_while_rows_stream_leaves_the_old_package_as_it_was(app, shop):
+    request_id = new_request("jane@example.com")
+    before = chunk_rows(request_id)
+    app.config["COLLECTION_MAX_ROWS"] = 1  # shop:orders has 2 rows for Jane: the first is already written
+
+    pr = rerun(request_id)
+
+    assert pr.status == "error"
+    assert "collection 'shop:orders' matched more than 1 rows" in pr.error_message
+    assert chunk_rows(request_id) == before
+    assert package_of(request_id) == JANE
 
 
 def test_a_run_that_fails_after_storing_its_package_rolls_it_back(app, shop, monkeypatch):

@@ -4,13 +4,14 @@
 winning a compare-and-swap on the request row, so a task delivered twice, a double click on Resume, or two
 workers never run one request twice. Every transition is audited.
 
-The package is written through ``execution.package.PackageWriter`` into encrypted chunks. The new package
-replaces the old one in the transaction that completes the request, so the old package stays until then,
-and a failed run leaves no trace of a package.
+Collected rows stream from the connectors into the package writer (``execution.package``): memory does not
+grow with the package. The new package replaces the old one in the transaction that completes the request,
+so the old package stays until then, and a failed run leaves no trace of a package.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import uuid
@@ -105,8 +106,9 @@ def _run_claimed(request_id: str, token: str) -> str:
         return S.REQUIRES_INPUT.value
 
     with PackageWriter(current_app.config["PACKAGE_CHUNK_BYTES"]) as writer:
-        for key, rows in collection.collect(privacy_request).items():
-            writer.add(key, rows)
+        with contextlib.closing(collection.collect(privacy_request)) as automated:
+            for key, rows in automated:
+                writer.add(key, rows)
         for key, rows in manual_entries(webhooks, inputs):
             writer.add(key, rows)
         writer.save(request_id)
