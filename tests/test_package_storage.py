@@ -1,9 +1,13 @@
-"""Access packages stored as encrypted chunks (issue 9): the stored format reads back exactly, a run
-streams rows, re-runs replace packages atomically, and key rotation and retention reach every chunk."""
+"""Access packages stored as encrypted chunks and streamed (issue 9): the stored format reads back exactly,
+downloads are the same bytes as before, a run streams rows, re-runs replace packages atomically, and key
+rotation and retention reach every chunk. Memory itself is measured by ``bench/package_memory.py``."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -16,9 +20,9 @@ from portal.execution.connectors.fides import CollectionNode, DatasetGraph
 from portal.execution.connectors.sql import traverse
 from portal.execution.package import PackageWriter
 from portal.extensions import db
-from portal.models import AccessPackage, AccessPackageChunk, PrivacyRequest, utcnow
-from portal.models.packages import PackageChanged
-from portal.services import key_rotation, retention
+from portal.models import AccessPackage, AccessPackageChunk, AuditEvent, PrivacyRequest, utcnow
+from portal.models.packages import PackageChanged, StoredPackage
+from portal.services import key_rotation, reports, retention, tokens
 from portal.services.audit import Actor
 from tests.collection_helpers import JANE, LOYALTY_YAML, SHOP_YAML, add_database, sqlite_source
 from tests.conftest import TEST_KEY
@@ -79,6 +83,12 @@ def chunk_rows(request_id: str) -> list[tuple[int, int, int, int]]:
 def package_of(request_id: str) -> dict:
     db.session.expire_all()
     return db.session.get(PrivacyRequest, request_id).package.data
+
+
+def reviewer_token(make_user) -> dict[str, str]:
+    _, secret = tokens.create_token(make_user(role="reviewer"), "reviewer", Actor.system("test"))
+    db.session.commit()
+    return {"Authorization": f"Bearer {secret}"}
 
 
 # --- the stored format ---------------------------------------------------------------------------------
@@ -149,6 +159,126 @@ def test_a_package_replaced_while_it_is_read_stops_the_read(stored):
     store_package(stored, {**PACKAGE, "crm": [{"first_name": "New", "last_name": "Rows"}]})  # same shape
     with pytest.raises(PackageChanged):
         list(opened.rows(3))
+
+
+# --- downloads -----------------------------------------------------------------------------------------
+
+
+def test_the_json_download_streams_exactly_the_bytes_json_dumps_gave(client, login_as, stored):
+    login_as("reviewer")
+    response = client.get(f"/packages/{stored}/package.json")
+    assert response.status_code == 200 and response.is_streamed
+    assert response.data == json.dumps(PACKAGE, ensure_ascii=False, indent=2).encode()
+
+
+def test_the_api_streams_exactly_the_bytes_jsonify_gave(app, client, make_user, stored):
+    response = client.get(f"/api/v1/privacy-request/{stored}/package", headers=reviewer_token(make_user))
+    assert response.status_code == 200 and response.is_streamed
+    assert response.mimetype == "application/json" and response.headers["Cache-Control"] == "no-store"
+    assert response.data == app.json.response(PACKAGE).get_data()
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        {},
+        {"a": []},
+        {"a": [{}]},
+        PACKAGE,
+        {"z": [{"b": 1, "a": {"d": [1, {}], "c": "é"}}], "a": [{"x": None}]},
+    ],
+)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"indent": 2, "ensure_ascii": False},
+        {"indent": None, "separators": (",", ":"), "sort_keys": True, "ensure_ascii": True},
+        {"indent": None, "ensure_ascii": True},
+        {"indent": 4, "sort_keys": True, "ensure_ascii": False},
+    ],
+)
+def test_the_streamed_json_is_json_dumps_byte_for_byte(package, options):
+    assert b"".join(reports.iter_package_json(package, **options)) == json.dumps(package, **options).encode()
+
+
+def test_the_zip_download_streams_every_file_exactly(client, login_as, stored):
+    login_as("reviewer")
+    response = client.get(f"/packages/{stored}/package.zip")
+    assert response.status_code == 200 and response.is_streamed
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    assert archive.testzip() is None
+    assert archive.namelist() == [
+        "package.json",
+        "report.html",
+        "shop_customer.csv",
+        "shop_nothing.csv",
+        "zendesk.csv",
+        "crm.csv",
+    ]
+    assert archive.read("package.json") == json.dumps(PACKAGE, ensure_ascii=False, indent=2).encode()
+    customers = list(csv.reader(io.StringIO(archive.read("shop_customer.csv").decode("utf-8-sig"))))
+    assert customers[0] == ["id", "name", "note", "score", "tiny", "big", "tags", "vip", "gone"]
+    assert customers[1] == [
+        "1",
+        "Jane <b>Customer</b>",
+        'line\nbreak, "quotes", ü, 😀, \u2028',
+        "0.30000000000000004",
+        "1e-07",
+        "12345678901234567890",
+        '["=SUM(A1)", {"nested": null, "list": []}]',
+        "true",
+        "",
+    ]
+    assert customers[2:] == [[str(n), f"row {n}", "", "", "", "", "", "", ""] for n in range(2, 40)]
+    assert archive.read("shop_nothing.csv") == b"\xef\xbb\xbf\r\n"
+    assert archive.read("crm.csv").decode("utf-8-sig") == "first_name,last_name\r\nAnn,O'Brien\r\n"
+    report = archive.read("report.html").decode()
+    assert "Jane &lt;b&gt;Customer&lt;/b&gt;" in report and "<b>Customer" not in report
+    assert "row 39" in report and report.count("<tr>") == (1 + 39) + (1 + 1) + (
+        1 + 1
+    )  # header and rows; no table when empty
+    assert "shop:customer: 39 entries" in report and "(searched — nothing found)" in report
+
+
+@pytest.mark.parametrize("route", ["/packages/{id}/package.json", "/packages/{id}/package.zip", "api"])
+def test_the_download_is_audited_and_committed_before_the_first_byte(
+    client, login_as, make_user, stored, monkeypatch, route
+):
+    at_first_chunk = []
+    read_chunk = StoredPackage._read
+
+    def spying(self, ref):
+        if not at_first_chunk:
+            with db.engine.connect() as conn:  # another connection sees only what is committed
+                audited = conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(AuditEvent)
+                    .where(AuditEvent.privacy_request_id == stored, AuditEvent.action == "package.downloaded")
+                )
+            at_first_chunk.append((audited, db.session().in_transaction()))
+        return read_chunk(self, ref)
+
+    monkeypatch.setattr(StoredPackage, "_read", spying)
+    if route == "api":
+        response = client.get(f"/api/v1/privacy-request/{stored}/package", headers=reviewer_token(make_user))
+    else:
+        login_as("reviewer")
+        response = client.get(route.format(id=stored))
+    assert response.status_code == 200 and response.data
+    assert at_first_chunk == [(1, False)]  # committed, and the request's session holds no transaction
+
+
+def test_the_package_page_shows_the_first_rows_of_each_system_and_says_where_the_rest_is(
+    app, client, login_as, stored
+):
+    app.config["PACKAGE_PREVIEW_ROWS"] = 5
+    login_as("reviewer")
+    page = client.get(f"/packages/{stored}").get_data(as_text=True)
+    assert "Showing the first 5 of 39 entries" in page and "39 entries" in page
+    assert f'href="/packages/{stored}/package.json">JSON</a>' in page
+    assert "row 5" in page and "row 6" not in page
+    assert "Jane &lt;b&gt;Customer&lt;/b&gt;" in page and "<b>Customer" not in page
+    assert page.count("Showing the first") == 1  # the other systems are shown whole
 
 
 # --- re-runs: the old package stays until the new one is committed --------------------------------------
