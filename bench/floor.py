@@ -28,6 +28,7 @@ from flask import Flask, Response, abort, jsonify, redirect, request, session
 
 from bench.seed import SOURCE_COLLECTIONS, SOURCE_KEY
 from portal.crypto import Keyring
+from portal.models.packages import Packer, decode_rows
 
 FLOOR_WORK = {
     "queue_first": "session user (1 SELECT by id); 1 indexed SELECT of 50 rows (status, due order); plain table",
@@ -39,9 +40,9 @@ FLOOR_WORK = {
     "api_upload": "token (1 SELECT); 1 SELECT; encrypt; 1 UPSERT; commit; JSON",
     "api_view": "token; 1 SELECT of the input joined with its webhook; decrypt; JSON",
     "api_list": "token; 1 indexed SELECT of the 50 newest requests, policy and reviewer joined; the API's item JSON",
-    "resume_build": "token; CAS UPDATE; SELECT 50 webhooks + 50 inputs; decrypt; 3 SELECTs on the source database (no rows for this subject); build; encrypt; INSERT package; UPDATE; commit",
+    "resume_build": "token; CAS UPDATE; SELECT 50 webhooks + 50 inputs; decrypt; 3 SELECTs on the source database (no rows for this subject); build; encrypt; INSERT package + its chunks (one per key); UPDATE; commit",
     "resume_collect": "as resume_build, the 3 SELECTs returning 1,000 rows each",
-    "download_json": "session user; SELECT package; INSERT audit row (S7); commit; decrypt; indent; attachment",
+    "download_json": "session user; SELECT package and its chunks; INSERT audit row (S7); commit; decrypt; indent; attachment",
     "download_zip": "as download_json; ZIP of package.json + one CSV per key",
 }
 
@@ -302,11 +303,30 @@ def create_app() -> Flask:
                 fields = json.loads(fields) if isinstance(fields, str) else fields
                 values = json.loads(ring.decrypt(bytes(inputs[connection_id])))
                 package[key] = [{f["dsr_package_label"]: values.get(f["dsr_package_label"]) for f in fields}]
+            packer = Packer()
+            parts = [chunk for key, rows in package.items() for chunk in packer.add(key, rows)]
+            package_id = conn.execute(
+                sa.text(
+                    "INSERT INTO access_packages (privacy_request_id, summary, created_at) VALUES (:r, :s, :t) "
+                    "RETURNING id"
+                ),
+                {"r": request_id, "s": ring.encrypt(json.dumps(packer.summary()).encode()), "t": stamp(now)},
+            ).scalar_one()
             conn.execute(
                 sa.text(
-                    "INSERT INTO access_packages (privacy_request_id, data, created_at) VALUES (:r, :d, :t)"
+                    "INSERT INTO access_package_chunks (package_id, key_index, seq, row_count, data) "
+                    "VALUES (:p, :k, :s, :n, :d)"
                 ),
-                {"r": request_id, "d": ring.encrypt(json.dumps(package).encode()), "t": stamp(now)},
+                [
+                    {
+                        "p": package_id,
+                        "k": c.key_index,
+                        "s": c.seq,
+                        "n": c.row_count,
+                        "d": ring.encrypt(c.plaintext),
+                    }
+                    for c in parts
+                ],
             )
             conn.execute(
                 sa.text(
@@ -321,10 +341,17 @@ def create_app() -> Flask:
         with engine.begin() as conn:
             user_or_403(conn)
             row = conn.execute(
-                sa.text("SELECT data FROM access_packages WHERE privacy_request_id = :r"), {"r": request_id}
+                sa.text("SELECT id, summary FROM access_packages WHERE privacy_request_id = :r"),
+                {"r": request_id},
             ).first()
             if row is None:
                 abort(404)
+            stored = conn.execute(
+                sa.text(
+                    "SELECT key_index, data FROM access_package_chunks WHERE package_id = :p ORDER BY key_index, seq"
+                ),
+                {"p": row[0]},
+            ).all()
             conn.execute(
                 sa.text(
                     "INSERT INTO audit_events (created_at, actor_type, actor_label, action, privacy_request_id, "
@@ -332,7 +359,13 @@ def create_app() -> Flask:
                 ),
                 {"t": stamp(datetime.now(UTC)), "r": request_id, "d": json.dumps({"format": kind})},
             )
-        return json.loads(ring.decrypt(bytes(row[0])))
+        package: dict[str, list] = {
+            item["key"]: [] for item in json.loads(ring.decrypt(bytes(row[1])))["keys"]
+        }
+        keys = list(package)
+        for key_index, data in stored:
+            package[keys[key_index]].extend(decode_rows(ring.decrypt(bytes(data))))
+        return package
 
     def attachment(data: bytes, mimetype: str, name: str) -> Response:
         response = Response(data, mimetype=mimetype)

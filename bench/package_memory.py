@@ -4,8 +4,10 @@ In a fresh process over the bench database: a SQLite source database holds ``--s
 data subject (4 collections of 4 KB rows); it is attached as a connection with its fides dataset; a
 request with every manual input is run by the runner (collection, package assembly, encryption, storage),
 then its package is downloaded as JSON and as ZIP through the WSGI app, each chunk of the response read
-and dropped as a client would. Before each step the peak-RSS counter is reset (``/proc/self/clear_refs``),
-so each figure is that step's own peak above the memory the process held before it.
+and dropped as a client would. Before each step the heap's free memory is given back to the system
+(glibc ``malloc_trim``) and the peak-RSS counter is reset (``/proc/self/clear_refs``), so each figure is
+that step's own peak above the memory the process was using before it, not hidden in memory an earlier
+step freed but kept.
 
 Target (issue 9): building a package streams, so none of these grows beyond 50 MB for a 100 MB package.
 """
@@ -13,6 +15,8 @@ Target (issue 9): building a package streams, so none of these grows beyond 50 M
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import json
 import os
@@ -42,6 +46,8 @@ def memory_mb() -> dict[str, float]:
 def reset_peak() -> float:
     """Make the peak counter start again from the current RSS; returns that RSS (MB)."""
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the figures may then read lower
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
     return memory_mb()["VmRSS"]
 

@@ -66,7 +66,7 @@ SOURCE_ROWS = 1_000
 SOURCE_NOISE = 10  # one row in ten belongs to the bench's data subject
 COLLECT_SUBJECT = "collected.subject@example.com"
 # Versions of what the seed writes; bump when the shape changes, so stale databases are not reused.
-SEED_FORMAT = 1
+SEED_FORMAT = 2
 
 
 ERROR_MESSAGE = "Unexpected error while processing (OperationalError). Nothing entered by hand was lost."
@@ -104,8 +104,15 @@ INPUT_COLUMNS = (
     "entered_by_label",
     "entered_at",
 )
-PACKAGE_COLUMNS = ("privacy_request_id", "data", "created_at")
-BULK_TABLES = ("privacy_requests", "audit_events", "manual_inputs", "access_packages")
+PACKAGE_COLUMNS = ("privacy_request_id", "summary", "created_at")
+CHUNK_COLUMNS = ("package_id", "key_index", "seq", "row_count", "data")
+BULK_TABLES = (
+    "privacy_requests",
+    "audit_events",
+    "manual_inputs",
+    "access_packages",
+    "access_package_chunks",
+)
 
 
 class BulkWriter:
@@ -153,6 +160,13 @@ class BulkWriter:
             raw.commit()
         finally:
             raw.close()
+
+    def package_ids(self) -> dict[str, int]:
+        """Privacy request id → access package id, for the chunks that follow the packages."""
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            return dict(conn.execute(text("SELECT privacy_request_id, id FROM access_packages")).all())
 
     @contextlib.contextmanager
     def bulk_load(self, tables: tuple[str, ...]):
@@ -265,6 +279,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
     from portal.crypto import keyring
     from portal.extensions import db
     from portal.models import Policy, utcnow
+    from portal.models.packages import Packer
     from portal.services import connections, tokens, users, webhooks
     from portal.services.audit import Actor
 
@@ -440,20 +455,30 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
         # --- packages of completed requests (the download pool) -------------------------------------------
         manifest.download_ids = completed[: pools.downloads]
         t0 = time.perf_counter()
-        package_rows = (
-            (
-                request_id,
-                writer.encrypted(
-                    {
-                        hook["key"]: [sample_values(hook["fields"], i * WEBHOOKS + j)]
-                        for j, hook in enumerate(webhook_info)
-                    }
-                ),
-                writer.time(now),
-            )
-            for i, request_id in enumerate(manifest.download_ids)
+        packed = []  # (request id, summary, chunks) in the portal's stored format
+        for i, request_id in enumerate(manifest.download_ids):
+            packer = Packer()
+            parts = [
+                chunk
+                for j, hook in enumerate(webhook_info)
+                for chunk in packer.add(hook["key"], [sample_values(hook["fields"], i * WEBHOOKS + j)])
+            ]
+            packed.append((request_id, packer.summary(), parts))
+        writer.write(
+            "access_packages",
+            PACKAGE_COLUMNS,
+            ((request_id, writer.encrypted(summary), writer.time(now)) for request_id, summary, _ in packed),
         )
-        writer.write("access_packages", PACKAGE_COLUMNS, package_rows)
+        package_ids = writer.package_ids()
+        writer.write(
+            "access_package_chunks",
+            CHUNK_COLUMNS,
+            (
+                (package_ids[request_id], c.key_index, c.seq, c.row_count, writer.ring.encrypt(c.plaintext))
+                for request_id, _, parts in packed
+                for c in parts
+            ),
+        )
         manifest.seconds["packages"] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
     manifest.seconds["indexes"] = round(time.perf_counter() - t0, 2)

@@ -71,6 +71,11 @@ class DefaultConfig:
     MAX_FORM_MEMORY_SIZE = 1024 * 1024
     MAX_FORM_PARTS = 2000
     PAGE_SIZE = 50
+    # Access packages are built, stored and read in encrypted chunks of rows of at most this many bytes
+    # (a single larger row gets a chunk of its own), so memory stays near this size for any package.
+    PACKAGE_CHUNK_BYTES = 1024 * 1024
+    # The package page shows this many rows of each system; the JSON and ZIP downloads hold every row.
+    PACKAGE_PREVIEW_ROWS = 50
     BOOTSTRAP_SERVE_LOCAL = True
     BOOTSTRAP_BOOTSWATCH_THEME = None
     # hide_parameters: database errors are logged without the statement's values (emails, entered data).

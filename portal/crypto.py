@@ -80,6 +80,10 @@ class Keyring:
     def key_id_of(blob: bytes) -> bytes:
         return bytes(blob[1:5])
 
+    def has_key_id(self, key_id: bytes) -> bool:
+        """Whether a value stored under ``key_id`` (see ``key_id_of``) can be decrypted by this keyring."""
+        return any(hmac.compare_digest(kid, key_id) for kid, _ in self._keys)
+
     def encrypt(self, plaintext: bytes) -> bytes:
         key_id, aead = self._keys[0]
         nonce = os.urandom(12)

@@ -18,6 +18,7 @@ from portal.errors import UNDECRYPTABLE
 from portal.extensions import db
 from portal.models import (
     AccessPackage,
+    AccessPackageChunk,
     AuditEvent,
     EncryptionCanary,
     ManualInput,
@@ -400,7 +401,7 @@ def test_a_corrupted_package_shows_an_error_and_other_packages_open(app, client)
     package_id = db.session.scalar(
         select(AccessPackage.id).where(AccessPackage.privacy_request_id == world.complete_id)
     )
-    _corrupt("access_packages", "data", "id", package_id)
+    _corrupt("access_packages", "summary", "id", package_id)
 
     broken = client.get(f"/packages/{world.complete_id}")
     api = client.get(
@@ -413,6 +414,52 @@ def test_a_corrupted_package_shows_an_error_and_other_packages_open(app, client)
     assert api.status_code == 500 and api.get_json() == {"detail": UNDECRYPTABLE}
     assert listing.status_code == 200 and other.status_code == 200
     assert "Wendy" in text_of(other)
+
+
+def _package_events() -> list[str]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("package.%"))))
+
+
+def _chunk_id_of(request_id: str) -> int:
+    return db.session.scalar(
+        select(AccessPackageChunk.id)
+        .join(AccessPackage, AccessPackage.id == AccessPackageChunk.package_id)
+        .where(AccessPackage.privacy_request_id == request_id)
+    )
+
+
+def test_a_corrupted_package_chunk_shows_an_error_on_the_package_page_and_audits_nothing(app, client):
+    world = build_world()
+    sign_in(client, world.users["reviewer"])
+    _corrupt("access_package_chunks", "data", "id", _chunk_id_of(world.complete_id))
+
+    broken = client.get(f"/packages/{world.complete_id}")
+
+    assert broken.status_code == 500 and UNDECRYPTABLE in text_of(broken)
+    assert _package_events() == []
+
+
+def test_a_chunk_under_a_key_that_is_not_configured_fails_every_download_before_the_first_byte(app, client):
+    world = build_world()
+    sign_in(client, world.users["reviewer"])
+    chunk_id = _chunk_id_of(world.complete_id)
+    foreign = Keyring(generate_key()).encrypt(b'{"first_name":"Jane"}')
+    db.session.execute(
+        sa.text("UPDATE access_package_chunks SET data = :b WHERE id = :id"), {"b": foreign, "id": chunk_id}
+    )
+    db.session.commit()
+
+    json_download = client.get(f"/packages/{world.complete_id}/package.json")
+    zip_download = client.get(f"/packages/{world.complete_id}/package.zip")
+    api = client.get(
+        f"/api/v1/privacy-request/{world.complete_id}/package", headers=world.headers("reviewer")
+    )
+
+    assert json_download.status_code == 500 and UNDECRYPTABLE in text_of(json_download)
+    assert zip_download.status_code == 500 and UNDECRYPTABLE in text_of(zip_download)
+    assert api.status_code == 500 and api.get_json() == {"detail": UNDECRYPTABLE}
+    assert _package_events() == []
 
 
 def _second_complete_request() -> str:

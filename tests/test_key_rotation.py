@@ -108,7 +108,8 @@ def test_every_encrypted_column_is_covered():
     assert set(key_rotation.encrypted_columns()) >= {
         ("privacy_requests", "id", "identity"),
         ("manual_inputs", "id", "values"),
-        ("access_packages", "id", "data"),
+        ("access_packages", "id", "summary"),
+        ("access_package_chunks", "id", "data"),
         ("connection_configs", "id", "secrets"),
         ("encryption_canary", "id", "value"),
     }

@@ -3,6 +3,7 @@ and the models match the migrations (S8: schema changes are migrations, never ``
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -11,9 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from portal import create_app
+from portal.crypto import Keyring
 from portal.extensions import db
-from portal.models import Base
-from tests.conftest import PG_URL, REQUIRE_ALL, _base_config, _postgres_unavailable_reason
+from portal.models import AccessPackageChunk, Base, PrivacyRequest
+from tests.conftest import PG_URL, REQUIRE_ALL, TEST_KEY, _base_config, _postgres_unavailable_reason
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,9 +43,8 @@ def fresh_database_url(request, tmp_path):
 
 @pytest.fixture
 def fresh_app(fresh_database_url, tmp_path):
-    app = create_app(
-        _base_config(fresh_database_url, str(tmp_path)), instance_path=str(tmp_path / "instance")
-    )
+    config = {**_base_config(fresh_database_url, str(tmp_path)), "PACKAGE_CHUNK_BYTES": 64}
+    app = create_app(config, instance_path=str(tmp_path / "instance"))
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -96,3 +97,65 @@ def test_models_match_the_migrations(fresh_app):
     assert differences == [], "the models and the migrations differ; add a migration:\n" + "\n".join(
         map(repr, differences)
     )
+
+
+OLD_PACKAGE = {
+    "shop:customer": [{"id": n, "name": f"Ann {n}", "note": "ü \n <b>"} for n in range(30)],
+    "shop:nothing": [],
+    "crm": [{"first_name": "Ann", "last_name": None}],
+}
+
+
+def _insert_old_package(app, blob: bytes) -> None:
+    """A completed request with a package stored the 0004 way: one encrypted blob in ``data``."""
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO privacy_requests (id, policy_id, identity, status, created_at, updated_at, due_date) "
+                "SELECT 'pri_old', id, :identity, 'complete', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP FROM policies"
+            ),
+            {"identity": Keyring(TEST_KEY).encrypt(b'{"email": "ann@example.com"}')},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO access_packages (privacy_request_id, data, created_at) "
+                "VALUES ('pri_old', :data, CURRENT_TIMESTAMP)"
+            ),
+            {"data": blob},
+        )
+
+
+def test_0005_moves_a_blob_package_into_chunks_and_the_downgrade_puts_it_back(fresh_app):
+    _flask_db(fresh_app, "upgrade", "0004")
+    ring = Keyring(TEST_KEY)
+    _insert_old_package(fresh_app, ring.encrypt(json.dumps(OLD_PACKAGE, ensure_ascii=False).encode()))
+
+    _flask_db(fresh_app, "upgrade")
+
+    with fresh_app.app_context():
+        package = db.session.get(PrivacyRequest, "pri_old").package.data
+        chunks = db.session.scalar(sa.select(sa.func.count()).select_from(AccessPackageChunk))
+        db.session.remove()
+    assert json.dumps(package, ensure_ascii=False) == json.dumps(OLD_PACKAGE, ensure_ascii=False)  # order too
+    assert chunks > len(OLD_PACKAGE)
+
+    _flask_db(fresh_app, "downgrade", "0004")
+
+    assert "access_package_chunks" not in _tables(fresh_app)
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        restored = conn.scalar(
+            sa.text("SELECT data FROM access_packages WHERE privacy_request_id = 'pri_old'")
+        )
+    assert ring.decrypt(bytes(restored)) == json.dumps(OLD_PACKAGE, ensure_ascii=False).encode()
+
+
+def test_0005_changes_nothing_while_a_package_cannot_be_decrypted(fresh_app):
+    _flask_db(fresh_app, "upgrade", "0004")
+    _insert_old_package(fresh_app, b"\x01" + b"\x00" * 40)
+
+    result = fresh_app.test_cli_runner().invoke(args=["db", "upgrade"])
+
+    assert result.exit_code != 0
+    assert "Access package(s) with id 1 cannot be decrypted with PORTAL_ENCRYPTION_KEY" in result.output
+    assert "access_package_chunks" not in _tables(fresh_app)

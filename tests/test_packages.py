@@ -17,7 +17,7 @@ from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, PrivacyRequest
 from portal.services import manual_inputs, privacy_requests, reports
-from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request, store_package
 
 SCRIPT = "<script>alert(1)</script>"
 SUBJECT_EMAIL = "jane.subject@example.com"
@@ -52,8 +52,7 @@ def _webhook_keys() -> set[str]:
 def with_automated_data(request_id: str) -> dict:
     """Put automated rows in front of the manual entry, as a database connection would."""
     pr = db.session.get(PrivacyRequest, request_id)
-    pr.package.data = {**AUTOMATED, **pr.package.data}
-    db.session.commit()
+    store_package(request_id, {**AUTOMATED, **pr.package.data})
     return pr.package.data
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from portal.execution import dispatch
+from portal.execution.package import PackageWriter
 from portal.extensions import db
 from portal.models import ConnectionConfig, ManualWebhook
 from portal.services import privacy_requests
@@ -39,3 +42,12 @@ def new_request(email: str = "subject@example.com", **kwargs) -> str:
     request_id = pr.id
     dispatch.commit_and_run()
     return request_id
+
+
+def store_package(request_id: str, package: dict, chunk_bytes: int | None = None) -> None:
+    """Replace a request's stored package with ``package`` (as a run would store it) and commit."""
+    with PackageWriter(chunk_bytes or current_app.config["PACKAGE_CHUNK_BYTES"]) as writer:
+        for key, rows in package.items():
+            writer.add(key, rows)
+        writer.save(request_id)
+    db.session.commit()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from collections.abc import Iterator
+from itertools import chain
+
+from flask import Response, current_app, g, jsonify, request, stream_with_context
 
 from portal import scopes
 from portal.api import bp, requires_scope
@@ -17,7 +20,7 @@ from portal.api.schemas import (
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import PrivacyRequest
-from portal.services import DomainError, ValidationFailed, manual_inputs, privacy_requests
+from portal.services import DomainError, ValidationFailed, manual_inputs, privacy_requests, reports
 
 
 def _fresh(ids: list[str]) -> list[dict]:
@@ -128,9 +131,27 @@ def resume_privacy_request(request_id: str):
 @bp.get("/privacy-request/<request_id>/package")
 @requires_scope(scopes.PRIVACY_REQUEST_DOWNLOAD_PACKAGE)
 def get_package(request_id: str):
+    """The package streamed chunk by chunk, byte for byte what ``jsonify(package)`` would answer; the
+    audit event is committed before the first byte."""
     pr = privacy_requests.get_request(request_id)
-    data = privacy_requests.get_package(pr, g.api_actor, action="package.downloaded")
+    package = privacy_requests.get_package(pr, g.api_actor, action="package.downloaded")
     db.session.commit()
-    response = jsonify(data)
+    response = Response(stream_with_context(_as_jsonify_would(package)), mimetype=current_app.json.mimetype)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _as_jsonify_would(package) -> Iterator[bytes]:
+    """The app's JSON provider's settings (sorted keys, ASCII, compact unless debugging) and its newline."""
+    provider = current_app.json
+    indented = provider.compact is False or (provider.compact is None and current_app.debug)
+    return chain(
+        reports.iter_package_json(
+            package,
+            indent=2 if indented else None,
+            separators=None if indented else (",", ":"),
+            sort_keys=provider.sort_keys,
+            ensure_ascii=provider.ensure_ascii,
+        ),
+        [b"\n"],
+    )

@@ -1,15 +1,18 @@
 """Automated collection (S5): a pluggable step producing ``"<dataset>:<collection>" → rows``.
 
 Connectors register per connection type with ``register``. A connector is called once per run with every
-enabled connection of the types it was registered for (so references can cross connections) and returns
-``{"<fides_key>:<collection>": rows}``. It adds a ``CollectionStep`` per connection to the session (the
-runner commits); on failure it raises ``CollectionError`` carrying those steps, which the runner saves after
-rolling the run back. The database connectors live in ``portal.execution.connectors``.
+enabled connection of the types it was registered for (so references can cross connections) and yields
+``("<fides_key>:<collection>", rows)`` pairs, ``rows`` an iterator the caller exhausts before asking for
+the next pair; a key may come again with more rows (they follow the earlier ones). So rows stream into the
+package and a run never holds a whole collection (issue 9). A connector may also return a plain
+``{key: rows}`` dict. It adds a ``CollectionStep`` per connection to the session (the runner commits); on
+failure it raises ``CollectionError`` carrying those steps, which the runner saves after rolling the run
+back. The database connectors live in ``portal.execution.connectors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -17,8 +20,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import CollectionStep, ConnectionConfig, ConnectionType, PrivacyRequest
 
-Rows = dict[str, list[dict[str, Any]]]
-Connector = Callable[[list[ConnectionConfig], PrivacyRequest], Rows]
+Found = Iterator[tuple[str, Iterable[dict[str, Any]]]]
+Connector = Callable[[list[ConnectionConfig], PrivacyRequest], Found | Mapping[str, list[dict[str, Any]]]]
 
 _connectors: dict[str, Connector] = {}
 
@@ -35,7 +38,8 @@ def register(connection_type: str, connector: Connector) -> None:
     _connectors[connection_type] = connector
 
 
-def collect(privacy_request: PrivacyRequest) -> Rows:
+def collect(privacy_request: PrivacyRequest) -> Found:
+    """Every connector's ``(key, rows)`` pairs in turn; close it (``contextlib.closing``) when done."""
     import portal.execution.connectors  # noqa: F401 - registers the database connectors (import cycle)
 
     groups: dict[Connector, list[ConnectionConfig]] = {}
@@ -51,10 +55,12 @@ def collect(privacy_request: PrivacyRequest) -> Rows:
         connector = _connectors.get(connection.connection_type)
         if connector is not None:
             groups.setdefault(connector, []).append(connection)
-    results: Rows = {}
     for connector, group in groups.items():
-        results.update(connector(group, privacy_request))
-    return results
+        found = connector(group, privacy_request)
+        if isinstance(found, Mapping):
+            yield from found.items()
+        else:
+            yield from found
 
 
 def record_failed_steps(error: CollectionError) -> None:

@@ -3,10 +3,15 @@
 ``run_privacy_request(request_id)`` owns its transactions (like a worker task). A run starts only by
 winning a compare-and-swap on the request row, so a task delivered twice, a double click on Resume, or two
 workers never run one request twice. Every transition is audited.
+
+Collected rows stream from the connectors into the package writer (``execution.package``): memory does not
+grow with the package. The new package replaces the old one in the transaction that completes the request,
+so the old package stays until then, and a failed run leaves no trace of a package.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import uuid
@@ -15,9 +20,9 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, update
 
 from portal.execution import collection, gate
-from portal.execution.package import assemble
+from portal.execution.package import PackageWriter, manual_entries
 from portal.extensions import db
-from portal.models import AccessPackage, PrivacyRequest, RequestStatus, utcnow
+from portal.models import PrivacyRequest, RequestStatus, utcnow
 from portal.services.audit import SYSTEM, record
 
 log = logging.getLogger(__name__)
@@ -100,13 +105,14 @@ def _run_claimed(request_id: str, token: str) -> str:
         db.session.commit()
         return S.REQUIRES_INPUT.value
 
-    automated = collection.collect(privacy_request)
-    data = assemble(automated, webhooks, inputs)
-    package = privacy_request.package
-    if package is None:
-        db.session.add(AccessPackage(privacy_request_id=request_id, data=data))
-    else:
-        package.data, package.created_at = data, utcnow()
+    with PackageWriter(current_app.config["PACKAGE_CHUNK_BYTES"]) as writer:
+        with contextlib.closing(collection.collect(privacy_request)) as automated:
+            for key, rows in automated:
+                writer.add(key, rows)
+        for key, rows in manual_entries(webhooks, inputs):
+            writer.add(key, rows)
+        writer.save(request_id)
+        keys = writer.keys
     db.session.flush()
     if not _finish(request_id, token, S.COMPLETE.value, finished_processing_at=utcnow()):
         db.session.rollback()  # someone took the run over; leave everything to them
@@ -115,7 +121,7 @@ def _run_claimed(request_id: str, token: str) -> str:
         SYSTEM,
         "request.completed",
         privacy_request_id=request_id,
-        keys=sorted(data),
+        keys=sorted(keys),
         manual_versions={m.key: m.webhook.version for m in webhooks},
     )
     db.session.commit()

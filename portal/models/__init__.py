@@ -5,13 +5,15 @@ from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook
 from portal.models.datasets import CollectionStep, DatasetConfig
+from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
-from portal.models.requests import AccessPackage, ManualInput, PrivacyRequest, RequestStatus
+from portal.models.requests import ManualInput, PrivacyRequest, RequestStatus
 from portal.models.users import ApiToken, Role, User
 
 __all__ = [
     "DEFAULT_ACCESS_POLICY_KEY",
     "AccessPackage",
+    "AccessPackageChunk",
     "ApiToken",
     "AuditEvent",
     "Base",

@@ -45,10 +45,21 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-class EncryptedJSON(TypeDecorator):
-    """Any JSON value, encrypted with the portal keyring (AES-GCM) before it reaches the database."""
+class Encrypted(TypeDecorator):
+    """A value encrypted with the portal keyring (AES-GCM) before it reaches the database.
+
+    Key rotation finds every column of this type; ``rotation_batch`` caps how many of its values one
+    rotation batch loads (``None``: the caller's batch size), for columns whose values are large.
+    """
 
     impl = LargeBinary
+    cache_ok = True
+    rotation_batch: int | None = None
+
+
+class EncryptedJSON(Encrypted):
+    """Any JSON value, encrypted with the portal keyring (AES-GCM) before it reaches the database."""
+
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect) -> bytes | None:
@@ -68,6 +79,33 @@ class EncryptedJSON(TypeDecorator):
 
         try:
             return json.loads(keyring().decrypt(bytes(value)))
+        except DecryptionError as exc:
+            return UndecryptableValue(str(exc))
+
+
+class EncryptedBytes(Encrypted):
+    """Bytes, encrypted with the portal keyring; read back as bytes, or an ``UndecryptableValue``.
+
+    For large values (package chunks, up to about 1 MB each): key rotation loads 4 of them at a time.
+    """
+
+    cache_ok = True
+    rotation_batch = 4
+
+    def process_bind_param(self, value: bytes | None, dialect) -> bytes | None:
+        if value is None:
+            return None
+        from portal.crypto import keyring
+
+        return keyring().encrypt(bytes(value))
+
+    def process_result_value(self, value: bytes | None, dialect) -> Any:
+        if value is None:
+            return None
+        from portal.crypto import DecryptionError, UndecryptableValue, keyring
+
+        try:
+            return keyring().decrypt(bytes(value))
         except DecryptionError as exc:
             return UndecryptableValue(str(exc))
 

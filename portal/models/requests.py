@@ -1,11 +1,11 @@
-"""Privacy requests (S2, S4), the manual data entered for them, and their final access packages."""
+"""Privacy requests (S2, S4) and the manual data entered for them (their packages: ``packages.py``)."""
 
 from __future__ import annotations
 
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -14,6 +14,9 @@ from portal.models.base import Base, EncryptedJSON, utcnow
 from portal.models.connections import ConnectionConfig
 from portal.models.policies import Policy
 from portal.models.users import User
+
+if TYPE_CHECKING:
+    from portal.models.packages import AccessPackage
 
 
 class RequestStatus(enum.StrEnum):
@@ -104,16 +107,3 @@ class ManualInput(Base):
 
     def is_stale(self, current_version: int) -> bool:
         return self.version != current_version
-
-
-class AccessPackage(Base):
-    __tablename__ = "access_packages"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    privacy_request_id: Mapped[str] = mapped_column(
-        ForeignKey("privacy_requests.id", ondelete="CASCADE"), unique=True
-    )
-    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="package")

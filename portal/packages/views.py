@@ -1,18 +1,24 @@
 """Final access packages for reviewers and admins: list, view, download as JSON or ZIP.
 
 Viewing and every download go through ``privacy_requests.get_package``, which writes the audit event;
-the view commits it. Every response of this blueprint carries personal data (or masks of it), so none
-may be cached.
+the view commits it — for downloads before the first byte is sent. Downloads are streamed chunk by chunk
+(issue 9): the generator gets only plain values (the opened package, the report metadata), so it never
+lazy-loads from the session, and each chunk is read on a short connection of its own. The package page
+shows the first ``PACKAGE_PREVIEW_ROWS`` rows of each system. Every response of this blueprint carries
+personal data (or masks of it), so none may be cached.
 """
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, render_template, request, url_for
+from collections.abc import Iterator
+
+from flask import Response, abort, current_app, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.models.packages import StoredPackage
 from portal.packages import bp
 from portal.services import NotFound, privacy_requests, reports
 from portal.services.audit import Actor
@@ -30,17 +36,16 @@ def _actor() -> Actor:
 
 def _package_or_404(
     request_id: str, action: str, **details
-) -> tuple[PrivacyRequest, dict, reports.ReportMeta]:
-    """The request, its package and report metadata, audited; 404 with the service's message if none."""
+) -> tuple[PrivacyRequest, StoredPackage, reports.ReportMeta]:
+    """The request, its opened package and report metadata, audited (the caller commits); 404 with the
+    service's message if there is none."""
     try:
         privacy_request = privacy_requests.get_request(request_id)
         package = privacy_requests.get_package(privacy_request, _actor(), action=action, **details)
     except NotFound as exc:
         db.session.rollback()
         abort(404, str(exc))
-    meta = _meta(privacy_request)  # read before the commit expires the request (no second query)
-    db.session.commit()
-    return privacy_request, package, meta
+    return privacy_request, package, _meta(privacy_request)
 
 
 def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
@@ -52,8 +57,10 @@ def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
     )
 
 
-def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
-    response = Response(data, mimetype=mimetype)
+def _streamed_attachment(body: Iterator[bytes], mimetype: str, filename: str) -> Response:
+    """Commit (the audit event) first, then stream ``body``."""
+    db.session.commit()
+    response = Response(stream_with_context(body), mimetype=mimetype)
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response
 
@@ -82,10 +89,13 @@ def index():
 @bp.route("/<request_id>")
 def detail(request_id: str):
     privacy_request, package, _ = _package_or_404(request_id, "package.viewed")
+    # The rows shown are read before the commit: a chunk that cannot be decrypted leaves no audit event.
+    tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
+    db.session.commit()
     return render_template(
         "packages/detail.html",
         pr=privacy_request,
-        tables=reports.package_tables(package),
+        tables=tables,
         display_value=reports.display_value,
         NOTHING_FOUND=reports.NOTHING_FOUND,
         request_url=_request_page_url(privacy_request.id),
@@ -95,8 +105,8 @@ def detail(request_id: str):
 @bp.route("/<request_id>/package.json")
 def download_json(request_id: str):
     _, package, meta = _package_or_404(request_id, "package.downloaded", format="json")
-    return _attachment(
-        reports.package_json_bytes(package),
+    return _streamed_attachment(
+        reports.iter_package_json(package),
         "application/json",
         reports.download_name(meta.request_id, "json"),
     )
@@ -105,8 +115,8 @@ def download_json(request_id: str):
 @bp.route("/<request_id>/package.zip")
 def download_zip(request_id: str):
     _, package, meta = _package_or_404(request_id, "package.downloaded", format="zip")
-    return _attachment(
-        reports.package_zip_bytes(package, meta),
+    return _streamed_attachment(
+        reports.iter_package_zip(package, meta),
         "application/zip",
         reports.download_name(meta.request_id, "zip"),
     )

@@ -1,5 +1,8 @@
 """Key rotation (issue 8): re-encrypt every encrypted column under a new first key, batch by batch.
 
+Access packages are rotated chunk by chunk (``access_package_chunks.data``, at most 4 chunks a batch), so
+a rotation's memory does not grow with the packages either.
+
 Without downtime: give every process ``PORTAL_ENCRYPTION_KEY=<new>,<old>`` (the first key encrypts, every
 key decrypts, so old and new values are both readable), run ``flask rotate-encryption-key``, then drop the
 old key. The rotation works on stored bytes (no ORM, no ``updated_at`` change) and writes each value with a
@@ -24,20 +27,26 @@ import sqlalchemy as sa
 from portal.crypto import DecryptionError, Keyring
 from portal.extensions import db
 from portal.models import Base
-from portal.models.base import EncryptedJSON
+from portal.models.base import Encrypted
 
 DEFAULT_BATCH_SIZE = 500
 
 
 def encrypted_columns() -> list[tuple[str, str, str]]:
-    """(table, primary key column, encrypted column) for every ``EncryptedJSON`` column of the models."""
+    """(table, primary key column, encrypted column) for every encrypted column of the models."""
     found = []
     for table in Base.metadata.sorted_tables:
         pk = list(table.primary_key.columns)
         for column in table.columns:
-            if isinstance(column.type, EncryptedJSON) and len(pk) == 1:
+            if isinstance(column.type, Encrypted) and len(pk) == 1:
                 found.append((table.name, pk[0].name, column.name))
     return found
+
+
+def _batch_size(table: str, column: str, requested: int) -> int:
+    """``requested``, capped for columns of large values (package chunks: a few MB a batch, not 500 MB)."""
+    cap = Base.metadata.tables[table].c[column].type.rotation_batch
+    return min(requested, cap) if cap else requested
 
 
 def raw_table(table: str, *columns: str) -> sa.TableClause:
@@ -79,12 +88,13 @@ def rotate(
         reindex = (table_name, column) == ("privacy_requests", "identity")
         extra = ("email_index", "phone_index") if reindex else ()
         table = raw_table(table_name, pk, column, *extra)
+        size = _batch_size(table_name, column, batch_size)
         last = None
         while True:
             query = sa.select(table.c[pk], table.c[column]).where(table.c[column].is_not(None))
             if last is not None:
                 query = query.where(table.c[pk] > last)
-            rows = db.session.execute(query.order_by(table.c[pk]).limit(batch_size)).all()
+            rows = db.session.execute(query.order_by(table.c[pk]).limit(size)).all()
             if not rows:
                 break
             for row_id, stored in rows:

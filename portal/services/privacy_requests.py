@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import Select, bindparam, func, or_, select, tuple_, update
 
-from portal.crypto import keyring, require_decrypted
+from portal.crypto import keyring
 from portal.execution import dispatch, gate
 from portal.extensions import db
 from portal.models import (
@@ -25,6 +25,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.audit import Actor, record
 
@@ -576,17 +577,20 @@ def reveal_identity(privacy_request: PrivacyRequest, actor: Actor) -> dict[str, 
 
 def get_package(
     privacy_request: PrivacyRequest, actor: Actor, *, action: str = "package.viewed", **details: Any
-) -> dict:
-    """The final package, audited as ``action`` (``details``, e.g. ``format="zip"``, carry no PII)."""
+) -> StoredPackage:
+    """The final package, opened for reading and audited as ``action`` (``details``, e.g.
+    ``format="zip"``, carry no PII). Its rows are read later, chunk by chunk, even after the caller has
+    committed the audit event (``StoredPackage`` holds no ORM objects); a package that cannot be decrypted
+    raises ``DecryptionError`` here, before anything is audited or sent."""
     if privacy_request.purged_at is not None:
         raise NotFound(purged_message(privacy_request, "access package"))
     if privacy_request.status != S.COMPLETE or privacy_request.package is None:
         raise NotFound(
             f"No access package for privacy request '{privacy_request.id}' yet: it is not complete."
         )
-    data = require_decrypted(privacy_request.package.data)
+    package = privacy_request.package.contents()
     record(actor, action, privacy_request_id=privacy_request.id, **details)
-    return data
+    return package
 
 
 # --- search terms and the request timeline ---------------------------------------------------------

@@ -1,7 +1,10 @@
 """Access-package exports: the exact JSON, one CSV per key, a self-contained HTML report, and a ZIP of all.
 
-Pure functions of the package dict plus request metadata (no Flask request, no database), so the browser
-downloads, the API and a future subject download link produce byte-for-byte the same files.
+Functions of the package plus request metadata (no Flask request), so the browser downloads, the API and a
+future subject download link produce byte-for-byte the same files. A package is a dict or, for stored
+packages, a ``PackageContents`` read chunk by chunk: every export is a stream (``iter_*``) whose memory does
+not grow with the package (issue 9); the ``*_bytes`` / ``report_html`` forms join a stream, for small
+packages and tests.
 
 Decisions:
 - A table's columns are the union of its rows' keys in first-seen order; a value missing from a row is
@@ -12,32 +15,45 @@ Decisions:
   formula, and quoting them would corrupt the data.
 - The HTML report has inline CSS only: no scripts, no external links, fonts or images, and every value is
   HTML-escaped by the template engine's autoescaping. It works offline, as an e-mail attachment, or
-  printed.
+  printed. It holds every row, however large the package (it is what the data subject receives; a
+  truncated report would be an incomplete answer), rendered as a stream with Jinja's ``generate``.
+- The ZIP is written as a stream (entries with data descriptors; ZIP64 when the package is large), and
+  its JSON is the same bytes as the JSON download.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from portal.models.packages import DictPackage, PackageContents
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 REPORT_TEMPLATE = "reports/report.html"
 NOTHING_FOUND = "Searched — nothing found"
 CSV_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+PIECE_BYTES = 64 * 1024  # what a stream yields at a time (about)
+CSV_BATCH_ROWS = 500
 
-Package = Mapping[str, list[dict[str, Any]]]
+Package = Mapping[str, list[dict[str, Any]]] | PackageContents
+
+
+def contents_of(package: Package) -> PackageContents:
+    return package if isinstance(package, PackageContents) else DictPackage(package)
 
 
 @dataclass(frozen=True)
@@ -58,11 +74,17 @@ class TableRow:
 
 @dataclass(frozen=True)
 class KeyTable:
-    """One package key as a table: columns in order, one row per entry."""
+    """One package key as a table: columns in order, one row per entry.
+
+    ``rows`` is a list (all rows, or the first ones for a page: ``row_count`` says how many there are) or,
+    for the report, a stream read from the package each time it is iterated.
+    """
 
     key: str
     columns: list[str]
-    rows: list[TableRow]
+    rows: Iterable[TableRow]
+    row_count: int
+    nothing_found: bool  # every value of every row is null (or no rows)
 
     @property
     def manual(self) -> bool:
@@ -70,31 +92,46 @@ class KeyTable:
         return ":" not in self.key
 
     @property
-    def nothing_found(self) -> bool:
-        return all(row.nothing_found for row in self.rows)
+    def shown(self) -> int:
+        """How many rows ``rows`` holds, when it is a list."""
+        return len(self.rows) if isinstance(self.rows, list) else self.row_count
 
 
 # --- tables ----------------------------------------------------------------------------------------
 
 
+def table_row(entry: Mapping[str, Any], columns: list[str]) -> TableRow:
+    values = [entry.get(column) for column in columns]
+    return TableRow(values, all(value is None for value in values))
+
+
+class _StreamedRows:
+    """A key's rows as table rows, read from the package every time they are iterated."""
+
+    def __init__(self, contents: PackageContents, position: int, columns: list[str]):
+        self._contents, self._position, self._columns = contents, position, columns
+
+    def __iter__(self) -> Iterator[TableRow]:
+        return (table_row(entry, self._columns) for entry in self._contents.rows(self._position))
+
+
 def key_table(key: str, entries: Iterable[Mapping[str, Any]]) -> KeyTable:
-    entries = list(entries or [])
-    columns: list[str] = []
-    seen: set[str] = set()
-    for entry in entries:
-        for column in entry:
-            if column not in seen:
-                seen.add(column)
-                columns.append(column)
-    rows = []
-    for entry in entries:
-        values = [entry.get(column) for column in columns]
-        rows.append(TableRow(values, all(value is None for value in values)))
-    return KeyTable(key, columns, rows)
+    return package_tables({key: list(entries or [])})[0]
 
 
-def package_tables(package: Package) -> list[KeyTable]:
-    return [key_table(key, entries) for key, entries in package.items()]
+def package_tables(package: Package, limit: int | None = None) -> list[KeyTable]:
+    """One table per key, in package order: with ``limit``, the first rows of each (a page); without,
+    every row, streamed each time a table's rows are iterated (the report)."""
+    contents = contents_of(package)
+    tables = []
+    for position, summary in enumerate(contents.keys):
+        rows: Iterable[TableRow]
+        if limit is None:
+            rows = _StreamedRows(contents, position, summary.columns)
+        else:
+            rows = [table_row(entry, summary.columns) for entry in contents.rows(position, limit)]
+        tables.append(KeyTable(summary.key, summary.columns, rows, summary.rows, summary.nothing_found))
+    return tables
 
 
 def display_value(value: Any) -> str | None:
@@ -113,9 +150,67 @@ def display_value(value: Any) -> str | None:
 # --- JSON ------------------------------------------------------------------------------------------
 
 
+def _pieces(texts: Iterable[str], size: int = PIECE_BYTES) -> Iterator[bytes]:
+    """Small texts joined into UTF-8 pieces of about ``size`` bytes (fewer, larger writes)."""
+    buffer: list[str] = []
+    length = 0
+    for text in texts:
+        buffer.append(text)
+        length += len(text)
+        if length >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+def iter_package_json(
+    package: Package,
+    *,
+    indent: int | None = 2,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+    ensure_ascii: bool = False,
+) -> Iterator[bytes]:
+    """``json.dumps(package, ...)`` with these arguments, byte for byte, as a stream of UTF-8 pieces.
+
+    Only the package's own two levels (the object of keys, each key's list) are written here; each row is
+    ``json.dumps``-ed whole and indented to its depth, which is exact because JSON text holds newlines
+    only between tokens.
+    """
+    contents = contents_of(package)
+    item_separator, key_separator = separators or ((",", ": ") if indent is not None else (", ", ": "))
+    outer = "" if indent is None else "\n" + " " * indent
+    inner = "" if indent is None else "\n" + " " * (2 * indent)
+    order = sorted(range(len(contents.keys)), key=lambda i: contents.keys[i].key) if sort_keys else None
+
+    def texts() -> Iterator[str]:
+        positions = order if order is not None else range(len(contents.keys))
+        if not contents.keys:
+            yield "{}"
+            return
+        yield "{"
+        for n, position in enumerate(positions):
+            key = json.dumps(contents.keys[position].key, ensure_ascii=ensure_ascii)
+            yield f"{item_separator if n else ''}{outer}{key}{key_separator}["
+            empty = True
+            for row in contents.rows(position):
+                text = json.dumps(
+                    row, indent=indent, separators=separators, sort_keys=sort_keys, ensure_ascii=ensure_ascii
+                )
+                if indent is not None:
+                    text = text.replace("\n", inner)
+                yield f"{'' if empty else item_separator}{inner}{text}"
+                empty = False
+            yield "]" if empty else f"{outer}]"
+        yield ("\n" if indent is not None else "") + "}"
+
+    return _pieces(texts())
+
+
 def package_json_bytes(package: Package) -> bytes:
     """The stored package exactly (same keys, order and values), indented for people, UTF-8."""
-    return json.dumps(package, ensure_ascii=False, indent=2).encode("utf-8")
+    return b"".join(iter_package_json(package))
 
 
 # --- CSV -------------------------------------------------------------------------------------------
@@ -145,8 +240,16 @@ def csv_text(header: list[str] | None, rows: Iterable[Iterable[Any]]) -> str:
     return buffer.getvalue()
 
 
+def iter_table_csv(table: KeyTable) -> Iterator[bytes]:
+    """The table as CSV (UTF-8 with a byte-order mark), a batch of rows at a time."""
+    yield codecs.BOM_UTF8 + csv_text(table.columns, ()).encode("utf-8")
+    rows = (row.values for row in table.rows)
+    while batch := list(islice(rows, CSV_BATCH_ROWS)):
+        yield csv_text(None, batch).encode("utf-8")
+
+
 def table_csv_bytes(table: KeyTable) -> bytes:
-    return csv_text(table.columns, (row.values for row in table.rows)).encode("utf-8-sig")
+    return b"".join(iter_table_csv(table))
 
 
 def safe_filename(name: str, fallback: str = "data") -> str:
@@ -191,38 +294,77 @@ def format_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def report_html(package: Package, meta: ReportMeta) -> str:
+def iter_report_html(package: Package, meta: ReportMeta) -> Iterator[bytes]:
+    """The report as UTF-8 pieces, rendered as it is read (every row; see the module docstring)."""
     template = _report_environment().get_template(REPORT_TEMPLATE)
-    return template.render(
-        meta=meta,
-        tables=package_tables(package),
-        display_value=display_value,
-        format_time=format_time,
-        NOTHING_FOUND=NOTHING_FOUND,
+    return _pieces(
+        template.generate(
+            meta=meta,
+            tables=package_tables(package),
+            display_value=display_value,
+            format_time=format_time,
+            NOTHING_FOUND=NOTHING_FOUND,
+        )
     )
+
+
+def report_html(package: Package, meta: ReportMeta) -> str:
+    return b"".join(iter_report_html(package, meta)).decode("utf-8")
 
 
 # --- ZIP -------------------------------------------------------------------------------------------
 
 
-def package_zip_bytes(package: Package, meta: ReportMeta) -> bytes:
-    """``package.json`` (exact), ``report.html`` (self-contained) and one ``<key>.csv`` per key."""
-    stamp = meta.generated_at.astimezone(UTC).timetuple()[:6]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+class _Sink:
+    """A write-only file the ZIP is written to; what it received is taken out piece by piece."""
 
-        def add(name: str, data: bytes) -> None:
+    def __init__(self):
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts, self.size = [], 0
+        return data
+
+
+def iter_package_zip(package: Package, meta: ReportMeta) -> Iterator[bytes]:
+    """``package.json`` (exact), ``report.html`` (self-contained) and one ``<key>.csv`` per key, streamed."""
+    contents = contents_of(package)
+    stamp = meta.generated_at.astimezone(UTC).timetuple()[:6]
+    # Entries are written before their size is known: ZIP64 headers whenever one might pass 2 GiB.
+    zip64 = contents.size_bytes * 4 > zipfile.ZIP64_LIMIT
+    tables = package_tables(contents)
+    names = csv_filenames(table.key for table in tables)
+    entries = [
+        ("package.json", lambda: iter_package_json(contents)),
+        ("report.html", lambda: iter_report_html(contents, meta)),
+        *((names[table.key], functools.partial(iter_table_csv, table)) for table in tables),
+    ]
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, pieces in entries:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, data)
+            with archive.open(info, "w", force_zip64=zip64) as entry:
+                for piece in pieces():
+                    entry.write(piece)
+                    if sink.size >= PIECE_BYTES:
+                        yield sink.take()
+    yield sink.take()
 
-        add("package.json", package_json_bytes(package))
-        add("report.html", report_html(package, meta).encode("utf-8"))
-        names = csv_filenames(package)
-        for table in package_tables(package):
-            add(names[table.key], table_csv_bytes(table))
-    return buffer.getvalue()
+
+def package_zip_bytes(package: Package, meta: ReportMeta) -> bytes:
+    return b"".join(iter_package_zip(package, meta))
 
 
 def download_name(request_id: str, extension: str) -> str:

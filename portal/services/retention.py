@@ -20,7 +20,14 @@ from flask import current_app
 from sqlalchemy import case, delete, func, select, update
 
 from portal.extensions import db
-from portal.models import AccessPackage, ManualInput, PrivacyRequest, RequestStatus, utcnow
+from portal.models import (
+    AccessPackage,
+    AccessPackageChunk,
+    ManualInput,
+    PrivacyRequest,
+    RequestStatus,
+    utcnow,
+)
 from portal.services import ValidationFailed
 from portal.services.audit import Actor, record
 
@@ -85,6 +92,9 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
         inputs = db.session.execute(
             delete(ManualInput).where(ManualInput.privacy_request_id == item.request_id)
         ).rowcount
+        package_ids = select(AccessPackage.id).where(AccessPackage.privacy_request_id == item.request_id)
+        # The chunks first (the foreign key would cascade too; this does not depend on it).
+        db.session.execute(delete(AccessPackageChunk).where(AccessPackageChunk.package_id.in_(package_ids)))
         packages = db.session.execute(
             delete(AccessPackage).where(AccessPackage.privacy_request_id == item.request_id)
         ).rowcount

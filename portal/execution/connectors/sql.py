@@ -7,18 +7,23 @@ The walk is breadth-first and runs to a fixed point: identity values seed the id
 returns rows whose field values flow along the graph's edges into the next collections; a collection is
 queried again only with values it has not been searched by. Rows are de-duplicated (by primary key when the
 dataset declares one). Emails are matched case-insensitively because the portal stores them lower-cased.
+
+Rows stream (issue 9): each query is read in batches (a server-side cursor on PostgreSQL and MySQL) and
+each row goes straight on to the package writer; the walk keeps only a digest of every row it returned
+(for de-duplication) and the values it still has to follow, never the rows.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import math
 import re
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -32,7 +37,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from portal.execution.collection import CollectionError, Rows
+from portal.execution.collection import CollectionError
 from portal.execution.connectors.fides import CollectionNode, Dataset, DatasetGraph, build_graph
 from portal.extensions import db
 from portal.models import CollectionStep, ConnectionConfig, DatasetConfig, PrivacyRequest
@@ -43,7 +48,8 @@ URL_BACKENDS = {"postgres": {"postgresql"}, "mysql": {"mysql", "mariadb"}, "sqli
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_SECONDS = 30
-CHUNK_SIZE = 500
+CHUNK_SIZE = 500  # values per query
+FETCH_BATCH = 500  # rows fetched from the driver at a time
 DEFAULT_MAX_ROWS = 10_000
 MAX_MESSAGE_LENGTH = 400
 
@@ -228,7 +234,8 @@ def coerce(value: Any, data_type: str | None) -> Any:
 
 # --- the walk -----------------------------------------------------------------------------------------
 
-Fetch = Callable[[CollectionNode, str, list[Any], bool], list[dict[str, Any]]]
+Row = dict[str, Any]
+Fetch = Callable[[CollectionNode, str, list[Any], bool], Iterable[Row]]
 
 
 class TooManyRows(Exception):
@@ -238,19 +245,26 @@ class TooManyRows(Exception):
         self.limit = limit
 
 
-def _row_key(node: CollectionNode, row: dict[str, Any]) -> Any:
+def _row_key(node: CollectionNode, row: Row) -> bytes:
+    """A row's identity (its primary key when the dataset declares one) as a 16-byte digest."""
     if node.primary_keys and all(row.get(k) is not None for k in node.primary_keys):
-        return ("pk", *(repr(jsonable(row[k])) for k in node.primary_keys))
-    return ("row", repr(sorted((k, repr(jsonable(v))) for k, v in row.items())))
+        key: tuple = ("pk", *(repr(jsonable(row[k])) for k in node.primary_keys))
+    else:
+        key = ("row", repr(sorted((k, repr(jsonable(v))) for k, v in row.items())))
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
 
 
 def traverse(
     graph: DatasetGraph, identities: dict[str, Any], fetch: Fetch, max_rows: int = DEFAULT_MAX_ROWS
-) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Breadth-first from the identities to a fixed point; returns the rows of every collection queried."""
+) -> Iterator[tuple[CollectionNode, Iterator[Row]]]:
+    """Breadth-first from the identities to a fixed point, one query step at a time.
+
+    Yields ``(node, rows)`` for every step: the rows of that collection no earlier step returned, as JSON
+    values. Exhaust ``rows`` before the next step: the walk goes on from the values they carry.
+    """
     known: dict[tuple[str, str], dict[tuple[str, bool], set[Any]]] = defaultdict(lambda: defaultdict(set))
     searched: dict[tuple[str, str], dict[tuple[str, bool], set[Any]]] = defaultdict(lambda: defaultdict(set))
-    found: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
+    returned: dict[tuple[str, str], set[bytes]] = defaultdict(set)
     queue: deque[tuple[str, str]] = deque()
     queued: set[tuple[str, str]] = set()
 
@@ -278,33 +292,38 @@ def traverse(
                     offer(node.id, field, value)
 
     outgoing = graph.outgoing()
-    while queue:
-        node_id = queue.popleft()
-        queued.discard(node_id)
-        node = graph.nodes[node_id]
-        rows = found.setdefault(node_id, {})
-        new_rows: list[dict[str, Any]] = []
-        for (field, case_insensitive), values in known[node_id].items():
-            pending = values - searched[node_id][(field, case_insensitive)]
+
+    def step(node: CollectionNode, follow: list[tuple[Any, Any]], done: list[bool]) -> Iterator[Row]:
+        seen = returned[node.id]
+        edges = outgoing.get(node.id, ())
+        for (field, case_insensitive), values in known[node.id].items():
+            pending = values - searched[node.id][(field, case_insensitive)]
             if not pending:
                 continue
-            searched[node_id][(field, case_insensitive)] |= pending
+            searched[node.id][(field, case_insensitive)] |= pending
             ordered = sorted(pending, key=lambda v: (type(v).__name__, repr(v)))
             for start in range(0, len(ordered), CHUNK_SIZE):
                 for row in fetch(node, field, ordered[start : start + CHUNK_SIZE], case_insensitive):
                     key = _row_key(node, row)
-                    if key not in rows:
-                        rows[key] = row
-                        new_rows.append(row)
-                if len(rows) > max_rows:
-                    raise TooManyRows(node, max_rows)
-        for row in new_rows:
-            for edge in outgoing.get(node_id, ()):
-                offer(edge.target.node, edge.target.field, row.get(edge.source.field))
-    return {
-        node_id: [{k: jsonable(v) for k, v in r.items()} for r in rows.values()]
-        for node_id, rows in found.items()
-    }
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    if len(seen) > max_rows:
+                        raise TooManyRows(node, max_rows)
+                    follow.extend((edge, row.get(edge.source.field)) for edge in edges)
+                    yield {k: jsonable(v) for k, v in row.items()}
+        done.append(True)
+
+    while queue:
+        node_id = queue.popleft()
+        queued.discard(node_id)
+        follow: list[tuple[Any, Any]] = []
+        done: list[bool] = []
+        yield graph.nodes[node_id], step(graph.nodes[node_id], follow, done)
+        if not done:
+            raise RuntimeError("traverse: a step's rows were not read to the end")
+        for edge, value in follow:
+            offer(edge.target.node, edge.target.field, value)
 
 
 # --- one connection during a run --------------------------------------------------------------------
@@ -344,7 +363,8 @@ class Source:
 
     def fetch(
         self, node: CollectionNode, field: str, values: list[Any], case_insensitive: bool
-    ) -> list[dict]:
+    ) -> Iterator[Row]:
+        """The matching rows, read from the driver ``FETCH_BATCH`` at a time (timed, errors masked)."""
         start = time.perf_counter()
         try:
             conn = self._conn or self._open()
@@ -358,14 +378,30 @@ class Source:
             query = sa.select(*table.c).where(condition)
             if node.primary_keys:
                 query = query.order_by(*(table.c[k] for k in node.primary_keys))
-            rows = [dict(row) for row in conn.execute(query).mappings()]
+            result = conn.execute(query, execution_options={"yield_per": FETCH_BATCH})
         except SQLAlchemyError as exc:
             raise SourceFailed(self, plain_error(exc, self.secrets, hide=values)) from None
         finally:
             self.seconds += time.perf_counter() - start
         # Rows returned so far (before de-duplication); replaced by the final counts when the walk ends.
-        self.row_counts[node.key] = self.row_counts.get(node.key, 0) + len(rows)
-        return rows
+        self.row_counts.setdefault(node.key, 0)
+        batches = result.mappings().partitions()
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    batch = next(batches, None)
+                except SQLAlchemyError as exc:
+                    raise SourceFailed(self, plain_error(exc, self.secrets, hide=values)) from None
+                finally:
+                    self.seconds += time.perf_counter() - start
+                if batch is None:
+                    return
+                self.row_counts[node.key] += len(batch)
+                for row in batch:
+                    yield dict(row)
+        finally:
+            result.close()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -399,7 +435,9 @@ def _failed(connection: ConnectionConfig, message: str) -> str:
     return f"Collection from connection '{connection.key}' failed: {message}"
 
 
-def collect_databases(connections: list[ConnectionConfig], privacy_request: PrivacyRequest) -> Rows:
+def collect_databases(
+    connections: list[ConnectionConfig], privacy_request: PrivacyRequest
+) -> Iterator[tuple[str, Iterator[Row]]]:
     """The registered connector for every SQL type: one graph over all their datasets, one step each."""
     by_id = {c.id: c for c in connections}
     configs = db.session.scalars(
@@ -408,7 +446,7 @@ def collect_databases(connections: list[ConnectionConfig], privacy_request: Priv
         .order_by(DatasetConfig.fides_key)
     ).all()
     if not configs:
-        return {}
+        return
     run = _next_run(privacy_request.id)
     sources = {cid: Source(by_id[cid]) for cid in dict.fromkeys(c.connection_config_id for c in configs)}
     entries = []
@@ -425,32 +463,41 @@ def collect_databases(connections: list[ConnectionConfig], privacy_request: Priv
     graph = build_graph(entries)  # references to disabled or deleted datasets are simply not followed
     by_key = {s.connection.key: s for s in sources.values()}
     max_rows = current_app.config.get("COLLECTION_MAX_ROWS", DEFAULT_MAX_ROWS)
+    found: dict[tuple[str, str], int] = {}
 
-    def fetch(node: CollectionNode, field: str, values: list[Any], case_insensitive: bool) -> list[dict]:
+    def fetch(node: CollectionNode, field: str, values: list[Any], case_insensitive: bool) -> Iterator[Row]:
         return by_key[node.connection_key].fetch(node, field, values, case_insensitive)
 
+    def counted(node: CollectionNode, rows: Iterator[Row]) -> Iterator[Row]:
+        """The step's rows, counted; a failing source or too many rows become a ``CollectionError``."""
+        try:
+            for row in rows:
+                found[node.id] += 1
+                yield row
+        except (SourceFailed, TooManyRows) as exc:
+            if isinstance(exc, TooManyRows):
+                failing = by_key[exc.node.connection_key]
+                message = (
+                    f"collection '{exc.node.key}' matched more than {exc.limit:,} rows; check the dataset's "
+                    "references (a reference on a field shared by many rows pulls in the whole table)."
+                )
+            else:
+                failing, message = exc.source, exc.message
+            steps = [
+                s.step(privacy_request.id, run, message if s is failing else None) for s in sources.values()
+            ]
+            raise CollectionError(_failed(failing.connection, message), steps) from None
+
     try:
-        found = traverse(graph, privacy_request.identity or {}, fetch, max_rows)
-    except (SourceFailed, TooManyRows) as exc:
-        if isinstance(exc, TooManyRows):
-            failing = by_key[exc.node.connection_key]
-            message = (
-                f"collection '{exc.node.key}' matched more than {exc.limit:,} rows; check the dataset's "
-                "references (a reference on a field shared by many rows pulls in the whole table)."
-            )
-        else:
-            failing, message = exc.source, exc.message
-        steps = [s.step(privacy_request.id, run, message if s is failing else None) for s in sources.values()]
-        raise CollectionError(_failed(failing.connection, message), steps) from None
+        for node, rows in traverse(graph, privacy_request.identity or {}, fetch, max_rows):
+            found.setdefault(node.id, 0)
+            yield node.key, counted(node, rows)
     finally:
         for source in sources.values():
             source.close()
 
-    results: Rows = {}
-    for node_id, rows in found.items():
+    for node_id, count in found.items():
         node = graph.nodes[node_id]
-        results[node.key] = rows
-        by_key[node.connection_key].row_counts[node.key] = len(rows)
+        by_key[node.connection_key].row_counts[node.key] = count
     for source in sources.values():
         db.session.add(CollectionStep(**source.step(privacy_request.id, run)))
-    return results
