@@ -49,6 +49,9 @@ class PrivacyRequest(Base):
         Index("ix_privacy_requests_status_due_id", "status", "due_date", "id"),
         Index("ix_privacy_requests_due_id", "due_date", "id"),
         Index("ix_privacy_requests_created_id", "created_at", "id"),
+        Index(
+            "ix_privacy_requests_status_finished_id", "status", "finished_processing_at", "created_at", "id"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_request_id)

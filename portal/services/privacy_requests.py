@@ -463,10 +463,12 @@ def _list_statements(
         # id descending too, so the (created_at, id) index serves the order read backwards.
         ordering = (PrivacyRequest.created_at.desc(), PrivacyRequest.id.desc())
     elif order == "completed":
+        # Every column descending: the (status, finished_processing_at, created_at, id) index read
+        # backwards. Completed requests always have finished_processing_at (the runner sets it).
         ordering = (
-            PrivacyRequest.finished_processing_at.desc().nulls_last(),
+            PrivacyRequest.finished_processing_at.desc(),
             PrivacyRequest.created_at.desc(),
-            PrivacyRequest.id,
+            PrivacyRequest.id.desc(),
         )
     else:
         ordering = (PrivacyRequest.due_date, PrivacyRequest.id)
