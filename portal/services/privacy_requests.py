@@ -330,16 +330,6 @@ def _done_counts(
     else:
         rows = db.session.execute(_done_counts_query(requests, current, at_least))
     return dict(rows.all())
-    rows = db.session.execute(
-        select(ManualInput.privacy_request_id, func.count())
-        .where(
-            ManualInput.privacy_request_id.in_(requests),
-            tuple_(ManualInput.connection_config_id, ManualInput.version).in_(current),
-        )
-        .group_by(ManualInput.privacy_request_id)
-        .having(func.count() >= at_least)
-    )
-    return dict(rows.all())
 
 
 def progress(request_ids: list[str]) -> tuple[dict[str, int], int]:
