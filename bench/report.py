@@ -309,10 +309,9 @@ def _baseline_section(baseline: dict[str, Any], backends: dict[str, Any]) -> lis
     lines = [
         f"## Before and after the fixes ({baseline['label']})",
         "",
-        "The same bench (same seed, same floor, same load) run on the portal as it was before the fixes "
-        "listed below, on the same machine, an hour apart (so absolute times compare only roughly). The "
-        "floor runs on the same database, so it gains from the new indexes too: before them, page 500 was "
-        "slow for the floor as well, which is why its ratio looked better then.",
+        "The same bench (same seed, same load) run on the portal as it was before the latest fixes, on the "
+        "same machine, some hours apart (so absolute times compare only roughly). Where the floor itself "
+        "changed between the two runs, the findings below say so.",
         "",
         "| backend | operation | c | p95 ratio before → after | throughput ratio before → after "
         "| portal p95 ms before → after | portal req/s before → after |",
