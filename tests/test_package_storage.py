@@ -21,6 +21,7 @@ from portal.execution.connectors.sql import traverse
 from portal.execution.package import PackageWriter
 from portal.extensions import db
 from portal.models import AccessPackage, AccessPackageChunk, AuditEvent, PrivacyRequest, utcnow
+from portal.models import packages as packages_model
 from portal.models.packages import PackageChanged, StoredPackage
 from portal.services import key_rotation, reports, retention, tokens
 from portal.services.audit import Actor
@@ -159,6 +160,53 @@ def test_a_package_replaced_while_it_is_read_stops_the_read(stored):
     store_package(stored, {**PACKAGE, "crm": [{"first_name": "New", "last_name": "Rows"}]})  # same shape
     with pytest.raises(PackageChanged):
         list(opened.rows(3))
+
+
+def _chunk_queries(call) -> int:
+    """How many SELECTs of chunk contents ``call`` sends."""
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "access_package_chunks.data" in statement and "substr" not in statement:
+            sent.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", capture)
+    return len(sent)
+
+
+def test_a_small_package_is_read_in_one_query_however_many_chunks_it_has(stored):
+    opened = db.session.get(PrivacyRequest, stored).package.contents()
+    read = {}
+
+    queries = _chunk_queries(lambda: read.update(opened.to_dict()))
+
+    assert read == PACKAGE
+    assert len(chunk_rows(stored)) > 3 and queries == 1
+
+
+def test_a_large_package_is_read_a_bounded_batch_at_a_time_in_any_order(stored, monkeypatch):
+    monkeypatch.setattr(packages_model, "READ_AHEAD_BYTES", 200)  # a few 64-byte chunks per query
+    opened = db.session.get(PrivacyRequest, stored).package.contents()
+    chunks = len(chunk_rows(stored))
+    largest_batch = []
+    fetch = opened._read
+
+    def read(ref):
+        data = fetch(ref)
+        largest_batch.append(len(opened._ahead) + 1)
+        return data
+
+    monkeypatch.setattr(opened, "_read", read)
+    text = []
+    queries = _chunk_queries(lambda: text.extend(reports.iter_package_json(opened, sort_keys=True)))
+
+    assert b"".join(text).decode() == json.dumps(PACKAGE, ensure_ascii=False, indent=2, sort_keys=True)
+    assert 1 < queries < chunks  # batches: neither all chunks at once nor one query per chunk
+    assert max(largest_batch) <= 200 // 64  # never more than one batch held, whatever the order
 
 
 # --- downloads -----------------------------------------------------------------------------------------

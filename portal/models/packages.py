@@ -15,9 +15,11 @@ Storage decisions:
   split.
 - JSON lines round-trip exactly (``json.loads`` keeps key order; floats print back the same), so every
   export is byte for byte what ``json.dumps`` of the whole package dict gives.
-- Readers fetch one chunk at a time on a short connection of its own, so a slow download holds neither a
-  connection nor a transaction between chunks. A package replaced (a re-run) or purged while it is read
-  stops that read with ``PackageChanged``; two packages are never mixed.
+- Readers fetch the chunks they are about to use a batch at a time (up to ``READ_AHEAD_BYTES`` of them,
+  at least one) on a short connection of its own, so a slow download holds neither a connection nor a
+  transaction between batches, memory stays bounded, and a small package is read in one query rather
+  than one per key. A package replaced (a re-run) or purged while it is read stops that read with
+  ``PackageChanged``; two packages are never mixed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from portal.models.requests import PrivacyRequest
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
+READ_AHEAD_BYTES = 4 * 1024 * 1024  # stored bytes a reader fetches per query
 
 Row = dict[str, Any]
 
@@ -238,6 +241,7 @@ class DictPackage(PackageContents):
 class _ChunkRef:
     id: int
     row_count: int
+    stored_bytes: int
 
 
 class StoredPackage(PackageContents):
@@ -248,6 +252,9 @@ class StoredPackage(PackageContents):
         self.keys = [KeySummary.from_json(item) for item in summary["keys"]]
         self.size_bytes = summary["size_bytes"]
         self._chunks = chunks
+        self._order = [ref for position in sorted(chunks) for ref in chunks[position]]
+        self._place = {ref.id: n for n, ref in enumerate(self._order)}
+        self._ahead: dict[int, Any] = {}  # chunk id → what was fetched with an earlier chunk, not yet used
 
     @classmethod
     def open(cls, package: AccessPackage) -> StoredPackage:
@@ -260,17 +267,21 @@ class StoredPackage(PackageContents):
         key_id = sa.type_coerce(sa.func.substr(AccessPackageChunk.data, 2, 4), sa.LargeBinary)
         listed = db.session.execute(
             sa.select(
-                AccessPackageChunk.id, AccessPackageChunk.key_index, AccessPackageChunk.row_count, key_id
+                AccessPackageChunk.id,
+                AccessPackageChunk.key_index,
+                AccessPackageChunk.row_count,
+                key_id,
+                sa.func.length(AccessPackageChunk.data),
             )
             .where(AccessPackageChunk.package_id == package.id)
             .order_by(AccessPackageChunk.key_index, AccessPackageChunk.seq)
         ).all()
         ring = keyring()
         chunks: dict[int, list[_ChunkRef]] = {}
-        for chunk_id, key_index, row_count, stored_key_id in listed:
+        for chunk_id, key_index, row_count, stored_key_id, stored_bytes in listed:
             if not ring.has_key_id(bytes(stored_key_id)):
                 raise DecryptionError("stored value was encrypted with a key that is not configured")
-            chunks.setdefault(key_index, []).append(_ChunkRef(chunk_id, row_count))
+            chunks.setdefault(key_index, []).append(_ChunkRef(chunk_id, row_count, stored_bytes or 0))
         return cls(package.id, summary, chunks)
 
     def rows(self, position: int, limit: int | None = None) -> Iterator[Row]:
@@ -286,16 +297,29 @@ class StoredPackage(PackageContents):
                 yield row
 
     def _read(self, ref: _ChunkRef) -> bytes:
-        """One chunk's plaintext, on a connection of its own that is closed before any row is used."""
+        """One chunk's plaintext. Fetched with the chunks that follow it, up to ``READ_AHEAD_BYTES``, on a
+        connection of its own that is closed before any row is used; what a reader skips is dropped at
+        the next fetch, so memory stays within one batch whatever the order of reading."""
         from portal.crypto import require_decrypted
         from portal.extensions import db
 
-        with db.engine.connect() as conn:
-            data = conn.scalar(
-                sa.select(AccessPackageChunk.data).where(
-                    AccessPackageChunk.id == ref.id, AccessPackageChunk.package_id == self.package_id
+        if ref.id not in self._ahead:
+            self._ahead.clear()
+            start = self._place[ref.id]
+            batch, size = [], 0
+            for following in self._order[start:]:
+                if batch and size + following.stored_bytes > READ_AHEAD_BYTES:
+                    break
+                batch.append(following.id)
+                size += following.stored_bytes
+            with db.engine.connect() as conn:
+                fetched = conn.execute(
+                    sa.select(AccessPackageChunk.id, AccessPackageChunk.data).where(
+                        AccessPackageChunk.package_id == self.package_id, AccessPackageChunk.id.in_(batch)
+                    )
                 )
-            )
+                self._ahead.update((chunk_id, data) for chunk_id, data in fetched)
+        data = self._ahead.pop(ref.id, None)
         if data is None:
             raise PackageChanged(f"access package {self.package_id} changed while it was being read")
         return require_decrypted(data)
