@@ -37,6 +37,18 @@ def manual_entries(
         yield gated.key, [{label: values.get(label) for label in gated.webhook.labels}]
 
 
+# Chunks are inserted many per statement, up to this many bytes at a time (memory stays bounded).
+INSERT_BATCH_BYTES = 4 * 1024 * 1024
+# The spool holds the chunks encrypted already: stored as they are (a plain binary parameter).
+_INSERT_CHUNK = sa.insert(AccessPackageChunk.__table__).values(
+    package_id=sa.bindparam("package_id"),
+    key_index=sa.bindparam("key_index"),
+    seq=sa.bindparam("seq"),
+    row_count=sa.bindparam("row_count"),
+    data=sa.bindparam("data", type_=sa.LargeBinary),
+)
+
+
 @dataclass(frozen=True)
 class _Spooled:
     key_index: int
@@ -93,19 +105,25 @@ class PackageWriter:
             package.summary, package.created_at = summary, utcnow()
         db.session.flush()
         self._spool.flush()
+        batch: list[dict[str, Any]] = []
+        batch_bytes = 0
         for item in self._spooled:
             self._spool.seek(item.offset)
-            ciphertext = self._spool.read(item.length)
-            db.session.execute(
-                sa.insert(AccessPackageChunk).values(
-                    package_id=package.id,
-                    key_index=item.key_index,
-                    seq=item.seq,
-                    row_count=item.row_count,
-                    # Stored as it is (a plain binary parameter): the spool holds it encrypted already.
-                    data=sa.literal(ciphertext, sa.LargeBinary),
-                )
+            batch.append(
+                {
+                    "package_id": package.id,
+                    "key_index": item.key_index,
+                    "seq": item.seq,
+                    "row_count": item.row_count,
+                    "data": self._spool.read(item.length),
+                }
             )
+            batch_bytes += item.length
+            if batch_bytes >= INSERT_BATCH_BYTES:
+                db.session.execute(_INSERT_CHUNK, batch)
+                batch, batch_bytes = [], 0
+        if batch:
+            db.session.execute(_INSERT_CHUNK, batch)
         return package
 
     def close(self) -> None:
