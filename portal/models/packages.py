@@ -16,9 +16,9 @@ Storage decisions:
 - JSON lines round-trip exactly (``json.loads`` keeps key order; floats print back the same), so every
   export is byte for byte what ``json.dumps`` of the whole package dict gives.
 - Readers fetch the chunks they are about to use a batch at a time (up to ``READ_AHEAD_BYTES`` of them,
-  at least one) on a short connection of its own, so a slow download holds neither a connection nor a
-  transaction between batches, memory stays bounded, and a small package is read in one query rather
-  than one per key. A package replaced (a re-run) or purged while it is read stops that read with
+  at least one): the first batch when the package is opened, in the caller's transaction (a small package
+  is read in that one query), each later one on a short connection of its own, so a slow download holds
+  neither a connection nor a transaction between batches and memory stays bounded. A package replaced (a re-run) or purged while it is read stops that read with
   ``PackageChanged``; two packages are never mixed.
 """
 
@@ -265,24 +265,32 @@ class StoredPackage(PackageContents):
 
         summary = require_decrypted(package.summary)
         key_id = sa.type_coerce(sa.func.substr(AccessPackageChunk.data, 2, 4), sa.LargeBinary)
+        columns = [
+            AccessPackageChunk.id,
+            AccessPackageChunk.key_index,
+            AccessPackageChunk.row_count,
+            key_id,
+            sa.func.length(AccessPackageChunk.data),
+        ]
+        # A package that fits in one batch comes whole with its chunk list: one query in all.
+        whole = summary["size_bytes"] <= READ_AHEAD_BYTES
         listed = db.session.execute(
-            sa.select(
-                AccessPackageChunk.id,
-                AccessPackageChunk.key_index,
-                AccessPackageChunk.row_count,
-                key_id,
-                sa.func.length(AccessPackageChunk.data),
-            )
+            sa.select(*columns, *([AccessPackageChunk.data] if whole else []))
             .where(AccessPackageChunk.package_id == package.id)
             .order_by(AccessPackageChunk.key_index, AccessPackageChunk.seq)
         ).all()
         ring = keyring()
         chunks: dict[int, list[_ChunkRef]] = {}
-        for chunk_id, key_index, row_count, stored_key_id, stored_bytes in listed:
+        for chunk_id, key_index, row_count, stored_key_id, stored_bytes, *_ in listed:
             if not ring.has_key_id(bytes(stored_key_id)):
                 raise DecryptionError("stored value was encrypted with a key that is not configured")
             chunks.setdefault(key_index, []).append(_ChunkRef(chunk_id, row_count, stored_bytes or 0))
-        return cls(package.id, summary, chunks)
+        opened = cls(package.id, summary, chunks)
+        if whole:
+            opened._ahead.update((row[0], row[5]) for row in listed)
+        elif opened._order:  # the first batch now, in the caller's transaction
+            opened._fetch(opened._order[0], db.session.connection())
+        return opened
 
     def rows(self, position: int, limit: int | None = None) -> Iterator[Row]:
         left = limit
@@ -296,6 +304,23 @@ class StoredPackage(PackageContents):
                     left -= 1
                 yield row
 
+    def _fetch(self, ref: _ChunkRef, conn: sa.Connection) -> None:
+        """``ref`` and the chunks after it, up to ``READ_AHEAD_BYTES``, replacing what was fetched before."""
+        self._ahead.clear()
+        start = self._place[ref.id]
+        batch, size = [], 0
+        for following in self._order[start:]:
+            if batch and size + following.stored_bytes > READ_AHEAD_BYTES:
+                break
+            batch.append(following.id)
+            size += following.stored_bytes
+        fetched = conn.execute(
+            sa.select(AccessPackageChunk.id, AccessPackageChunk.data).where(
+                AccessPackageChunk.package_id == self.package_id, AccessPackageChunk.id.in_(batch)
+            )
+        )
+        self._ahead.update((chunk_id, data) for chunk_id, data in fetched)
+
     def _read(self, ref: _ChunkRef) -> bytes:
         """One chunk's plaintext. Fetched with the chunks that follow it, up to ``READ_AHEAD_BYTES``, on a
         connection of its own that is closed before any row is used; what a reader skips is dropped at
@@ -304,21 +329,8 @@ class StoredPackage(PackageContents):
         from portal.extensions import db
 
         if ref.id not in self._ahead:
-            self._ahead.clear()
-            start = self._place[ref.id]
-            batch, size = [], 0
-            for following in self._order[start:]:
-                if batch and size + following.stored_bytes > READ_AHEAD_BYTES:
-                    break
-                batch.append(following.id)
-                size += following.stored_bytes
             with db.engine.connect() as conn:
-                fetched = conn.execute(
-                    sa.select(AccessPackageChunk.id, AccessPackageChunk.data).where(
-                        AccessPackageChunk.package_id == self.package_id, AccessPackageChunk.id.in_(batch)
-                    )
-                )
-                self._ahead.update((chunk_id, data) for chunk_id, data in fetched)
+                self._fetch(ref, conn)
         data = self._ahead.pop(ref.id, None)
         if data is None:
             raise PackageChanged(f"access package {self.package_id} changed while it was being read")

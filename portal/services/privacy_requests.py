@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import Select, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.orm import joinedload
 
 from portal.crypto import keyring
 from portal.execution import dispatch, gate
@@ -90,13 +91,17 @@ def identity_hash_for(term: str) -> str:
 # --- lookups ---------------------------------------------------------------------------------------
 
 
+_WITH_POLICY = (joinedload(PrivacyRequest.policy),)
+
+
 def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
     if for_update:
         stmt = select(PrivacyRequest).where(PrivacyRequest.id == request_id).with_for_update()
         privacy_request = db.session.scalar(stmt)
     else:
-        # By primary key: a request already loaded in this transaction costs no second query.
-        privacy_request = db.session.get(PrivacyRequest, request_id)
+        # By primary key: a request already loaded in this transaction costs no second query. Its policy
+        # comes along: the gate, the request page and the package exports all need it.
+        privacy_request = db.session.get(PrivacyRequest, request_id, options=_WITH_POLICY)
     if privacy_request is None:
         raise NotFound(f"No privacy request found with id '{request_id}'.")
     return privacy_request
