@@ -254,6 +254,16 @@ def test_the_streamed_json_is_json_dumps_byte_for_byte(package, options):
     assert b"".join(reports.iter_package_json(package, **options)) == json.dumps(package, **options).encode()
 
 
+def test_a_small_package_is_read_once_for_the_three_parts_of_its_zip(client, login_as, stored):
+    login_as("reviewer")
+    archive = []
+
+    queries = _chunk_queries(lambda: archive.append(client.get(f"/packages/{stored}/package.zip").data))
+
+    assert zipfile.ZipFile(io.BytesIO(archive[0])).testzip() is None
+    assert queries == 1  # package.json, report.html and the CSVs all come from that one read
+
+
 def test_the_zip_download_streams_every_file_exactly(client, login_as, stored):
     login_as("reviewer")
     response = client.get(f"/packages/{stored}/package.zip")

@@ -254,7 +254,7 @@ class StoredPackage(PackageContents):
         self._chunks = chunks
         self._order = [ref for position in sorted(chunks) for ref in chunks[position]]
         self._place = {ref.id: n for n, ref in enumerate(self._order)}
-        self._ahead: dict[int, Any] = {}  # chunk id → what was fetched with an earlier chunk, not yet used
+        self._ahead: dict[int, Any] = {}  # chunk id → stored value, for the chunks of the last fetch
 
     @classmethod
     def open(cls, package: AccessPackage) -> StoredPackage:
@@ -323,15 +323,15 @@ class StoredPackage(PackageContents):
 
     def _read(self, ref: _ChunkRef) -> bytes:
         """One chunk's plaintext. Fetched with the chunks that follow it, up to ``READ_AHEAD_BYTES``, on a
-        connection of its own that is closed before any row is used; what a reader skips is dropped at
-        the next fetch, so memory stays within one batch whatever the order of reading."""
+        connection of its own that is closed before any row is used; each fetch drops the one before, so
+        memory stays within one batch whatever the order of reading."""
         from portal.crypto import require_decrypted
         from portal.extensions import db
 
         if ref.id not in self._ahead:
             with db.engine.connect() as conn:
                 self._fetch(ref, conn)
-        data = self._ahead.pop(ref.id, None)
+        data = self._ahead.get(ref.id)  # kept until the next fetch: a ZIP reads a small package three times
         if data is None:
             raise PackageChanged(f"access package {self.package_id} changed while it was being read")
         return require_decrypted(data)
