@@ -44,60 +44,73 @@ DESCRIPTIONS = {
 
 # What was found and fixed with this bench (kept here so the generated report carries it).
 FINDINGS = """\
-Fixed in the portal (each found by this bench; the before/after table above measures them together):
+Fixed in the portal, each found with this bench. The latest round is measured by the before/after table
+above.
 
-- **Indexes that end in `id`** (migration `0004`): the lists order by `(status, due_date, id)`,
-  `(due_date, id)` and `(created_at, id)`, but the indexes stopped before `id`, so the database read every
-  row of the filter to sort ties. They now replace the old prefix indexes. The API list orders by
-  `created_at DESC, id DESC` so the same index serves it backwards.
-- **Pages are read through their ids**: the page's 50 ids come from the index alone, then only those rows
-  are loaded. Skipping to page 500 walks index entries instead of 25,000 whole rows (SQLite: 157 ms → 5 ms
-  for that query at 100k requests).
-- **No count of the whole table per page**: totals up to 1,000 are exact; larger ones are refreshed once a
-  minute per process (`EXACT_COUNT_LIMIT`, `LARGE_COUNT_SECONDS`), so a page of the 200,000 waiting
-  requests of a 1M database costs what a page of 2,000 does.
-- **Progress counts join on the webhook version** instead of a 50-way `OR` with 100 bound parameters per
-  query; re-evaluating waiting requests after a webhook change counts in SQL from a subquery instead of an
-  `IN` list of every waiting id (at 1M requests that list was over PostgreSQL's 65,535 bound-parameter
-  limit and SQLite's 32,766, so the change would have failed).
-- **Webhook definitions cached**: the gate reads the connections' current columns on every call (one small
-  query) and caches only the field lists per (webhook id, created_at, version).
-- **Eager loading and fewer reads**: a token comes with its owner, a manual connection with its webhook, a
-  request by primary key through the session; the API list loads policy and reviewer in the same query and
-  leaves identities encrypted (it does not show them); an upload answers from what it saved instead of
-  reading it back; a form save no longer reads the stored entry first nor loads and decrypts 50 inputs to
-  say whether everything is done; a resume counts the inputs instead of loading and decrypting them; the
-  request page reads its timeline as columns; a download reads the report metadata before its audit
-  commit instead of after.
-- **Templates**: the status badge, deadline and masked identity are Python functions rather than Jinja
-  macros (called 50 times per queue page), the request links of a list are built once, and the pagination
-  only loops over the pages it shows (it looped over all 20,000 pages of a 1M queue).
-- **Memory**: web workers no longer import Flask-Migrate, Alembic and Mako (only `flask db` needs them)
-  nor, with the inline backend, Redis: about 20 MB less per worker, which keeps the SQLite worker's peak
-  (a sign-in's Argon2 hash takes 64 MiB for a moment) under 150 MB.
+Earlier round (commit 9570ff9): indexes ending in `id` for every list order (migration `0004`); deep
+pages read their ids from the index first; totals above 1,000 counted once a minute per process instead
+of on every page; the webhook field lists cached per (webhook, version); eager loading where a page read
+related rows one by one; pagination links only for the pages shown; web workers no longer import
+Alembic, Mako or (inline backend) Redis.
+
+Latest round:
+
+- **Statements built once.** Building a SQLAlchemy statement and its cache key cost more than running it
+  (0.14 ms against 0.07 ms for the token lookup). The hot paths keep prebuilt statements with bound
+  parameters: the token lookup, the manual-input lookup, the upload's row lock, the gate's webhook list,
+  the progress counts; the list statements are built once per shape of filters.
+- **Columns, not entities, where a page reads many rows.** Lists read `RequestSummary` rows (policy and
+  reviewer as primary-key lookups, so the planner keeps the index that serves the order); near pages
+  (offset ≤ 1,000) come from one query, deep ones through their ids. The token and its owner come as
+  columns in one query.
+- **One lookup per manual-input call.** The API view and upload and the form read the request's
+  existence, the connection, its webhook and the entry in one query (it was three or four), and the form
+  hands what it found to the save.
+- **Progress counts** match (connection, current version) pairs instead of joining the webhooks: half the
+  time on a page of 50 waiting requests.
+- **Completed lists had no index for their order** (packages page, dashboard): each view sorted every
+  completed request (5 ms at 4,000, growing with the table). Migration `0006` adds it; 0.2 ms.
+- **Sessions** record activity once a minute and the cookie is re-signed only when it changes, not on
+  every request.
+- **Queue and request page.** The queue's rows are one escaped f-string each, and its filter form is
+  plain HTML (WTForms' widgets cost more than the rest of the layout); the request page builds its 50
+  links from one `url_for`.
+- **Memory.** Argon2id with OWASP's profile (19 MiB, t=2, p=1) instead of RFC 9106's 64 MiB, which every
+  sign-in added to its worker's peak: peak RSS 145 → 104 MB (SQLite) and 155 → 116 MB (PostgreSQL).
+  Stored hashes made with other settings are re-hashed at the next sign-in.
+- **Packages stream** (migration `0005`): rows are stored as encrypted chunks of at most 1 MiB plus an
+  encrypted summary; connectors yield rows into the writer, which spools encrypted chunks and inserts
+  them many per statement; downloads stream. Readers fetch chunks in batches of up to 4 MiB, the first
+  with the audit event, so a small package is one query (it was one connection per key, which made the
+  first streaming version 5–22× the floor on downloads). A 100 MB package: build +427 → +19 MB, download
+  +305…713 → +18…23 MB.
+- **Bench corrections.** The form-save client no longer keeps the "Saved" message of every save in its
+  session cookie (a browser shows, and so clears, it on the next page; the bench never followed the
+  redirect, so each save paid for all earlier ones). The floor's API list now returns the API's item shape
+  (policy, reviewer and every field), which is what that operation must produce: its before/after row
+  compares against a floor that does more now.
 
 Not reached, and why:
 
-- **HTML pages at ≤ 3× the floor.** After the fixes a page costs its database work plus the framework: the
-  session and Flask-Login, CSRF, the layout with its navigation, WTForms, and Jinja's escaping of every
-  value. A signed-in page with only the layout and a small form (the password page) already costs about
-  3.5× the floor's whole queue page in process, so the 50-row queue (56 KB of HTML against the floor's
-  9 KB table) stays several times the floor. Getting closer would mean rendering the rows outside Jinja
-  or caching rendered rows, which trades safety (escaping, staleness) for speed; not done.
-- **API calls and form saves at ≥ 0.6× the floor's throughput.** The same framework cost per request, plus
-  the ORM (entities rather than rows) and, for saves, the audit event and the row lock the floor skips.
-- **Worker peak RSS on PostgreSQL** (about 155 MB; SQLite about 145 MB). After the run a worker holds
-  about 91 MB on SQLite and 101 MB on PostgreSQL (psycopg and libpq), and every worker that signs someone
-  in adds Argon2id's 64 MiB (the RFC 9106 profile the portal uses) for a moment. Argon2 parameters with
-  less memory (OWASP lists m=46 MiB, t=1, p=1 as equivalent) would fit; that is a security decision, not
-  taken here. fideslang (6 MB, imported at start by the dataset pages) could also be imported on first use.
-- **Packages do not stream.** Building a 100 MB package grows the process by about 4× its size, and each
-  download by 3× (SQLite) to 7× (PostgreSQL, which also holds the fetched value): collection keeps every
-  row in memory, the package is one encrypted JSON value, and the downloads parse it whole. Streaming
-  needs a different storage (encrypted chunks per collection), a connector that spools rows as it walks,
-  and downloads that write as they read; that is a change to the runner, the connectors, the package
-  model and its readers, left for its own issue (the probe, `bench/package_memory.py`, is ready to verify
-  it).
+- **HTML pages at ≤ 3× the floor** (queue 3.3–5.2×, request page 4.1–7.3×). Left per request: the
+  framework (Flask-Login's user load, the session, a CSRF token, the security headers, the rate limiter's
+  hooks), the layout with its navigation, decrypting 50 identities to mask them, counting progress for
+  50 requests over 50 webhooks, and 56 KB of markup against the floor's 9 KB table. The request page
+  renders 50 cards (their inputs decrypted to tell "nothing found") and the whole timeline. Next steps:
+  keep a per-request count of current inputs updated on save (no count query), cache the navigation per
+  role, read the cards' inputs as columns.
+- **API calls and form saves at ≥ 0.6× the floor's throughput.** The API view is at 0.58–0.59× (p95
+  within 2×). Uploads (0.36–0.48×) and form saves (0.21–0.42×) do what the floor does not: the row lock
+  on the request's status (so a resume committing at the same moment cannot slip in), an audit event
+  (S7), typed validation of every field, and for forms CSRF, WTForms, a flash and the progress check for
+  its message; the entry and the audit row go through the ORM's unit of work. Next: a Core UPSERT for
+  the entry and a Core insert for the audit row.
+- **Resume + build at ≤ 5× one upload** (met on SQLite with 4 clients; 5.8× with one, 6.5–7.8× on
+  PostgreSQL). This round made uploads 3–4× faster (SQLite p95 17.8 → 4.9 ms), which moved the target;
+  the resume itself went 65 → 28.5 ms (SQLite). A resume commits three times — the resume, the run's claim,
+  the result — because a run is claimed durably before it queries external databases; on PostgreSQL it
+  makes about 45 round trips, some of them the same reads after a commit (the request three times, the
+  webhook list three times).
 """
 
 
