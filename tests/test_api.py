@@ -431,6 +431,31 @@ def test_upload_rules(admin):
     assert {e.actor_type for e in saved} == {"token"}
 
 
+def test_view_names_what_is_missing(admin):
+    make_manual(admin)
+    admin(
+        "PATCH",
+        "/connection",
+        [
+            {"name": "DB", "key": "db", "connection_type": "postgres", "access": "read"},
+            {"name": "Bare", "key": "bare", "connection_type": "manual_webhook", "access": "read"},
+        ],
+    )
+    pr = new_request(admin)["id"]
+
+    def view(request_id, key):
+        return admin("GET", f"/privacy-request/{request_id}/access_manual_webhook/{key}")
+
+    assert view("pri_x", "manual_webhook_key").json == {"detail": "No privacy request found with id 'pri_x'."}
+    assert view("pri_x", "nope").json == {"detail": "No privacy request found with id 'pri_x'."}
+    assert view(pr, "nope").json == {"detail": "No connection config with key 'nope'"}
+    for key in ("db", "bare"):  # not a manual connection; a manual one without a webhook
+        r = view(pr, key)
+        assert r.status_code == 404
+        assert r.json == {"detail": f"No access manual webhook exists for connection config with key '{key}'"}
+    assert view(pr, "manual_webhook_key").json["checked"] is False
+
+
 def test_upload_refused_when_not_waiting_or_disabled(admin):
     make_manual(admin)
     make_manual(admin, name="Other", key="other", fields=[{"pii_field": "X"}])

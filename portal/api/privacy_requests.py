@@ -98,8 +98,8 @@ def deny_privacy_requests():
 
 
 def _view_json(request_id: str, key: str) -> dict:
-    view = manual_inputs.view_manual_input(request_id, key)
-    return {"checked": view.checked, "fields": view.fields}
+    checked, fields = manual_inputs.stored_values(request_id, key)
+    return {"checked": checked, "fields": fields}
 
 
 @bp.patch("/privacy-request/<request_id>/access_manual_webhook/<key>")

@@ -82,6 +82,22 @@ _GATED = (
 )  # built once: building a statement costs more than running this one
 
 
+def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[dict[str, Any], ...]:
+    """One webhook's field definitions at ``version``, from the cache (read and cached when missing)."""
+    key = (hook_id, created_at, version)
+    if key not in _FIELDS_CACHE:
+        row = db.session.execute(
+            select(ManualWebhook.version, ManualWebhook.fields).where(ManualWebhook.id == hook_id)
+        ).first()
+        fields = tuple(row[1] or ()) if row is not None else ()
+        if row is None or row[0] != version:  # changed meanwhile: answer, but do not cache under this key
+            return fields
+        if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
+            _FIELDS_CACHE.clear()
+        _FIELDS_CACHE[key] = fields
+    return _FIELDS_CACHE[key]
+
+
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
     rows = db.session.execute(_GATED).all()

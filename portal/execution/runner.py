@@ -18,6 +18,7 @@ import uuid
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, update
+from sqlalchemy.orm import joinedload
 
 from portal.execution import collection, gate
 from portal.execution.package import PackageWriter, manual_entries
@@ -90,7 +91,7 @@ def run_privacy_request(request_id: str) -> str | None:
 
 
 def _run_claimed(request_id: str, token: str) -> str:
-    privacy_request = db.session.get(PrivacyRequest, request_id)
+    privacy_request = db.session.get(PrivacyRequest, request_id, options=[joinedload(PrivacyRequest.policy)])
     webhooks = gate.gated_webhooks() if gate.applies_to(privacy_request) else []
     inputs = gate.inputs_by_connection(request_id)
     missing = gate.missing_webhooks(request_id, webhooks, inputs)

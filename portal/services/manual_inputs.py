@@ -237,6 +237,43 @@ def find_manual_input(request_id: str, connection_key: str) -> Found:
     return Found(connection, webhook, entry)
 
 
+_VALUES = (
+    select(
+        ConnectionConfig.connection_type,
+        ManualWebhook.id,
+        ManualWebhook.created_at,
+        ManualWebhook.version,
+        ManualInput.values,
+        ManualInput.version,
+        exists().where(PrivacyRequest.id == bindparam("request_id")),
+    )
+    .select_from(ConnectionConfig)
+    .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+    .outerjoin(
+        ManualInput,
+        (ManualInput.connection_config_id == ConnectionConfig.id)
+        & (ManualInput.privacy_request_id == bindparam("request_id")),
+    )
+    .where(ConnectionConfig.key == bindparam("key"))
+)  # built once: see ``tokens._ACTIVE_TOKEN``
+
+
+def stored_values(request_id: str, connection_key: str) -> tuple[bool, dict[str, str | None]]:
+    """(checked, label → value): ``view_manual_input`` without the entry, as the API's view answers it.
+
+    Columns rather than objects, and the field labels from the gate's cache: the API serves this on every
+    view call. Anything not found is left to ``view_manual_input``, for the message naming it.
+    """
+    row = db.session.execute(_VALUES, {"request_id": request_id, "key": connection_key}).first()
+    if row is None or not row[6] or row[0] != ConnectionType.MANUAL_WEBHOOK or row[1] is None:
+        view = view_manual_input(request_id, connection_key)  # raises NotFound
+        return view.checked, view.fields
+    _, hook_id, created_at, version, values, entry_version, _ = row
+    stored = values if entry_version is not None and values is not None else {}
+    labels = [field["dsr_package_label"] for field in gate.webhook_fields(hook_id, created_at, version)]
+    return entry_version == version, {label: stored.get(label) for label in labels}
+
+
 def view_manual_input(request_id: str, connection_key: str, found: Found | None = None) -> InputView:
     """The current labels with the stored values (stale entries keep the labels that still exist)."""
     _, webhook, entry = found or find_manual_input(request_id, connection_key)

@@ -250,12 +250,13 @@ def resume_request(request_id: str, actor: Actor) -> PrivacyRequest:
         .values(status=S.IN_PROCESSING.value, runner_claim=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    db.session.refresh(privacy_request)
     if result.rowcount != 1:  # someone else resumed it between our read and our write
+        db.session.refresh(privacy_request)
         raise InvalidState(
             "Cannot resume privacy request from 'requires_input': "
             f"privacy request '{request_id}' status = {privacy_request.status}."
         )
+    db.session.expire(privacy_request)  # the UPDATE went around it: read again when next used
     record(actor, "request.resumed", privacy_request_id=request_id)
     dispatch.schedule(request_id)
     return privacy_request
