@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.seed import PASSWORD, USERS, bench_config, sample_values
+from bench.seed import PASSWORD, USERS, bench_config, email_dataset_yaml, sample_values
 
 COLLECTIONS = ("documents_a", "documents_b", "documents_c", "documents_d")
 ROW_BYTES = 4_000
@@ -78,17 +78,7 @@ def make_source(path: Path, size_mb: int) -> int:
 
 
 def dataset_yaml() -> str:
-    fields = """
-          - name: id
-            data_categories: [system.operations]
-            fides_meta: {primary_key: true, data_type: integer}
-          - name: email
-            data_categories: [user.contact.email]
-            fides_meta: {identity: email, data_type: string}
-          - name: body
-            data_categories: [user.content]"""
-    collections = "".join(f"\n      - name: {table}\n        fields:{fields}" for table in COLLECTIONS)
-    return f"dataset:\n  - fides_key: large_source\n    name: Large source\n    collections:{collections}\n"
+    return email_dataset_yaml("large_source", "Large source", COLLECTIONS, {"body": "user.content"})
 
 
 def prepare(app, source: Path) -> str:

@@ -564,22 +564,26 @@ def add_collection_source(path: Path, request_ids: list[str], writer: BulkWriter
     }
 
 
-def source_dataset_yaml() -> str:
-    fields = """
+def email_dataset_yaml(fides_key: str, name: str, tables: Iterable[str], fields: dict[str, str]) -> str:
+    """A fides dataset of ``tables`` with the same columns: an integer ``id`` key, the ``email`` identity,
+    then ``fields`` (name → data category)."""
+    lines = """
           - name: id
             data_categories: [system.operations]
             fides_meta: {primary_key: true, data_type: integer}
           - name: email
             data_categories: [user.contact.email]
-            fides_meta: {identity: email, data_type: string}
-          - name: kind
-            data_categories: [system.operations]
-          - name: detail
-            data_categories: [user.behavior]
-          - name: at
-            data_categories: [system.operations]"""
-    collections = "".join(f"\n      - name: {table}\n        fields:{fields}" for table in SOURCE_COLLECTIONS)
-    return f"dataset:\n  - fides_key: {SOURCE_KEY}\n    name: Bench source database\n    collections:{collections}\n"
+            fides_meta: {identity: email, data_type: string}"""
+    lines += "".join(
+        f"\n          - name: {f}\n            data_categories: [{c}]" for f, c in fields.items()
+    )
+    collections = "".join(f"\n      - name: {table}\n        fields:{lines}" for table in tables)
+    return f"dataset:\n  - fides_key: {fides_key}\n    name: {name}\n    collections:{collections}\n"
+
+
+def source_dataset_yaml() -> str:
+    fields = {"kind": "system.operations", "detail": "user.behavior", "at": "system.operations"}
+    return email_dataset_yaml(SOURCE_KEY, "Bench source database", SOURCE_COLLECTIONS, fields)
 
 
 def analyze(engine) -> None:

@@ -82,20 +82,29 @@ _GATED = (
 )  # built once: building a statement costs more than running this one
 
 
+def _load_fields(hook_ids: list[int]) -> dict[int, tuple[int, tuple[dict[str, Any], ...]]]:
+    """Read these webhooks' field lists now, cache them, and return ``{id: (version, fields)}``."""
+    if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
+        _FIELDS_CACHE.clear()
+    loaded = db.session.execute(
+        select(ManualWebhook.id, ManualWebhook.created_at, ManualWebhook.version, ManualWebhook.fields).where(
+            ManualWebhook.id.in_(hook_ids)
+        )
+    )
+    now = {}
+    for hook_id, created_at, version, fields in loaded:
+        now[hook_id] = (version, tuple(fields or ()))
+        _FIELDS_CACHE[(hook_id, created_at, version)] = now[hook_id][1]
+    return now
+
+
 def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[dict[str, Any], ...]:
-    """One webhook's field definitions at ``version``, from the cache (read and cached when missing)."""
-    key = (hook_id, created_at, version)
-    if key not in _FIELDS_CACHE:
-        row = db.session.execute(
-            select(ManualWebhook.version, ManualWebhook.fields).where(ManualWebhook.id == hook_id)
-        ).first()
-        fields = tuple(row[1] or ()) if row is not None else ()
-        if row is None or row[0] != version:  # changed meanwhile: answer, but do not cache under this key
-            return fields
-        if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
-            _FIELDS_CACHE.clear()
-        _FIELDS_CACHE[key] = fields
-    return _FIELDS_CACHE[key]
+    """One webhook's field definitions at ``version``, from the cache (read and cached when missing; if
+    the webhook changed meanwhile, its fields now)."""
+    cached = _FIELDS_CACHE.get((hook_id, created_at, version))
+    if cached is not None:
+        return cached
+    return _load_fields([hook_id]).get(hook_id, (version, ()))[1]
 
 
 def gated_webhooks() -> list[GatedWebhook]:
@@ -105,18 +114,7 @@ def gated_webhooks() -> list[GatedWebhook]:
     if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
         return list(last[1])
     unknown = [row[4] for row in rows if tuple(row[4:]) not in _FIELDS_CACHE]
-    fields_now: dict[int, tuple[int, tuple[dict[str, Any], ...]]] = {}
-    if unknown:
-        if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
-            _FIELDS_CACHE.clear()
-        loaded = db.session.execute(
-            select(
-                ManualWebhook.id, ManualWebhook.created_at, ManualWebhook.version, ManualWebhook.fields
-            ).where(ManualWebhook.id.in_(unknown))
-        )
-        for hook_id, created_at, version, fields in loaded:
-            fields_now[hook_id] = (version, tuple(fields or ()))
-            _FIELDS_CACHE[(hook_id, created_at, version)] = tuple(fields or ())
+    fields_now = _load_fields(unknown) if unknown else {}
     gated = []
     for conn_id, key, name, description, hook_id, created_at, version in rows:
         if hook_id in fields_now:  # read just now: its version may be newer than the first query's
