@@ -174,8 +174,9 @@ def init_app(app) -> None:
 
 def keyring() -> Keyring:
     """The current app's keyring (or the last one initialised, outside an app context)."""
-    if has_app_context() and "portal_keyring" in current_app.extensions:
-        return current_app.extensions["portal_keyring"]
+    ring = current_app.extensions.get("portal_keyring") if has_app_context() else None
+    if ring is not None:  # read for every encrypted value: one lookup of the app, not two
+        return ring
     if _keyring is None:
         raise EncryptionKeyError("encryption is not initialised; create the app first")
     return _keyring

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
@@ -71,6 +72,44 @@ NAV_ITEMS = (
     ("admin.audit", "Audit log", ("admin",)),
     ("dashboard.api_docs", "API", ("admin", "staff", "reviewer")),
 )
+
+
+def _per_app_cache(name: str) -> dict:
+    from flask import current_app
+
+    cache = current_app.extensions.setdefault(name, {})
+    if len(cache) > 1_000:  # bounded: keys are few (roles × endpoints × mount points)
+        cache.clear()
+    return cache
+
+
+def layout_nav(user) -> Markup:
+    """The navigation links of ``base.html`` for ``user``'s role on this endpoint.
+
+    The same for everyone with that role on that page, so it is rendered once per process and reused:
+    it is most of the layout's cost, and every page has it (issue 9).
+    """
+    from flask import render_template, request
+
+    cache = _per_app_cache("portal_layout_nav")
+    key = (user.role, request.endpoint, request.script_root)
+    html = cache.get(key)
+    if html is None:
+        html = cache[key] = Markup(render_template("_partials/nav_items.html"))  # noqa: S704 - a template
+    return html
+
+
+def layout_assets(kind: str) -> Markup:
+    """Bootstrap's stylesheet (``css``) or scripts (``js``) tags, built once per process and mount point."""
+    from flask import current_app, request
+
+    cache = _per_app_cache("portal_layout_assets")
+    key = (kind, request.script_root)
+    html = cache.get(key)
+    if html is None:
+        bootstrap = current_app.extensions["bootstrap"]
+        html = cache[key] = bootstrap.load_css() if kind == "css" else bootstrap.load_js()
+    return html
 
 
 def nav_extra_items(user) -> list[tuple[str, str]]:
@@ -163,6 +202,81 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
     return Markup("\n".join(rows))  # noqa: S704 - every interpolated value is escaped above
 
 
+# --- request page pieces ------------------------------------------------------------------------------
+# The request page lists every manual system and the request's timeline: as Jinja loops these cost more
+# than everything else the page does (issue 9), so they are written here, like ``queue_rows``.
+
+
+def manual_cards(cards, entry_url: Callable[[str], str] | None) -> Markup:
+    """The manual systems of ``requests/detail.html`` (``manual_inputs.Card``), one ``<li>`` each, with a
+    link to each system's form when ``entry_url`` (connection key → URL) is given."""
+    items = []
+    for card in cards:
+        conn, entry, state = card.gated.connection, card.entry, card.state
+        name = escape(conn.name)
+        description = (
+            f'<p class="small text-body-secondary mb-1 text-break">{escape(conn.description)}</p>'
+            if conn.description
+            else ""
+        )
+        if entry is None:
+            status = '<span class="badge text-bg-secondary">Not started</span>'
+        else:
+            by, at = escape(entry.entered_by_label), escape(absolute_time(entry.entered_at))
+            if state == "stale":
+                status = (
+                    '<span class="badge text-bg-warning">Needs re-review: fields changed</span>\n'
+                    f'<span class="d-block text-body-secondary">Last entered by {by} at {at}</span>'
+                )
+            elif is_undecryptable(entry.values):
+                status = (
+                    '<span class="badge text-bg-danger">Cannot be decrypted</span>\n'
+                    f"The data entered by {by} at {at} is corrupted or was encrypted with a key that is not "
+                    "configured."
+                )
+            elif card.nothing_found:
+                status = f'<span class="badge text-bg-success">Done</span>\nNothing found — confirmed by {by} at {at}'
+            else:
+                status = f'<span class="badge text-bg-success">Done</span>\nEntered by {by} at {at}'
+        button = ""
+        if entry_url is not None:
+            url = escape(entry_url(conn.key))
+            if entry is None:
+                button = (
+                    f'<a class="btn btn-primary btn-sm" href="{url}">Enter data'
+                    f'<span class="visually-hidden"> for {name}</span></a>'
+                )
+            else:
+                button = (
+                    f'<a class="btn btn-outline-primary btn-sm" href="{url}">Review'
+                    f'<span class="visually-hidden"> {name}</span></a>'
+                )
+        items.append(
+            '<li class="border rounded p-3 mb-2">\n'
+            '<div class="d-flex flex-wrap justify-content-between align-items-start gap-2">\n'
+            f'<div class="me-auto">\n<h3 class="h6 mb-1 text-break">{name}</h3>\n{description}'
+            f'<p class="small mb-0">\n{status}\n</p>\n</div>\n{button}\n</div>\n</li>'
+        )
+    return Markup("\n".join(items))  # noqa: S704 - every interpolated value is escaped above
+
+
+def timeline_items(events, describe: Callable[[Any], str]) -> Markup:
+    """The timeline of ``requests/detail.html``: one ``<li>`` per audit event (newest first)."""
+    now = utcnow()
+    items = []
+    for n, event in enumerate(events):
+        key = f" — <code>{escape(event.connection_key)}</code>" if event.connection_key else ""
+        at = event.created_at
+        items.append(
+            f'<li class="py-2{" border-top" if n else ""}">\n'
+            f'<span class="d-block">{escape(describe(event))}{key}</span>\n'
+            f'<span class="d-block small text-body-secondary text-break">by {escape(event.actor_label)} · '
+            f'<time datetime="{escape(at.isoformat())}">{escape(absolute_time(at))}</time> '
+            f"({escape(relative_time(at, now))})</span>\n</li>"
+        )
+    return Markup("\n".join(items))  # noqa: S704 - every interpolated value is escaped above
+
+
 def url_factory(endpoint: str, varying: str, **fixed: str) -> Callable[[str], str]:
     """value → ``url_for(endpoint, **fixed, varying=value)``, for an endpoint whose URL ends in ``varying``.
 
@@ -196,6 +310,10 @@ def init_app(app) -> None:
         request_urls=request_urls,
         url_factory=url_factory,
         queue_rows=queue_rows,
+        layout_nav=layout_nav,
+        layout_assets=layout_assets,
+        manual_cards=manual_cards,
+        timeline_items=timeline_items,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -168,21 +168,21 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail_on_audit(monkeypatch, module) -> None:
+def _fail_on_audit(monkeypatch, module, name: str = "record") -> None:
     """The audit event is written after the row is flushed: failing there leaves a flushed, uncommitted
     write behind, which the error handler must roll back."""
 
     def boom(*args, **kwargs):
         raise Boom("failed after the flush")
 
-    monkeypatch.setattr(module, "record", boom)
+    monkeypatch.setattr(module, name, boom)
 
 
 def test_exception_mid_manual_input_save_stores_nothing(app, monkeypatch):
     world = build_world()
     client = app.test_client()
     sign_in(client, world.users["staff"])
-    _fail_on_audit(monkeypatch, manual_inputs)
+    _fail_on_audit(monkeypatch, manual_inputs, "record_now")  # after the entry's UPSERT
 
     response = client.post(
         f"/requests/{world.empty_waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "Half"}
@@ -230,7 +230,7 @@ def test_exception_mid_field_edit_keeps_the_old_version(app, monkeypatch):
 def test_exception_mid_api_upload_stores_nothing(app, monkeypatch):
     world = build_world()
     client = app.test_client()
-    _fail_on_audit(monkeypatch, manual_inputs)
+    _fail_on_audit(monkeypatch, manual_inputs, "record_now")  # after the entry's UPSERT
 
     response = client.patch(
         f"/api/v1/privacy-request/{world.empty_waiting_id}/access_manual_webhook/{WEBHOOK_KEY}",

@@ -365,6 +365,34 @@ def test_request_page_shows_details_masked_and_timeline(client, staff, crm):
     assert "by staff@example.com" in timeline and "by system" in timeline
 
 
+def test_request_page_shows_the_latest_events_and_links_the_whole_timeline(client, staff, crm, monkeypatch):
+    from portal.requests import views
+
+    monkeypatch.setattr(views, "TIMELINE_EVENTS", 3)
+    monkeypatch.setattr(views, "TIMELINE_ALL", 5)
+    request_id = new_request()  # created, run started, paused: 3 events
+    timeline = text_of(client.get(f"/requests/{request_id}"))
+    timeline = timeline[timeline.index("Timeline") :]
+    assert "Request created" in timeline and "Show the whole timeline" not in timeline
+
+    save(request_id, "crm", {"first_name": "Jane"})  # a 4th event: only the latest 3 are shown
+    response = client.get(f"/requests/{request_id}")
+    timeline = text_of(response)[text_of(response).index("Timeline") :]
+    assert timeline.startswith("Timeline Manual data saved — crm")
+    assert "Request created" not in timeline and "Show the whole timeline" in timeline
+    assert f'href="/requests/{request_id}?timeline=all#timeline-heading"' in page_html(response)
+
+    whole = text_of(client.get(f"/requests/{request_id}?timeline=all"))
+    whole = whole[whole.index("Timeline") :]
+    assert "Request created" in whole and "Show the whole timeline" not in whole
+    assert "Only the latest" not in whole
+
+    save(request_id, "crm", {"first_name": "Janet"})
+    save(request_id, "crm", {"first_name": "Janine"})  # 6 events, more than TIMELINE_ALL
+    whole = text_of(client.get(f"/requests/{request_id}?timeline=all"))
+    assert "Only the latest 5 events are shown." in whole and "Request created" not in whole
+
+
 def test_reveal_shows_identity_once_and_is_audited(client, staff, crm):
     request_id = new_request("jane.customer@example.com")
     response = client.post(f"/requests/{request_id}/reveal")

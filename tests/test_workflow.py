@@ -319,6 +319,46 @@ def test_concurrent_resume_runs_exactly_once(app):
     assert actions(request_id).count("request.run_started") == 2  # the first run, then the resumed one
 
 
+def test_concurrent_first_saves_of_one_entry_all_succeed_and_one_entry_remains(app):
+    """Four staff save the same system's first entry at once: no save fails on the unique entry, exactly
+    one audit event says it created the entry, and the last save's values are what is stored."""
+    add_webhook("crm", [field("Name")])
+    request_id = new_request()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def attempt(n: int):
+        with app.app_context():
+            barrier.wait()
+            try:
+                manual_inputs.save_manual_input(request_id, "crm", {"name": f"value {n}"}, STAFF)
+                db.session.commit()
+                outcomes.append("saved")
+            except Exception as exc:  # noqa: BLE001 - any failure is the bug this test is about
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["saved"] * 4
+    db.session.expire_all()
+    entries = db.session.scalars(
+        sa.select(ManualInput).where(ManualInput.privacy_request_id == request_id)
+    ).all()
+    assert len(entries) == 1 and entries[0].values["name"] in {f"value {n}" for n in range(4)}
+    events = db.session.scalars(
+        sa.select(AuditEvent).where(
+            AuditEvent.privacy_request_id == request_id, AuditEvent.action == "manual_input.saved"
+        )
+    ).all()
+    assert sorted(e.details["replaced"] for e in events) == [False, True, True, True]
+
+
 def test_runner_claim_is_exclusive(app):
     add_webhook("crm", [field("Name")])
     request_id = new_request()

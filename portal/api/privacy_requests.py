@@ -108,10 +108,9 @@ def upload_manual_input(request_id: str, key: str):
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be an object of label → value.", [((), "must be an object")])
-    entry = manual_inputs.save_manual_input(request_id, key, body, g.api_actor)
-    view = manual_inputs.saved_view(entry)
+    saved = manual_inputs.save_manual_input(request_id, key, body, g.api_actor)
     db.session.commit()
-    return jsonify({"checked": view.checked, "fields": view.fields})
+    return jsonify({"checked": saved.checked, "fields": saved.fields})
 
 
 @bp.get("/privacy-request/<request_id>/access_manual_webhook/<key>")

@@ -3,7 +3,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.auth import bp
 from portal.auth.forms import ChangePasswordForm, LoginForm
-from portal.extensions import db, limiter
+from portal.extensions import db, rate_limited
 from portal.security import safe_next_url
 from portal.services import ValidationFailed, users
 from portal.services.audit import Actor, record
@@ -19,7 +19,7 @@ def _login_failed(response) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
+@rate_limited(
     lambda: current_app.config["LOGIN_RATE_LIMIT"],
     key_func=_login_limit_key,
     methods=["POST"],

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from portal.extensions import db
+from portal.extensions import db, run
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
 
 # (webhook id, created_at, version) → field definitions. Bounded: cleared when it outgrows any real deployment.
@@ -86,7 +86,7 @@ def _load_fields(hook_ids: list[int]) -> dict[int, tuple[int, tuple[dict[str, An
     """Read these webhooks' field lists now, cache them, and return ``{id: (version, fields)}``."""
     if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
         _FIELDS_CACHE.clear()
-    loaded = db.session.execute(
+    loaded = run(
         select(ManualWebhook.id, ManualWebhook.created_at, ManualWebhook.version, ManualWebhook.fields).where(
             ManualWebhook.id.in_(hook_ids)
         )
@@ -109,7 +109,7 @@ def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[di
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    rows = db.session.execute(_GATED).all()
+    rows = run(_GATED).all()
     last = _LAST_GATED.get(db.engine.url)
     if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
         return list(last[1])
@@ -150,15 +150,37 @@ def applies_to(privacy_request: PrivacyRequest) -> bool:
     return privacy_request.policy.action_type == "access"
 
 
-def inputs_by_connection(request_id: str) -> dict[int, ManualInput]:
-    rows = db.session.scalars(select(ManualInput).where(ManualInput.privacy_request_id == request_id))
-    return {row.connection_config_id: row for row in rows}
+class StoredInput(NamedTuple):
+    """A request's entry for one manual connection, as columns: the request page and every run read all
+    of a request's entries, and loading them as ORM objects cost more than decrypting them."""
+
+    connection_config_id: int
+    version: int
+    values: Any  # label → str | None, or an UndecryptableValue
+    entered_by_label: str
+    entered_at: datetime
+
+    def is_stale(self, current_version: int) -> bool:
+        return self.version != current_version
+
+
+_INPUTS = select(
+    ManualInput.connection_config_id,
+    ManualInput.version,
+    ManualInput.values,
+    ManualInput.entered_by_label,
+    ManualInput.entered_at,
+).where(ManualInput.privacy_request_id == bindparam("request_id"))  # built once, as ``_GATED``
+
+
+def inputs_by_connection(request_id: str) -> dict[int, StoredInput]:
+    return {row[0]: StoredInput(*row) for row in run(_INPUTS, {"request_id": request_id})}
 
 
 def missing_webhooks(
     request_id: str,
     webhooks: list[GatedWebhook] | None = None,
-    inputs: dict[int, ManualInput] | None = None,
+    inputs: dict[int, StoredInput] | None = None,
 ) -> list[GatedWebhook]:
     """The gated webhooks with no input, or only a stale one, for this request (in name order)."""
     webhooks = gated_webhooks() if webhooks is None else webhooks

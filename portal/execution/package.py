@@ -19,14 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from portal.crypto import keyring
-from portal.execution.gate import GatedWebhook
+from portal.execution.gate import GatedWebhook, StoredInput
 from portal.extensions import db
-from portal.models import AccessPackage, AccessPackageChunk, ManualInput, utcnow
+from portal.models import AccessPackage, AccessPackageChunk, utcnow
 from portal.models.packages import Packer
 
 
 def manual_entries(
-    webhooks: list[GatedWebhook], inputs: dict[int, ManualInput]
+    webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """One entry per gated webhook, every current label present (null when blank).
 

@@ -78,7 +78,7 @@ class EncryptedJSON(Encrypted):
         from portal.crypto import DecryptionError, UndecryptableValue, keyring
 
         try:
-            return json.loads(keyring().decrypt(bytes(value)))
+            return json.loads(keyring().decrypt(bytes(value)).decode())
         except DecryptionError as exc:
             return UndecryptableValue(str(exc))
 

@@ -91,7 +91,16 @@ class ManualInput(Base):
     """What staff entered for one (request, manual connection); replaced on every save."""
 
     __tablename__ = "manual_inputs"
-    __table_args__ = (UniqueConstraint("privacy_request_id", "connection_config_id"),)
+    __table_args__ = (
+        UniqueConstraint("privacy_request_id", "connection_config_id"),
+        # Progress counts (current-version inputs per request) from the index alone: migration 0007.
+        Index(
+            "ix_manual_inputs_request_connection_version",
+            "privacy_request_id",
+            "connection_config_id",
+            "version",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     privacy_request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id", ondelete="CASCADE"))

@@ -255,15 +255,26 @@ def queue():
 # --- the request page -------------------------------------------------------------------------------
 
 
+# The request page shows the latest events; "Show the whole timeline" (?timeline=all) up to TIMELINE_ALL.
+TIMELINE_EVENTS = 20
+TIMELINE_ALL = 1_000
+
+
 def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None):
     cards = manual_inputs.cards_for(privacy_request)
+    whole = request.args.get("timeline") == "all"
+    limit = TIMELINE_ALL if whole else TIMELINE_EVENTS
+    events = privacy_requests.request_events(privacy_request.id, limit=limit + 1)  # one more: are there more?
+    more = len(events) > limit
     can_enter = current_user.role in (Role.ADMIN, Role.STAFF) and privacy_request.status == S.REQUIRES_INPUT
     response = render_template(
         "requests/detail.html",
         pr=privacy_request,
         cards=cards,
         missing=[card.gated.connection.name for card in cards if card.state != "done"],
-        events=privacy_requests.request_events(privacy_request.id),
+        events=events[:limit],
+        more_events=more and not whole,
+        timeline_truncated=more and whole,
         collection_steps=datasets.collection_steps(privacy_request.id),
         describe_event=describe_event,
         revealed=revealed,
@@ -362,54 +373,67 @@ def retry(request_id: str):
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
 
 
+def _save_manual_input(request_id: str, connection_key: str):
+    """A POSTed form: the redirect after a save, or (form, refusal, status) for the page to show again.
+
+    Reads only what a save needs (one query of columns): the page itself, with its ORM objects, is built
+    only when the form comes back with errors or a refusal.
+    """
+    try:
+        target = manual_inputs.upload_target(request_id, connection_key)
+    except NotFound as exc:
+        abort(404, str(exc))
+    form = build_manual_input_form(list(target.fields))()
+    refusal = target.refusal(request_id, connection_key)
+    if refusal:
+        return form, refusal, 400  # what was typed stays on screen; nothing is stored
+    values = None
+    if form.nothing_found.data:
+        _confirmed()
+        values = {}  # "searched, nothing found": required fields do not apply
+    elif form.validate():
+        values = form_values(form)
+    if values is None:
+        return form, None, 200
+    try:
+        manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), target)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        attach_service_errors(form, exc)
+        return form, None, 200
+    except InvalidState as exc:
+        db.session.rollback()
+        return form, str(exc), 400
+    dispatch.commit_and_run()
+    what = "nothing found in this system" if not values else "data entered"
+    message = f"Saved “{target.name}”: {what}."
+    done, systems = privacy_requests.progress([request_id])
+    if done.get(request_id, 0) >= systems:
+        message += " Every manual system is done: you can resume the request now."
+    flash(message, "success")
+    return redirect(url_for(".detail", request_id=request_id))
+
+
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
+    form, refusal, status_code = None, None, 200
+    if request.method == "POST":
+        outcome = _save_manual_input(request_id, connection_key)
+        if not isinstance(outcome, tuple):
+            return outcome
+        form, refusal, status_code = outcome
     privacy_request = _request_or_404(request_id)
     try:
         found = manual_inputs.find_manual_input(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
     connection, webhook = found.connection, found.webhook
-    fields = list(webhook.fields)
-    form_class = build_manual_input_form(fields)
-    refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
-    status_code = 200
-    current = None  # what is stored: read only when a form is shown, not for a save that succeeds
-    if request.method == "GET":
-        current = manual_inputs.view_manual_input(request_id, connection_key, found)
-        form = form_class(formdata=None, data=prefill(fields, current.fields))
-    elif refusal:
-        form, status_code = form_class(), 400  # what was typed stays on screen; nothing is stored
-    else:
-        form = form_class()
-        values = None
-        if form.nothing_found.data:
-            _confirmed()
-            values = {}  # "searched, nothing found": required fields do not apply
-        elif form.validate():
-            values = form_values(form)
-        if values is not None:
-            name = connection.name  # read before the commit expires it
-            try:
-                manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), found)
-            except ValidationFailed as exc:
-                db.session.rollback()
-                attach_service_errors(form, exc)
-            except InvalidState as exc:
-                db.session.rollback()
-                refusal, status_code = str(exc), 400
-            else:
-                dispatch.commit_and_run()
-                what = "nothing found in this system" if not values else "data entered"
-                message = f"Saved “{name}”: {what}."
-                done, systems = privacy_requests.progress([request_id])
-                if done.get(request_id, 0) >= systems:
-                    message += " Every manual system is done: you can resume the request now."
-                flash(message, "success")
-                return redirect(url_for(".detail", request_id=request_id))
-    if current is None:  # a refused or failed save: read again (a rollback expired what was found)
-        current = manual_inputs.view_manual_input(request_id, connection_key)
+    current = manual_inputs.view_manual_input(request_id, connection_key, found)
+    if form is None:
+        fields = list(webhook.fields)
+        form = build_manual_input_form(fields)(formdata=None, data=prefill(fields, current.fields))
+        refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
     return (
         render_template(
             "requests/manual_input.html",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from portal.extensions import db
-from portal.models import AuditEvent
+from portal.extensions import db, run
+from portal.models import AuditEvent, utcnow
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,19 @@ class Actor:
 SYSTEM = Actor.system()
 
 
+def _columns(actor: Actor, action: str, privacy_request_id, connection_key, details) -> dict[str, Any]:
+    return {
+        "actor_type": actor.kind,
+        "actor_user_id": actor.user_id,
+        "actor_token_id": actor.token_id,
+        "actor_label": actor.label,
+        "action": action,
+        "privacy_request_id": privacy_request_id,
+        "connection_key": connection_key,
+        "details": details,
+    }
+
+
 def record(
     actor: Actor,
     action: str,
@@ -44,15 +57,19 @@ def record(
     connection_key: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    event = AuditEvent(
-        actor_type=actor.kind,
-        actor_user_id=actor.user_id,
-        actor_token_id=actor.token_id,
-        actor_label=actor.label,
-        action=action,
-        privacy_request_id=privacy_request_id,
-        connection_key=connection_key,
-        details=details,
-    )
+    event = AuditEvent(**_columns(actor, action, privacy_request_id, connection_key, details))
     db.session.add(event)
     return event
+
+
+_INSERT_EVENT = AuditEvent.__table__.insert()
+
+
+def record_now(actor: Actor, action: str, *, privacy_request_id: str | None = None, **details: Any) -> None:
+    """``record``, written at once with one INSERT (no ORM object): for the busiest writes.
+
+    ``connection_key`` goes in ``details`` like any other keyword, and is taken out for its column.
+    """
+    connection_key = details.pop("connection_key", None)
+    values = _columns(actor, action, privacy_request_id, connection_key, details)
+    run(_INSERT_EVENT, {"created_at": utcnow(), **values})

@@ -9,10 +9,12 @@ from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import contains_eager
 
 from portal.execution import gate
-from portal.extensions import db
+from portal.extensions import db, run
 from portal.models import (
     ConnectionConfig,
     ConnectionType,
@@ -23,7 +25,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
-from portal.services.audit import Actor, record
+from portal.services.audit import Actor, record_now
 from portal.services.privacy_requests import get_request
 
 MAX_VALUE_LENGTH = 10_000
@@ -106,11 +108,11 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
     return cleaned
 
 
-def _connection_refusal(connection: ConnectionConfig, webhook: ManualWebhook) -> str | None:
-    if connection.disabled:
-        return f"Connection config '{connection.key}' is disabled: its data is no longer needed for this request."
-    if not webhook.fields:
-        return f"The manual webhook '{connection.key}' has no fields to fill in."
+def _connection_refusal(key: str, disabled: bool, fields) -> str | None:
+    if disabled:
+        return f"Connection config '{key}' is disabled: its data is no longer needed for this request."
+    if not fields:
+        return f"The manual webhook '{key}' has no fields to fill in."
     return None
 
 
@@ -119,15 +121,48 @@ def upload_refusal(
 ) -> str | None:
     """Why ``save_manual_input`` would refuse right now (None when it would accept), for forms to warn early."""
     if privacy_request.status != RequestStatus.REQUIRES_INPUT:
-        return (
-            f"Invalid access manual webhook upload request: privacy request '{privacy_request.id}' "
-            f"status = {privacy_request.status}."
-        )
-    return _connection_refusal(connection, webhook)
+        return _status_refusal(privacy_request.id, privacy_request.status)
+    return _connection_refusal(connection.key, connection.disabled, webhook.fields)
+
+
+def _status_refusal(request_id: str, status: str) -> str:
+    return f"Invalid access manual webhook upload request: privacy request '{request_id}' status = {status}."
+
+
+class UploadTarget(NamedTuple):
+    """What a save needs to know about the manual connection, as plain values."""
+
+    connection_id: int
+    disabled: bool
+    version: int
+    fields: tuple[dict[str, Any], ...] | list[dict[str, Any]]
+    replacing: bool  # this request already has an entry for it
+    request_status: str | None = None  # as read with the rest (``upload_target``), for an early refusal
+    name: str | None = None  # the connection's name, for messages
+
+    def refusal(self, request_id: str, connection_key: str) -> str | None:
+        """``upload_refusal`` from these values: why a save would be refused now (None: it would not)."""
+        if self.request_status is not None and self.request_status != RequestStatus.REQUIRES_INPUT:
+            return _status_refusal(request_id, self.request_status)
+        return _connection_refusal(connection_key, self.disabled, self.fields)
+
+
+class Saved(NamedTuple):
+    """What a save stored: every current label with its value (blank → None), at the webhook's version."""
+
+    fields: dict[str, str | None]
+    version: int
+    replaced: bool
+
+    @property
+    def checked(self) -> bool:
+        return True  # written just now, at the current version
 
 
 _requests = PrivacyRequest.__table__
-# A Core statement on the table, built once: the ORM's bulk-update path costs more than the UPDATE.
+_inputs = ManualInput.__table__
+# Core statements on the tables, built once: an upload is the API's busiest write, and the ORM's unit of
+# work (or its bulk-update path) costs more than the statements themselves.
 _TAKE_FOR_UPLOAD = (
     update(_requests)
     .where(
@@ -135,54 +170,93 @@ _TAKE_FOR_UPLOAD = (
     )
     .values(updated_at=bindparam("now"))
 )
+_UPSERTS: dict[str, Any] = {}  # dialect name → INSERT … ON CONFLICT (request, connection) DO UPDATE
+
+
+def _upsert_statement(dialect: str):
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+        statement = insert(_inputs).values(
+            privacy_request_id=bindparam("request_id"),
+            connection_config_id=bindparam("connection_id"),
+            values=bindparam("values", type_=_inputs.c["values"].type),
+            version=bindparam("version"),
+            entered_by_user_id=bindparam("user_id"),
+            entered_by_token_id=bindparam("token_id"),
+            entered_by_label=bindparam("label"),
+            entered_at=bindparam("now"),
+        )
+        excluded = statement.excluded
+        statement = _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=[_inputs.c.privacy_request_id, _inputs.c.connection_config_id],
+            set_={
+                name: excluded[name]
+                for name in (
+                    "values",
+                    "version",
+                    "entered_by_user_id",
+                    "entered_by_token_id",
+                    "entered_by_label",
+                    "entered_at",
+                )
+            },
+        )
+    return statement
 
 
 def save_manual_input(
-    request_id: str, connection_key: str, values: dict[str, Any], actor: Actor, found: Found | None = None
-) -> ManualInput:
+    request_id: str,
+    connection_key: str,
+    values: dict[str, Any],
+    actor: Actor,
+    target: UploadTarget | None = None,
+) -> Saved:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
 
-    ``found``: what ``find_manual_input`` returned for them earlier in this transaction, if the caller
-    has it (a form that showed the fields), so it is not read twice.
+    ``target``: what ``upload_target`` returned for them earlier in this transaction, if the caller has
+    it (a form built from those fields), so it is not read twice. Without it, the connection is read
+    after the request's row is taken, so what is replaced is what the audit event says.
     """
-    connection, webhook, entry = found or find_manual_input(request_id, connection_key)
+    now = utcnow()
+    connection = db.session.connection()
     # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
     # committing at the same moment cannot slip between our check and our write.
-    locked = db.session.execute(_TAKE_FOR_UPLOAD, {"request_id": request_id, "now": utcnow()})
+    locked = connection.execute(_TAKE_FOR_UPLOAD, {"request_id": request_id, "now": now})
+    target = target if target is not None else upload_target(request_id, connection_key)
     if locked.rowcount != 1:
         privacy_request = get_request(request_id)
         db.session.refresh(privacy_request)  # the status now, not as this session first read it
-        raise InvalidState(
-            f"Invalid access manual webhook upload request: privacy request '{request_id}' "
-            f"status = {privacy_request.status}."
-        )
-    refusal = _connection_refusal(connection, webhook)
+        raise InvalidState(_status_refusal(request_id, privacy_request.status))
+    refusal = _connection_refusal(connection_key, target.disabled, target.fields)
     if refusal:
         raise InvalidState(refusal)
-    cleaned = validate_values(webhook.fields, values)
-    replaced = entry is not None
-    if entry is None:
-        entry = ManualInput(privacy_request_id=request_id, connection_config_id=connection.id)
-        db.session.add(entry)
-    entry.connection_config = connection  # keeps it (and its webhook) loaded for ``saved_view``
-    entry.values = cleaned
-    entry.version = webhook.version
-    entry.entered_by_user_id = actor.user_id
-    entry.entered_by_token_id = actor.token_id
-    entry.entered_by_label = actor.label
-    entry.entered_at = utcnow()
-    db.session.flush()
-    record(
+    cleaned = validate_values(target.fields, values)
+    # One statement whether or not an entry exists: two saves racing for a new entry both succeed.
+    connection.execute(
+        _upsert_statement(connection.dialect.name),
+        {
+            "request_id": request_id,
+            "connection_id": target.connection_id,
+            "values": cleaned,
+            "version": target.version,
+            "user_id": actor.user_id,
+            "token_id": actor.token_id,
+            "label": actor.label,
+            "now": now,
+        },
+    )
+    record_now(
         actor,
         "manual_input.saved",
         privacy_request_id=request_id,
         connection_key=connection_key,
         labels=sorted(label for label, v in cleaned.items() if v is not None),
         nothing_found=all(v is None for v in cleaned.values()),
-        version=webhook.version,
-        replaced=replaced,
+        version=target.version,
+        replaced=target.replacing,
     )
-    return entry
+    return Saved(cleaned, target.version, target.replacing)
 
 
 @dataclass(frozen=True)
@@ -237,25 +311,53 @@ def find_manual_input(request_id: str, connection_key: str) -> Found:
     return Found(connection, webhook, entry)
 
 
-_VALUES = (
-    select(
-        ConnectionConfig.connection_type,
-        ManualWebhook.id,
-        ManualWebhook.created_at,
-        ManualWebhook.version,
-        ManualInput.values,
-        ManualInput.version,
-        exists().where(PrivacyRequest.id == bindparam("request_id")),
-    )
-    .select_from(ConnectionConfig)
-    .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
-    .outerjoin(
-        ManualInput,
-        (ManualInput.connection_config_id == ConnectionConfig.id)
-        & (ManualInput.privacy_request_id == bindparam("request_id")),
-    )
-    .where(ConnectionConfig.key == bindparam("key"))
-)  # built once: see ``tokens._ACTIVE_TOKEN``
+def _by_key(*columns):
+    """``columns`` of the connection with key ``:key``, its webhook and ``:request_id``'s entry (outer
+    joins), and that request's status (None: no such request), in one row (none when the key is unknown)."""
+    return (
+        select(
+            ConnectionConfig.connection_type,
+            ManualWebhook.id,
+            ManualWebhook.created_at,
+            ManualWebhook.version,
+            select(PrivacyRequest.status)
+            .where(PrivacyRequest.id == bindparam("request_id"))
+            .scalar_subquery(),
+            *columns,
+        )
+        .select_from(ConnectionConfig)
+        .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+        .outerjoin(
+            ManualInput,
+            (ManualInput.connection_config_id == ConnectionConfig.id)
+            & (ManualInput.privacy_request_id == bindparam("request_id")),
+        )
+        .where(ConnectionConfig.key == bindparam("key"))
+    )  # built once per use below: see ``tokens._ACTIVE_TOKEN``
+
+
+_VALUES = _by_key(ManualInput.values, ManualInput.version)
+_TARGET = _by_key(ConnectionConfig.id, ConnectionConfig.disabled, ManualInput.id, ConnectionConfig.name)
+
+
+def _found_row(statement, request_id: str, connection_key: str):
+    """The row of ``statement`` when the request and an access manual webhook with that key exist; else
+    None, for ``find_manual_input`` to name what is missing."""
+    row = run(statement, {"request_id": request_id, "key": connection_key}).first()
+    if row is None or row[4] is None or row[0] != ConnectionType.MANUAL_WEBHOOK or row[1] is None:
+        return None
+    return row
+
+
+def upload_target(request_id: str, connection_key: str) -> UploadTarget:
+    """``find_manual_input`` as the values a save needs (field lists from the gate's cache)."""
+    row = _found_row(_TARGET, request_id, connection_key)
+    if row is None:
+        find_manual_input(request_id, connection_key)  # raises NotFound naming what is missing
+        raise AssertionError("find_manual_input found what the upload query did not")  # pragma: no cover
+    _, hook_id, created_at, version, status, connection_id, disabled, entry_id, name = row
+    fields = gate.webhook_fields(hook_id, created_at, version)
+    return UploadTarget(connection_id, disabled, version, fields, entry_id is not None, status, name)
 
 
 def stored_values(request_id: str, connection_key: str) -> tuple[bool, dict[str, str | None]]:
@@ -264,11 +366,11 @@ def stored_values(request_id: str, connection_key: str) -> tuple[bool, dict[str,
     Columns rather than objects, and the field labels from the gate's cache: the API serves this on every
     view call. Anything not found is left to ``view_manual_input``, for the message naming it.
     """
-    row = db.session.execute(_VALUES, {"request_id": request_id, "key": connection_key}).first()
-    if row is None or not row[6] or row[0] != ConnectionType.MANUAL_WEBHOOK or row[1] is None:
+    row = _found_row(_VALUES, request_id, connection_key)
+    if row is None:
         view = view_manual_input(request_id, connection_key)  # raises NotFound
         return view.checked, view.fields
-    _, hook_id, created_at, version, values, entry_version, _ = row
+    _, hook_id, created_at, version, _, values, entry_version = row
     stored = values if entry_version is not None and values is not None else {}
     labels = [field["dsr_package_label"] for field in gate.webhook_fields(hook_id, created_at, version)]
     return entry_version == version, {label: stored.get(label) for label in labels}
@@ -283,20 +385,12 @@ def view_manual_input(request_id: str, connection_key: str, found: Found | None 
     return InputView(checked=checked, fields=fields, entry=entry)
 
 
-def saved_view(entry: ManualInput) -> InputView:
-    """The view of an entry ``save_manual_input`` just wrote, without reading it back (call before commit)."""
-    webhook = entry.connection_config.manual_webhook  # both loaded by the save: no query
-    return InputView(
-        checked=True, fields={label: entry.values.get(label) for label in webhook.labels}, entry=entry
-    )
-
-
 @dataclass(frozen=True)
 class Card:
     """One manual system on the request page."""
 
     gated: gate.GatedWebhook
-    entry: ManualInput | None
+    entry: gate.StoredInput | None
 
     @property
     def state(self) -> str:

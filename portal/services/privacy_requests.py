@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, or_, select, tuple_, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Select, bindparam, func, inspect, or_, select, text, tuple_, update
+from sqlalchemy.orm import Session, joinedload
 
 from portal.crypto import keyring
 from portal.execution import dispatch, gate
-from portal.extensions import db
+from portal.extensions import db, run
 from portal.models import (
     AuditEvent,
     ManualInput,
@@ -91,7 +91,13 @@ def identity_hash_for(term: str) -> str:
 # --- lookups ---------------------------------------------------------------------------------------
 
 
-_WITH_POLICY = (joinedload(PrivacyRequest.policy),)
+# By primary key, with its policy (the gate, the request page and the package exports all need it); built
+# once: ``Session.get`` builds its statement on every call, which costs twice what running it does.
+_GET_WITH_POLICY = (
+    select(PrivacyRequest)
+    .options(joinedload(PrivacyRequest.policy))
+    .where(PrivacyRequest.id == bindparam("request_id"))
+)
 
 
 def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
@@ -99,9 +105,11 @@ def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
         stmt = select(PrivacyRequest).where(PrivacyRequest.id == request_id).with_for_update()
         privacy_request = db.session.scalar(stmt)
     else:
-        # By primary key: a request already loaded in this transaction costs no second query. Its policy
-        # comes along: the gate, the request page and the package exports all need it.
-        privacy_request = db.session.get(PrivacyRequest, request_id, options=_WITH_POLICY)
+        # A request already loaded (and not expired) in this transaction costs no second query.
+        privacy_request = db.session.identity_map.get(Session.identity_key(PrivacyRequest, request_id))
+        if privacy_request is None or inspect(privacy_request).expired:
+            result = db.session.execute(_GET_WITH_POLICY, {"request_id": request_id})
+            privacy_request = result.unique().scalar_one_or_none()
     if privacy_request is None:
         raise NotFound(f"No privacy request found with id '{request_id}'.")
     return privacy_request
@@ -313,10 +321,29 @@ def _done_counts_query(ids, current, at_least):
     )
 
 
-# A page's counts: built once (building a statement costs more than running it), values bound per call.
-_DONE_COUNTS = _done_counts_query(
-    bindparam("ids", expanding=True), bindparam("current", expanding=True), bindparam("at_least")
-)
+# A page's counts, per set of current (connection, version) pairs: built once per set, since building a
+# statement costs more than running it, and the pairs written into it as integer literals rather than
+# bound: expanding 100 bound values on every call cost as much as the query (issue 9). The pairs change
+# only when an admin edits a manual system, so a handful of statements ever exist.
+_DONE_COUNTS: dict[tuple[tuple[int, int], ...], Select] = {}
+
+
+def _done_counts_statement(current: tuple[tuple[int, int], ...]) -> Select:
+    statement = _DONE_COUNTS.get(current)
+    if statement is None:
+        if len(_DONE_COUNTS) > 64:
+            _DONE_COUNTS.clear()
+        pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
+        statement = _DONE_COUNTS[current] = (
+            select(ManualInput.privacy_request_id, func.count())
+            .where(
+                ManualInput.privacy_request_id.in_(bindparam("ids", expanding=True)),
+                text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})"),
+            )
+            .group_by(ManualInput.privacy_request_id)
+            .having(func.count() >= bindparam("at_least"))
+        )
+    return statement
 
 
 def _done_counts(
@@ -332,7 +359,8 @@ def _done_counts(
     # page of 50 waiting requests, since each has dozens of inputs to match.
     current = [(g.connection.id, g.webhook.version) for g in webhooks]
     if isinstance(requests, list):
-        rows = db.session.execute(_DONE_COUNTS, {"ids": requests, "current": current, "at_least": at_least})
+        statement = _done_counts_statement(tuple(current))
+        rows = run(statement, {"ids": requests, "at_least": at_least})
     else:
         rows = db.session.execute(_done_counts_query(requests, current, at_least))
     return dict(rows.all())
@@ -521,13 +549,13 @@ def list_requests(
     }
     if params["offset"] <= DIRECT_PAGE_OFFSET:
         direct = statements.summaries_with_identity if with_identity else statements.summaries
-        items = [RequestSummary(*row) for row in db.session.execute(direct, params)]
+        items = [RequestSummary(*row) for row in run(direct, params)]
     else:
         # Deep pages: the page's ids first, from the index alone; then only those rows. Skipping rows
         # this way reads index entries, not whole rows (page 500: 5 ms instead of 150 ms on SQLite).
-        ids = list(db.session.scalars(statements.ids, params))
+        ids = list(run(statements.ids, params).scalars())
         summaries = _SUMMARY if with_identity else _SUMMARY_NO_IDENTITY
-        rows = db.session.execute(summaries, {"ids": ids}) if ids else ()
+        rows = run(summaries, {"ids": ids}) if ids else ()
         by_id = {row[0]: RequestSummary(*row) for row in rows}
         items = [by_id[i] for i in ids if i in by_id]
     key = (statuses and tuple(sorted(statuses)), search, identity_hash, request_id)
@@ -548,7 +576,7 @@ def _count(count: Select, params: dict[str, Any], key: tuple) -> int:
     cached = _large_counts.get(key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    total = db.session.scalar(count, params)
+    total = run(count, params).scalar()
     if total > EXACT_COUNT_LIMIT:
         if len(_large_counts) > 1_000:
             _large_counts.clear()
@@ -620,20 +648,21 @@ def classify_search(term: str) -> dict[str, str]:
     )
 
 
+_REQUEST_EVENTS = (
+    select(
+        AuditEvent.id,
+        AuditEvent.created_at,
+        AuditEvent.actor_label,
+        AuditEvent.action,
+        AuditEvent.connection_key,
+        AuditEvent.details,
+    )
+    .where(AuditEvent.privacy_request_id == bindparam("request_id"))
+    .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    .limit(bindparam("limit"))
+)  # built once: every request page reads it
+
+
 def request_events(request_id: str, limit: int = 200) -> list[Any]:
     """The audit trail of one request, newest first (one query; rows with AuditEvent's attribute names)."""
-    return list(
-        db.session.execute(
-            select(
-                AuditEvent.id,
-                AuditEvent.created_at,
-                AuditEvent.actor_label,
-                AuditEvent.action,
-                AuditEvent.connection_key,
-                AuditEvent.details,
-            )
-            .where(AuditEvent.privacy_request_id == request_id)
-            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-        )
-    )
+    return list(run(_REQUEST_EVENTS, {"request_id": request_id, "limit": limit}))

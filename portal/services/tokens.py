@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
-from portal.extensions import db
+from portal.extensions import db, run
 from portal.models import ApiToken, User, utcnow
 from portal.services import ValidationFailed
 from portal.services.audit import Actor, record
@@ -86,7 +86,7 @@ def find_active_token(secret: str) -> ActiveToken | None:
     Read on every API call, so it selects columns (one indexed query, the owner joined in) rather than
     entities: an ORM load of a token and its user costs several times more than the query itself.
     """
-    row = db.session.execute(_ACTIVE_TOKEN, {"token_hash": hash_token(secret)}).first()
+    row = run(_ACTIVE_TOKEN, {"token_hash": hash_token(secret)}).first()
     if row is None:
         return None
     token_id, name, scopes, last_used_at, revoked_at, expires_at, user_id, email, role, active = row
