@@ -387,7 +387,7 @@ def test_a_run_that_fails_after_storing_its_package_rolls_it_back(app, shop, mon
         if action == "request.completed":
             raise RuntimeError("boom")
 
-    monkeypatch.setattr(runner, "record", failing_record)
+    monkeypatch.setattr(runner, "record_now", failing_record)
     pr = rerun(request_id)
 
     assert saved == [request_id] and pr.status == "error"

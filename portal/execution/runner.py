@@ -15,67 +15,88 @@ import contextlib
 import logging
 import traceback
 import uuid
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import and_, bindparam, func, or_, update
 
 from portal.execution import collection, gate
 from portal.execution.package import PackageWriter, manual_entries
-from portal.extensions import db
+from portal.extensions import db, run
 from portal.models import PrivacyRequest, RequestStatus, utcnow
-from portal.services.audit import SYSTEM, record
+from portal.services.audit import SYSTEM, record_now
+from portal.services.privacy_requests import get_request
 
 log = logging.getLogger(__name__)
 
 S = RequestStatus
 
 
-def _runnable_condition():
-    runnable = [S.APPROVED.value]
-    if not current_app.config["REQUIRE_APPROVAL"]:
-        runnable.append(S.PENDING.value)
-    return or_(
-        PrivacyRequest.status.in_(runnable),
-        and_(PrivacyRequest.status == S.IN_PROCESSING, PrivacyRequest.runner_claim.is_(None)),
-    )
+# The run's compare-and-swap UPDATEs, as Core statements on the table built once per shape: every resume
+# runs three of them, and building an ORM UPDATE costs more than executing it (issue 9). They go around the
+# session's objects, as ``synchronize_session=False`` did.
+_requests = PrivacyRequest.__table__
+_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _claim_statement(require_approval: bool):
+    """Runnable: approved (or pending, without required approval), or in processing with no claim."""
+    key = ("claim", require_approval)
+    if key not in _STATEMENTS:
+        runnable = [S.APPROVED.value] + ([] if require_approval else [S.PENDING.value])
+        c = _requests.c
+        _STATEMENTS[key] = (
+            update(_requests)
+            .where(
+                c.id == bindparam("request_id"),
+                or_(
+                    c.status.in_(runnable), and_(c.status == S.IN_PROCESSING.value, c.runner_claim.is_(None))
+                ),
+            )
+            .values(
+                status=S.IN_PROCESSING.value,
+                runner_claim=bindparam("token"),
+                claimed_at=bindparam("now"),
+                started_processing_at=func.coalesce(c.started_processing_at, bindparam("now")),
+                error_message=None,
+                updated_at=bindparam("now"),
+            )
+        )
+    return _STATEMENTS[key]
 
 
 def claim(request_id: str) -> str | None:
     """Atomically take ownership of a runnable request; returns the claim, or None if someone else has it."""
     token = uuid.uuid4().hex
-    now = utcnow()
-    result = db.session.execute(
-        update(PrivacyRequest)
-        .where(PrivacyRequest.id == request_id, _runnable_condition())
-        .values(
-            status=S.IN_PROCESSING.value,
-            runner_claim=token,
-            claimed_at=now,
-            started_processing_at=func.coalesce(PrivacyRequest.started_processing_at, now),
-            error_message=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    statement = _claim_statement(current_app.config["REQUIRE_APPROVAL"])
+    result = run(statement, {"request_id": request_id, "token": token, "now": utcnow()})
     if result.rowcount != 1:
         db.session.rollback()
         return None
-    record(SYSTEM, "request.run_started", privacy_request_id=request_id)
+    record_now(SYSTEM, "request.run_started", privacy_request_id=request_id)
     db.session.commit()
     return token
 
 
 def _finish(request_id: str, token: str, status: str, **values) -> bool:
     """Leave the run in ``status`` if we still own it (the sweeper may have taken it back)."""
-    now = utcnow()
-    result = db.session.execute(
-        update(PrivacyRequest)
-        .where(PrivacyRequest.id == request_id, PrivacyRequest.runner_claim == token)
-        .values(status=status, runner_claim=None, claimed_at=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    key = ("finish", *sorted(values))
+    if key not in _STATEMENTS:
+        c = _requests.c
+        _STATEMENTS[key] = (
+            update(_requests)
+            .where(c.id == bindparam("request_id"), c.runner_claim == bindparam("token"))
+            .values(
+                status=bindparam("status"),
+                runner_claim=None,
+                claimed_at=None,
+                updated_at=bindparam("now"),
+                **{name: bindparam(f"value_{name}") for name in values},
+            )
+        )
+    params = {"request_id": request_id, "token": token, "status": status, "now": utcnow()}
+    params.update({f"value_{name}": value for name, value in values.items()})
+    return run(_STATEMENTS[key], params).rowcount == 1
 
 
 def run_privacy_request(request_id: str) -> str | None:
@@ -91,13 +112,13 @@ def run_privacy_request(request_id: str) -> str | None:
 
 
 def _run_claimed(request_id: str, token: str) -> str:
-    privacy_request = db.session.get(PrivacyRequest, request_id, options=[joinedload(PrivacyRequest.policy)])
+    privacy_request = get_request(request_id)
     webhooks = gate.gated_webhooks() if gate.applies_to(privacy_request) else []
     inputs = gate.inputs_by_connection(request_id)
     missing = gate.missing_webhooks(request_id, webhooks, inputs)
     if missing:
         if _finish(request_id, token, S.REQUIRES_INPUT.value):
-            record(
+            record_now(
                 SYSTEM,
                 "request.requires_input",
                 privacy_request_id=request_id,
@@ -118,7 +139,7 @@ def _run_claimed(request_id: str, token: str) -> str:
     if not _finish(request_id, token, S.COMPLETE.value, finished_processing_at=utcnow()):
         db.session.rollback()  # someone took the run over; leave everything to them
         return privacy_request.status
-    record(
+    record_now(
         SYSTEM,
         "request.completed",
         privacy_request_id=request_id,
@@ -142,6 +163,6 @@ def _fail(request_id: str, token: str, exc: Exception) -> str:
     frames = "".join(traceback.format_tb(exc.__traceback__))
     log.error("Run of %s failed with %s\n%s", request_id, type(exc).__name__, frames)
     if _finish(request_id, token, S.ERROR.value, error_message=message):
-        record(SYSTEM, "request.errored", privacy_request_id=request_id, error=type(exc).__name__)
+        record_now(SYSTEM, "request.errored", privacy_request_id=request_id, error=type(exc).__name__)
     db.session.commit()
     return S.ERROR.value

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import math
 import re
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -136,6 +137,27 @@ def create_engine(connection_type: str, secrets: dict[str, Any]) -> Engine:
     else:
         connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS}
     return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+# Runs reuse one engine per source (per process): an engine compiles and caches the source's SELECTs, so a
+# new engine per run compiled them again on every run, and building one costs as much again (issue 9).
+# Still no pool: each run opens its own connection and closes it at the end. Keyed by the URL and type,
+# so changed connection details get a new engine.
+_SHARED_ENGINES: dict[tuple[str, str], Engine] = {}
+_SHARED_ENGINES_LIMIT = 64
+_shared_engines_lock = threading.Lock()
+
+
+def shared_engine(connection_type: str, secrets: dict[str, Any]) -> Engine:
+    """``create_engine`` for this source, made once per process and kept (see ``_SHARED_ENGINES``)."""
+    key = (connection_type, database_url(connection_type, secrets).render_as_string(hide_password=False))
+    with _shared_engines_lock:
+        engine = _SHARED_ENGINES.get(key)
+        if engine is None:
+            if len(_SHARED_ENGINES) >= _SHARED_ENGINES_LIMIT:
+                _SHARED_ENGINES.clear()  # engines without a pool hold no connections: nothing to close
+            engine = _SHARED_ENGINES[key] = create_engine(connection_type, secrets)
+        return engine
 
 
 def schema_for(connection_type: str, secrets: dict[str, Any], node: CollectionNode) -> str | None:
@@ -344,7 +366,6 @@ class Source:
         self.secrets: dict[str, Any] = connection.secrets or {}
         self.seconds = 0.0
         self.row_counts: dict[str, int] = {}
-        self._engine: Engine | None = None
         self._conn: sa.Connection | None = None
 
     def _open(self) -> sa.Connection:
@@ -353,8 +374,7 @@ class Source:
                 self, "no connection details are saved for it; an admin can enter them on its database page."
             )
         try:
-            self._engine = create_engine(self.connection.connection_type, self.secrets)
-            self._conn = self._engine.connect()
+            self._conn = shared_engine(self.connection.connection_type, self.secrets).connect()
         except SecretsError as exc:
             raise SourceFailed(self, str(exc)) from None
         except SQLAlchemyError as exc:
@@ -406,8 +426,6 @@ class Source:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        if self._engine is not None:
-            self._engine.dispose()
 
     def step(self, privacy_request_id: str, run: int, error: str | None = None) -> dict[str, Any]:
         return {
