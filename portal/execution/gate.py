@@ -109,7 +109,11 @@ def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[di
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    rows = run(_GATED).all()
+    return _gated_from([tuple(row) for row in run(_GATED)])
+
+
+def _gated_from(rows: list[tuple]) -> list[GatedWebhook]:
+    """The gated webhooks for these rows of ``_GATED``'s columns (the last answer again if they match)."""
     last = _LAST_GATED.get(db.engine.url)
     if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
         return list(last[1])
@@ -175,6 +179,41 @@ _INPUTS = select(
 
 def inputs_by_connection(request_id: str) -> dict[int, StoredInput]:
     return {row[0]: StoredInput(*row) for row in run(_INPUTS, {"request_id": request_id})}
+
+
+def _with_entries(*entry_columns):
+    """``_GATED``'s rows, each with these columns of ``:request_id``'s entry for it (NULL when none)."""
+    return _GATED.add_columns(*entry_columns).outerjoin(
+        ManualInput,
+        (ManualInput.connection_config_id == ConnectionConfig.id)
+        & (ManualInput.privacy_request_id == bindparam("request_id")),
+    )
+
+
+_GATED_WITH_INPUTS = _with_entries(*_INPUTS.selected_columns)
+_GATED_WITH_VERSIONS = _with_entries(ManualInput.version)
+_GATED_COLUMNS = len(_GATED.selected_columns)
+
+
+def gated_with_inputs(request_id: str) -> tuple[list[GatedWebhook], dict[int, StoredInput]]:
+    """``gated_webhooks()`` and this request's entries for them (``inputs_by_connection``, without
+    entries for connections that are not gated), in one query: the request page and every run need both."""
+    rows = run(_GATED_WITH_INPUTS, {"request_id": request_id}).all()
+    gated = _gated_from([tuple(row[:_GATED_COLUMNS]) for row in rows])
+    inputs = {
+        row[_GATED_COLUMNS]: StoredInput(*row[_GATED_COLUMNS:])
+        for row in rows
+        if row[_GATED_COLUMNS] is not None
+    }
+    return gated, inputs
+
+
+def progress_of(request_id: str) -> tuple[int, int]:
+    """(gated webhooks with a current-version entry for this request, gated webhooks), in one query."""
+    rows = run(_GATED_WITH_VERSIONS, {"request_id": request_id}).all()
+    versions = {row[0]: row[_GATED_COLUMNS] for row in rows}
+    gated = _gated_from([tuple(row[:_GATED_COLUMNS]) for row in rows])
+    return sum(1 for g in gated if versions.get(g.connection.id) == g.webhook.version), len(gated)
 
 
 def missing_webhooks(

@@ -113,8 +113,7 @@ def run_privacy_request(request_id: str) -> str | None:
 
 def _run_claimed(request_id: str, token: str) -> str:
     privacy_request = get_request(request_id)
-    webhooks = gate.gated_webhooks() if gate.applies_to(privacy_request) else []
-    inputs = gate.inputs_by_connection(request_id)
+    webhooks, inputs = gate.gated_with_inputs(request_id) if gate.applies_to(privacy_request) else ([], {})
     missing = gate.missing_webhooks(request_id, webhooks, inputs)
     if missing:
         if _finish(request_id, token, S.REQUIRES_INPUT.value):

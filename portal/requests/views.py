@@ -14,7 +14,7 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from portal.dynamic_forms import attach_service_errors, build_manual_input_form, form_values, prefill
-from portal.execution import dispatch
+from portal.execution import dispatch, gate
 from portal.extensions import db
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
 from portal.requests import bp
@@ -407,8 +407,8 @@ def _save_manual_input(request_id: str, connection_key: str):
     dispatch.commit_and_run()
     what = "nothing found in this system" if not values else "data entered"
     message = f"Saved “{target.name}”: {what}."
-    done, systems = privacy_requests.progress([request_id])
-    if done.get(request_id, 0) >= systems:
+    done, systems = gate.progress_of(request_id)
+    if done >= systems:
         message += " Every manual system is done: you can resume the request now."
     flash(message, "success")
     return redirect(url_for(".detail", request_id=request_id))

@@ -8,9 +8,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, exists, select, text, update
 from sqlalchemy.orm import contains_eager
 
 from portal.execution import gate
@@ -170,39 +168,20 @@ _TAKE_FOR_UPLOAD = (
     )
     .values(updated_at=bindparam("now"))
 )
-_UPSERTS: dict[str, Any] = {}  # dialect name → INSERT … ON CONFLICT (request, connection) DO UPDATE
-
-
-def _upsert_statement(dialect: str):
-    statement = _UPSERTS.get(dialect)
-    if statement is None:
-        insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
-        statement = insert(_inputs).values(
-            privacy_request_id=bindparam("request_id"),
-            connection_config_id=bindparam("connection_id"),
-            values=bindparam("values", type_=_inputs.c["values"].type),
-            version=bindparam("version"),
-            entered_by_user_id=bindparam("user_id"),
-            entered_by_token_id=bindparam("token_id"),
-            entered_by_label=bindparam("label"),
-            entered_at=bindparam("now"),
-        )
-        excluded = statement.excluded
-        statement = _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=[_inputs.c.privacy_request_id, _inputs.c.connection_config_id],
-            set_={
-                name: excluded[name]
-                for name in (
-                    "values",
-                    "version",
-                    "entered_by_user_id",
-                    "entered_by_token_id",
-                    "entered_by_label",
-                    "entered_at",
-                )
-            },
-        )
-    return statement
+# SQLite and PostgreSQL spell this UPSERT the same way. Written as text because SQLAlchemy cannot cache
+# its dialect-specific ``on_conflict_do_update`` statements: built that way, every save compiled it again.
+_UPSERT = text(
+    'INSERT INTO manual_inputs (privacy_request_id, connection_config_id, "values", version, '
+    "entered_by_user_id, entered_by_token_id, entered_by_label, entered_at) "
+    "VALUES (:request_id, :connection_id, :values, :version, :user_id, :token_id, :label, :now) "
+    "ON CONFLICT (privacy_request_id, connection_config_id) DO UPDATE SET "
+    '"values" = excluded."values", version = excluded.version, '
+    "entered_by_user_id = excluded.entered_by_user_id, entered_by_token_id = excluded.entered_by_token_id, "
+    "entered_by_label = excluded.entered_by_label, entered_at = excluded.entered_at"
+).bindparams(
+    bindparam("values", type_=_inputs.c["values"].type),
+    bindparam("now", type_=_inputs.c.entered_at.type),
+)
 
 
 def save_manual_input(
@@ -234,7 +213,7 @@ def save_manual_input(
     cleaned = validate_values(target.fields, values)
     # One statement whether or not an entry exists: two saves racing for a new entry both succeed.
     connection.execute(
-        _upsert_statement(connection.dialect.name),
+        _UPSERT,
         {
             "request_id": request_id,
             "connection_id": target.connection_id,
@@ -404,7 +383,8 @@ class Card:
 
 
 def cards_for(privacy_request: PrivacyRequest) -> list[Card]:
-    """The manual-input section of the request page in two queries, whatever the number of webhooks."""
-    webhooks = gate.gated_webhooks() if gate.applies_to(privacy_request) else []
-    inputs = gate.inputs_by_connection(privacy_request.id)
+    """The manual-input section of the request page in one query, whatever the number of webhooks."""
+    if not gate.applies_to(privacy_request):
+        return []
+    webhooks, inputs = gate.gated_with_inputs(privacy_request.id)
     return [Card(g, inputs.get(g.connection.id)) for g in webhooks]

@@ -253,10 +253,10 @@ def resume_request(request_id: str, actor: Actor) -> PrivacyRequest:
         )
     missing = []
     if gate.applies_to(privacy_request):
-        webhooks = gate.gated_webhooks()
         # Counting is enough when every input is there (the usual case); find which one only when not.
-        if _done_counts([request_id], webhooks).get(request_id, 0) < len(webhooks):
-            missing = gate.missing_webhooks(request_id, webhooks)
+        done, total = gate.progress_of(request_id)
+        if done < total:
+            missing = gate.missing_webhooks(request_id)
     if missing:
         raise InvalidState(
             "Cannot resume privacy request. No data cached for privacy_request_id "
