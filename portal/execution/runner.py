@@ -67,14 +67,26 @@ def _claim_statement(require_approval: bool):
 
 def claim(request_id: str) -> str | None:
     """Atomically take ownership of a runnable request; returns the claim, or None if someone else has it."""
+    token = take_claim(request_id)
+    if token is None:
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return token
+
+
+def take_claim(request_id: str) -> str | None:
+    """``claim`` inside the caller's transaction, which commits it (None: not runnable; nothing written).
+
+    The claim must be committed before the run queries anything outside the portal, so that a run that
+    dies midway is seen (and retried) by the sweeper.
+    """
     token = uuid.uuid4().hex
     statement = _claim_statement(current_app.config["REQUIRE_APPROVAL"])
     result = run(statement, {"request_id": request_id, "token": token, "now": utcnow()})
     if result.rowcount != 1:
-        db.session.rollback()
         return None
     record_now(SYSTEM, "request.run_started", privacy_request_id=request_id)
-    db.session.commit()
     return token
 
 
@@ -104,6 +116,11 @@ def run_privacy_request(request_id: str) -> str | None:
     token = claim(request_id)
     if token is None:
         return None
+    return run_claimed(request_id, token)
+
+
+def run_claimed(request_id: str, token: str) -> str:
+    """Run a request whose claim (``take_claim``) is committed; returns the status it rests in."""
     try:
         return _run_claimed(request_id, token)
     except Exception as exc:  # noqa: BLE001 - every failure must leave the request in `error`
