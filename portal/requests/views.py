@@ -227,11 +227,12 @@ def queue():
         identity_hash=identity,
         page=page_number,
         size=current_app.config["PAGE_SIZE"],
+        with_progress=True,
     )
     filters = {key: value for key, value in (("status", status), ("q", q), ("identity", identity)) if value}
     if page_number > page.pages:
         return redirect(url_for(".queue", page=page.pages, **filters))
-    done, systems = privacy_requests.progress([pr.id for pr in page.items])
+    done, systems = page.done, page.systems
     return render_template(
         "requests/queue.html",
         statuses=QUEUE_STATUSES,

@@ -47,9 +47,8 @@ class Queue:
 
 
 def input_queue(limit: int = 5) -> Queue:
-    page = privacy_requests.list_requests(statuses=[S.REQUIRES_INPUT.value], size=limit)
-    done, systems = privacy_requests.progress([pr.id for pr in page.items])
-    return Queue(page, done, systems)
+    page = privacy_requests.list_requests(statuses=[S.REQUIRES_INPUT.value], size=limit, with_progress=True)
+    return Queue(page, page.done, page.systems)
 
 
 def webhooks_missing_fields() -> list[ConnectionConfig]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, inspect, or_, select, text, tuple_, update
+from sqlalchemy import Select, String, any_, bindparam, func, inspect, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
 from portal.crypto import keyring
@@ -308,6 +309,9 @@ class Page:
     total: int
     page: int
     size: int
+    # With ``list_requests(with_progress=True)``: the gated webhooks, and done per item id.
+    systems: int = 0
+    done: dict[str, int] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -330,19 +334,25 @@ def _done_counts_query(ids, current, at_least):
 # statement costs more than running it, and the pairs written into it as integer literals rather than
 # bound: expanding 100 bound values on every call cost as much as the query (issue 9). The pairs change
 # only when an admin edits a manual system, so a handful of statements ever exist.
-_DONE_COUNTS: dict[tuple[tuple[int, int], ...], Select] = {}
+# On PostgreSQL the page's ids go as one array parameter (``= ANY``) rather than 50 expanded ones.
+_DONE_COUNTS: dict[tuple[str, tuple[tuple[int, int], ...]], Select] = {}
 
 
-def _done_counts_statement(current: tuple[tuple[int, int], ...]) -> Select:
-    statement = _DONE_COUNTS.get(current)
+def _done_counts_statement(dialect: str, current: tuple[tuple[int, int], ...]) -> Select:
+    statement = _DONE_COUNTS.get((dialect, current))
     if statement is None:
         if len(_DONE_COUNTS) > 64:
             _DONE_COUNTS.clear()
         pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
-        statement = _DONE_COUNTS[current] = (
+        ids = (
+            ManualInput.privacy_request_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+            if dialect == "postgresql"
+            else ManualInput.privacy_request_id.in_(bindparam("ids", expanding=True))
+        )
+        statement = _DONE_COUNTS[(dialect, current)] = (
             select(ManualInput.privacy_request_id, func.count())
             .where(
-                ManualInput.privacy_request_id.in_(bindparam("ids", expanding=True)),
+                ids,
                 text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})"),
             )
             .group_by(ManualInput.privacy_request_id)
@@ -364,17 +374,11 @@ def _done_counts(
     # page of 50 waiting requests, since each has dozens of inputs to match.
     current = [(g.connection.id, g.webhook.version) for g in webhooks]
     if isinstance(requests, list):
-        statement = _done_counts_statement(tuple(current))
+        statement = _done_counts_statement(db.session.get_bind().dialect.name, tuple(current))
         rows = run(statement, {"ids": requests, "at_least": at_least})
     else:
         rows = db.session.execute(_done_counts_query(requests, current, at_least))
     return dict(rows.all())
-
-
-def progress(request_ids: list[str]) -> tuple[dict[str, int], int]:
-    """(done per request, total systems) for a page of requests, in two queries."""
-    webhooks = gate.gated_webhooks()
-    return _done_counts(request_ids, webhooks), len(webhooks)
 
 
 def search_condition(term: str):
@@ -481,10 +485,35 @@ class ListStatements(NamedTuple):
     summaries_with_identity: Select
 
 
+def _done_column(current: tuple[tuple[int, int], ...]):
+    """A request's count of current-version inputs (``current``: the gated (connection, version) pairs,
+    written as integer literals, see ``_done_counts_statement``), as a correlated column: a near page
+    reads its progress with its rows, in the same query (issue 9)."""
+    pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
+    return (
+        select(func.count())
+        .select_from(ManualInput)
+        .where(
+            ManualInput.privacy_request_id == PrivacyRequest.id,
+            text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})"),
+        )
+        .scalar_subquery()
+        .label("done")
+    )
+
+
 def _list_statements(
-    statuses: bool, request_id: bool, identity: bool, order: str, search: str | None = None
+    statuses: bool,
+    request_id: bool,
+    identity: bool,
+    order: str,
+    search: str | None = None,
+    progress: tuple[tuple[int, int], ...] = (),
 ) -> ListStatements:
-    """The statements of one shape of filters and order; values are bound when executed."""
+    """The statements of one shape of filters and order; values are bound when executed.
+
+    ``progress``: the gated (connection, version) pairs, when the summaries should end with a done count.
+    """
     filters = []
     if statuses:
         filters.append(PrivacyRequest.status.in_(bindparam("statuses", expanding=True)))
@@ -516,11 +545,12 @@ def _list_statements(
     def page_of(stmt: Select) -> Select:
         return stmt.where(*filters).order_by(*ordering).limit(bindparam("limit")).offset(bindparam("offset"))
 
+    done = (_done_column(progress),) if progress else ()
     return ListStatements(
         ids=page_of(select(PrivacyRequest.id)),
         count=select(func.count()).select_from(PrivacyRequest).where(*filters),
-        summaries=page_of(_summary_select()),
-        summaries_with_identity=page_of(_summary_select(PrivacyRequest.identity)),
+        summaries=page_of(_summary_select(*done)),
+        summaries_with_identity=page_of(_summary_select(PrivacyRequest.identity, *done)),
     )
 
 
@@ -538,12 +568,15 @@ def list_requests(
     size: int = 50,
     order: str = "due",
     with_identity: bool = True,
+    with_progress: bool = False,
 ) -> Page:
     """Paginated in SQL. ``order``: ``due`` (soonest/overdue first), ``newest`` or ``completed`` (latest).
 
     Items are ``RequestSummary`` rows (read-only, the columns lists show), not ORM objects: loading 50
     entities with their policy and reviewer cost more than the rest of the page. ``with_identity=False``
-    leaves the identities encrypted (not read) when the caller does not show them.
+    leaves the identities encrypted (not read) when the caller does not show them. ``with_progress``
+    fills the page's ``systems`` (gated webhooks) and ``done`` (id → how many have a current-version
+    input, absent when none), on near pages in the same query.
     The total is exact up to ``EXACT_COUNT_LIMIT``; above, see ``_count``.
     """
     if statuses:
@@ -551,9 +584,14 @@ def list_requests(
         if unknown:
             message = f"Unknown status: {', '.join(sorted(unknown))}."
             raise ValidationFailed(message, [(("status",), message)])
+    webhooks = gate.gated_webhooks() if with_progress else []
+    current = tuple((g.connection.id, g.webhook.version) for g in webhooks)
     shape = (bool(statuses), bool(request_id), bool(identity_hash), order)
     # A search term shapes the statement (id, external id or an identity index): built for that call only.
-    statements = _list_statements(*shape, search) if search else _shared_list_statements(*shape)
+    if search:
+        statements = _list_statements(*shape, search, current)
+    else:
+        statements = _shared_list_statements(*shape, None, current)
     page = max(1, page)
     size = max(1, min(size, 100))
     params = {
@@ -563,15 +601,22 @@ def list_requests(
         "limit": size,
         "offset": (page - 1) * size,
     }
+    done: dict[str, int] = {}
     if params["offset"] <= DIRECT_PAGE_OFFSET:
         direct = statements.summaries_with_identity if with_identity else statements.summaries
-        items = [RequestSummary(*row) for row in run(direct, params)]
+        rows = run(direct, params).all()
+        if current:  # the done count is the last column
+            done = {row[0]: row[-1] for row in rows if row[-1]}
+            rows = [row[:-1] for row in rows]
+        items = [RequestSummary(*row) for row in rows]
     else:
         # Deep pages: the page's ids first, from the index alone; then only those rows. Skipping rows
         # this way reads index entries, not whole rows (page 500: 5 ms instead of 150 ms on SQLite).
         items = summaries(list(run(statements.ids, params).scalars()), with_identity=with_identity)
+        if current:
+            done = _done_counts([item.id for item in items], webhooks)
     key = (statuses and tuple(sorted(statuses)), search, identity_hash, request_id)
-    return Page(items, _count(statements.count, params, key), page, size)
+    return Page(items, _count(statements.count, params, key), page, size, len(webhooks), done)
 
 
 # Totals above this are refreshed every LARGE_COUNT_SECONDS per process, not on every page: counting
