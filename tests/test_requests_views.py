@@ -146,6 +146,9 @@ def test_csrf_token_is_required_on_manual_input(client, staff, crm, app):
     assert response.status_code == 400
     assert "The form expired" in text_of(response)
     assert stored_input(request_id) is None
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    assert response.status_code == 400 and "The form expired" in text_of(response)
+    assert stored_input(request_id) is None
     form_page = page_html(client.get(manual_url(request_id, "crm")))
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form_page).group(1)
     response = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x", "csrf_token": token})

@@ -13,7 +13,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from portal.dynamic_forms import attach_service_errors, build_manual_input_form, form_values, prefill
+from portal.dynamic_forms import (
+    attach_service_errors,
+    build_manual_input_form,
+    form_values,
+    manual_input_form_for,
+    prefill,
+)
 from portal.execution import dispatch, gate
 from portal.extensions import db
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
@@ -384,7 +390,7 @@ def _save_manual_input(request_id: str, connection_key: str):
         target = manual_inputs.upload_target(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
-    form = build_manual_input_form(list(target.fields))()
+    form = manual_input_form_for(tuple(target.fields))()
     refusal = target.refusal(request_id, connection_key)
     if refusal:
         return form, refusal, 400  # what was typed stays on screen; nothing is stored
