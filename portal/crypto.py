@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import current_app, has_app_context
+from flask.globals import _cv_app  # the app context variable behind current_app (Flask >= 2.2)
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,9 @@ def init_app(app) -> None:
 
 def keyring() -> Keyring:
     """The current app's keyring (or the last one initialised, outside an app context)."""
-    ring = current_app.extensions.get("portal_keyring") if has_app_context() else None
-    if ring is not None:  # read for every encrypted value: one lookup of the app, not two
+    context = _cv_app.get(None)  # read for every encrypted value: the context itself, not two proxies
+    ring = context.app.extensions.get("portal_keyring") if context is not None else None
+    if ring is not None:
         return ring
     if _keyring is None:
         raise EncryptionKeyError("encryption is not initialised; create the app first")

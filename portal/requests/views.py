@@ -234,6 +234,7 @@ def queue():
         page=page_number,
         size=current_app.config["PAGE_SIZE"],
         with_progress=True,
+        lean=True,
     )
     filters = {key: value for key, value in (("status", status), ("q", q), ("identity", identity)) if value}
     if page_number > page.pages:

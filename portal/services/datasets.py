@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from portal.execution.connectors import fides
 from portal.extensions import db
@@ -322,12 +322,13 @@ def to_yaml(config: DatasetConfig) -> str:
 # --- collection steps (the request page) -------------------------------------------------------------
 
 
+_STEPS = (
+    select(CollectionStep)
+    .where(CollectionStep.privacy_request_id == bindparam("request_id"))
+    .order_by(CollectionStep.run.desc(), CollectionStep.connection_key)
+)  # built once: every request page reads it
+
+
 def collection_steps(privacy_request_id: str) -> list[CollectionStep]:
     """Every connection's step of every collection run of a request, newest run first."""
-    return list(
-        db.session.scalars(
-            select(CollectionStep)
-            .where(CollectionStep.privacy_request_id == privacy_request_id)
-            .order_by(CollectionStep.run.desc(), CollectionStep.connection_key)
-        )
-    )
+    return list(db.session.scalars(_STEPS, {"request_id": privacy_request_id}))

@@ -11,7 +11,20 @@ from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import Select, String, any_, bindparam, func, inspect, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Select,
+    String,
+    any_,
+    bindparam,
+    func,
+    inspect,
+    null,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
@@ -454,8 +467,15 @@ _SUMMARY_COLUMNS = (
 )
 
 
-def _summary_select(*extra) -> Select:
-    return select(*_SUMMARY_COLUMNS, *extra)
+# What the queue shows of a request (``list_requests(lean=True)``); the other columns are read as NULL.
+_LEAN_COLUMNS = {"id", "external_id", "status", "due_date", "policy_name"}
+
+
+def _summary_select(*extra, lean: bool = False) -> Select:
+    if not lean:
+        return select(*_SUMMARY_COLUMNS, *extra)
+    columns = [c if c.key in _LEAN_COLUMNS else null().label(c.key) for c in _SUMMARY_COLUMNS]
+    return select(*columns, *extra)
 
 
 # The summaries of given ids, built once (building a statement costs more than running it).
@@ -509,10 +529,12 @@ def _list_statements(
     order: str,
     search: str | None = None,
     progress: tuple[tuple[int, int], ...] = (),
+    lean: bool = False,
 ) -> ListStatements:
     """The statements of one shape of filters and order; values are bound when executed.
 
     ``progress``: the gated (connection, version) pairs, when the summaries should end with a done count.
+    ``lean``: summaries with the queue's columns only (see ``list_requests``).
     """
     filters = []
     if statuses:
@@ -549,8 +571,8 @@ def _list_statements(
     return ListStatements(
         ids=page_of(select(PrivacyRequest.id)),
         count=select(func.count()).select_from(PrivacyRequest).where(*filters),
-        summaries=page_of(_summary_select(*done)),
-        summaries_with_identity=page_of(_summary_select(PrivacyRequest.identity, *done)),
+        summaries=page_of(_summary_select(*done, lean=lean)),
+        summaries_with_identity=page_of(_summary_select(PrivacyRequest.identity, *done, lean=lean)),
     )
 
 
@@ -569,6 +591,7 @@ def list_requests(
     order: str = "due",
     with_identity: bool = True,
     with_progress: bool = False,
+    lean: bool = False,
 ) -> Page:
     """Paginated in SQL. ``order``: ``due`` (soonest/overdue first), ``newest`` or ``completed`` (latest).
 
@@ -576,7 +599,8 @@ def list_requests(
     entities with their policy and reviewer cost more than the rest of the page. ``with_identity=False``
     leaves the identities encrypted (not read) when the caller does not show them. ``with_progress``
     fills the page's ``systems`` (gated webhooks) and ``done`` (id → how many have a current-version
-    input, absent when none), on near pages in the same query.
+    input, absent when none), on near pages in the same query. ``lean``: near pages read only what the
+    queue shows (id, external id, status, due date, policy name, identity); the items' other fields are None.
     The total is exact up to ``EXACT_COUNT_LIMIT``; above, see ``_count``.
     """
     if statuses:
@@ -589,9 +613,9 @@ def list_requests(
     shape = (bool(statuses), bool(request_id), bool(identity_hash), order)
     # A search term shapes the statement (id, external id or an identity index): built for that call only.
     if search:
-        statements = _list_statements(*shape, search, current)
+        statements = _list_statements(*shape, search, current, lean)
     else:
-        statements = _shared_list_statements(*shape, None, current)
+        statements = _shared_list_statements(*shape, None, current, lean)
     page = max(1, page)
     size = max(1, min(size, 100))
     params = {
