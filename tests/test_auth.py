@@ -512,3 +512,21 @@ def test_session_cookie_flags(make_user, client, secure):
     assert "HttpOnly" in flags
     assert "SameSite=Lax" in flags
     assert ("Secure" in flags) is secure
+
+
+def test_every_rate_limit_is_declared_with_rate_limited():
+    """The limiter checks only views marked by ``rate_limited`` (``portal.extensions``): a limit declared
+    with ``limiter.limit`` directly would never be checked, so none may be."""
+    from pathlib import Path
+
+    import portal
+    from portal.auth import views
+
+    root = Path(portal.__file__).parent
+    direct = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "extensions.py" and "limiter.limit(" in path.read_text()
+    ]
+    assert direct == []
+    assert getattr(views.login, "rate_limited", False) is True
