@@ -329,7 +329,6 @@ def init_app(app) -> None:
         status_badge=status_badge,
         due=due,
         identity_masked=identity_masked,
-        request_urls=request_urls,
         url_factory=url_factory,
         queue_rows=queue_rows,
         layout_nav=layout_nav,

@@ -88,6 +88,33 @@ def test_near_and_deep_pages_read_the_same_rows(app, monkeypatch, direct_up_to):
     assert pages[0].items[0].identity == {"email": "s0@example.com"}
 
 
+@pytest.mark.parametrize("direct_up_to", [1_000, 0])
+def test_near_and_deep_pages_count_progress_alike(app, monkeypatch, direct_up_to):
+    """A page's progress (with its rows on near pages, a second query on deep ones) counts only entries at
+    a gated webhook's current version, and reads only the columns the queue shows when lean."""
+    monkeypatch.setattr(privacy_requests, "DIRECT_PAGE_OFFSET", direct_up_to)
+    add_webhook("crm", [field("Name")])
+    support = add_webhook("support", [field("Ticket")])
+    add_webhook("off", [field("Note")], disabled=True)
+    done_both, done_one, stale, untouched = (new_request(f"p{n}@example.com") for n in range(4))
+    for request_id in (done_both, done_one, stale):
+        manual_inputs.save_manual_input(request_id, "crm", {"name": "x"}, STAFF)
+    for request_id in (done_both, stale):
+        manual_inputs.save_manual_input(request_id, "support", {"ticket": "1"}, STAFF)
+    db.session.commit()
+    webhooks.replace_fields(support, [field("Ticket"), field("Queue")], STAFF)  # support's entries go stale
+    db.session.commit()
+    manual_inputs.save_manual_input(done_both, "support", {"ticket": "1"}, STAFF)
+    db.session.commit()
+
+    page = privacy_requests.list_requests(statuses=["requires_input"], with_progress=True, lean=True)
+
+    assert page.systems == 2
+    assert [page.done.get(i, 0) for i in (done_both, done_one, stale, untouched)] == [2, 1, 1, 0]
+    if direct_up_to:  # lean applies to the one-query (near) pages
+        assert all(pr.created_at is None and pr.policy_name for pr in page.items)
+
+
 def _complete(request_id: str, finished_days_ago: int) -> None:
     pr = db.session.get(PrivacyRequest, request_id)
     pr.status = "complete"
@@ -182,11 +209,11 @@ def test_a_webhook_created_again_under_a_reused_id_is_not_mistaken_for_the_old_o
 def test_a_saved_upload_answers_with_what_was_stored(app):
     add_webhook("crm", [field("First Name"), field("Last Name")])
     request_id = new_request()
-    view = manual_inputs.save_manual_input(request_id, "crm", {"first_name": " Jane "}, STAFF)
+    fields = manual_inputs.save_manual_input(request_id, "crm", {"first_name": " Jane "}, STAFF)
     db.session.commit()
-    assert view.checked is True
-    assert view.fields == manual_inputs.view_manual_input(request_id, "crm").fields
-    assert view.fields == {"first_name": " Jane ", "last_name": None}
+    stored = manual_inputs.view_manual_input(request_id, "crm")
+    assert stored.checked is True
+    assert fields == stored.fields == {"first_name": " Jane ", "last_name": None}
 
 
 def test_the_queue_links_only_the_pages_it_shows(app, client, login_as, monkeypatch):

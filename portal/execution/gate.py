@@ -168,17 +168,13 @@ class StoredInput(NamedTuple):
         return self.version != current_version
 
 
-_INPUTS = select(
+_ENTRY_COLUMNS = (  # ``StoredInput``'s, read with the gate by ``gated_with_inputs``
     ManualInput.connection_config_id,
     ManualInput.version,
     ManualInput.values,
     ManualInput.entered_by_label,
     ManualInput.entered_at,
-).where(ManualInput.privacy_request_id == bindparam("request_id"))  # built once, as ``_GATED``
-
-
-def inputs_by_connection(request_id: str) -> dict[int, StoredInput]:
-    return {row[0]: StoredInput(*row) for row in run(_INPUTS, {"request_id": request_id})}
+)
 
 
 def _with_entries(*entry_columns):
@@ -190,14 +186,14 @@ def _with_entries(*entry_columns):
     )
 
 
-_GATED_WITH_INPUTS = _with_entries(*_INPUTS.selected_columns)
+_GATED_WITH_INPUTS = _with_entries(*_ENTRY_COLUMNS)
 _GATED_WITH_VERSIONS = _with_entries(ManualInput.version)
 _GATED_COLUMNS = len(_GATED.selected_columns)
 
 
 def gated_with_inputs(request_id: str) -> tuple[list[GatedWebhook], dict[int, StoredInput]]:
-    """``gated_webhooks()`` and this request's entries for them (``inputs_by_connection``, without
-    entries for connections that are not gated), in one query: the request page and every run need both."""
+    """``gated_webhooks()`` and this request's entries for them (connection id → entry; entries for
+    connections that are not gated are left out), in one query: the request page and every run need both."""
     rows = run(_GATED_WITH_INPUTS, {"request_id": request_id}).all()
     gated = _gated_from([tuple(row[:_GATED_COLUMNS]) for row in rows])
     inputs = {
@@ -216,14 +212,9 @@ def progress_of(request_id: str) -> tuple[int, int]:
     return sum(1 for g in gated if versions.get(g.connection.id) == g.webhook.version), len(gated)
 
 
-def missing_webhooks(
-    request_id: str,
-    webhooks: list[GatedWebhook] | None = None,
-    inputs: dict[int, StoredInput] | None = None,
-) -> list[GatedWebhook]:
-    """The gated webhooks with no input, or only a stale one, for this request (in name order)."""
-    webhooks = gated_webhooks() if webhooks is None else webhooks
-    inputs = inputs_by_connection(request_id) if inputs is None else inputs
+def missing_webhooks(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]) -> list[GatedWebhook]:
+    """The gated webhooks with no input, or only a stale one (``gated_with_inputs``'s answer), in name
+    order."""
     return [
         gated
         for gated in webhooks

@@ -131,7 +131,7 @@ def run_claimed(request_id: str, token: str) -> str:
 def _run_claimed(request_id: str, token: str) -> str:
     privacy_request = get_request(request_id)
     webhooks, inputs = gate.gated_with_inputs(request_id) if gate.applies_to(privacy_request) else ([], {})
-    missing = gate.missing_webhooks(request_id, webhooks, inputs)
+    missing = gate.missing_webhooks(webhooks, inputs)
     if missing:
         if _finish(request_id, token, S.REQUIRES_INPUT.value):
             record_now(

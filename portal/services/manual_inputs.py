@@ -135,26 +135,14 @@ class UploadTarget(NamedTuple):
     version: int
     fields: tuple[dict[str, Any], ...] | list[dict[str, Any]]
     replacing: bool  # this request already has an entry for it
-    request_status: str | None = None  # as read with the rest (``upload_target``), for an early refusal
-    name: str | None = None  # the connection's name, for messages
+    request_status: str  # as read with the rest, for an early refusal
+    name: str  # the connection's name, for messages
 
     def refusal(self, request_id: str, connection_key: str) -> str | None:
         """``upload_refusal`` from these values: why a save would be refused now (None: it would not)."""
-        if self.request_status is not None and self.request_status != RequestStatus.REQUIRES_INPUT:
+        if self.request_status != RequestStatus.REQUIRES_INPUT:
             return _status_refusal(request_id, self.request_status)
         return _connection_refusal(connection_key, self.disabled, self.fields)
-
-
-class Saved(NamedTuple):
-    """What a save stored: every current label with its value (blank → None), at the webhook's version."""
-
-    fields: dict[str, str | None]
-    version: int
-    replaced: bool
-
-    @property
-    def checked(self) -> bool:
-        return True  # written just now, at the current version
 
 
 _requests = PrivacyRequest.__table__
@@ -190,18 +178,18 @@ def save_manual_input(
     values: dict[str, Any],
     actor: Actor,
     target: UploadTarget | None = None,
-) -> Saved:
+) -> dict[str, str | None]:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
 
     ``target``: what ``upload_target`` returned for them earlier in this transaction, if the caller has
     it (a form built from those fields), so it is not read twice. Without it, the connection is read
-    after the request's row is taken, so what is replaced is what the audit event says.
+    after the request's row is taken, so what is replaced is what the audit event says. Returns what
+    was stored: every current label with its value (blank → None).
     """
     now = utcnow()
-    connection = db.session.connection()
     # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
     # committing at the same moment cannot slip between our check and our write.
-    locked = connection.execute(_TAKE_FOR_UPLOAD, {"request_id": request_id, "now": now})
+    locked = run(_TAKE_FOR_UPLOAD, {"request_id": request_id, "now": now})
     target = target if target is not None else upload_target(request_id, connection_key)
     if locked.rowcount != 1:
         privacy_request = get_request(request_id)
@@ -212,7 +200,7 @@ def save_manual_input(
         raise InvalidState(refusal)
     cleaned = validate_values(target.fields, values)
     # One statement whether or not an entry exists: two saves racing for a new entry both succeed.
-    connection.execute(
+    run(
         _UPSERT,
         {
             "request_id": request_id,
@@ -235,7 +223,7 @@ def save_manual_input(
         version=target.version,
         replaced=target.replacing,
     )
-    return Saved(cleaned, target.version, target.replacing)
+    return cleaned
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -270,7 +269,7 @@ def resume_request(request_id: str, actor: Actor) -> PrivacyRequest:
         # Counting is enough when every input is there (the usual case); find which one only when not.
         done, total = gate.progress_of(request_id)
         if done < total:
-            missing = gate.missing_webhooks(request_id)
+            missing = gate.missing_webhooks(*gate.gated_with_inputs(request_id))
     if missing:
         raise InvalidState(
             "Cannot resume privacy request. No data cached for privacy_request_id "
@@ -331,23 +330,26 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
-def _done_counts_query(ids, current, at_least):
+def _current_inputs(current: tuple[tuple[int, int], ...]):
+    """Inputs at the current version of a gated webhook: ``current`` are its (connection, version) pairs,
+    written into the statement as integer literals rather than bound — expanding 100 bound values on every
+    call cost as much as the query (issue 9). They change only when an admin edits a manual system."""
+    pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
+    return text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})")
+
+
+def _done_counts_query(ids_condition, current: tuple[tuple[int, int], ...]) -> Select:
     return (
         select(ManualInput.privacy_request_id, func.count())
-        .where(
-            ManualInput.privacy_request_id.in_(ids),
-            tuple_(ManualInput.connection_config_id, ManualInput.version).in_(current),
-        )
+        .where(ids_condition, _current_inputs(current))
         .group_by(ManualInput.privacy_request_id)
-        .having(func.count() >= at_least)
+        .having(func.count() >= bindparam("at_least"))
     )
 
 
-# A page's counts, per set of current (connection, version) pairs: built once per set, since building a
-# statement costs more than running it, and the pairs written into it as integer literals rather than
-# bound: expanding 100 bound values on every call cost as much as the query (issue 9). The pairs change
-# only when an admin edits a manual system, so a handful of statements ever exist.
-# On PostgreSQL the page's ids go as one array parameter (``= ANY``) rather than 50 expanded ones.
+# A page's counts, built once per dialect and set of current pairs (building a statement costs more than
+# running it; a handful of sets ever exist). On PostgreSQL the page's ids go as one array parameter
+# (``= ANY``) rather than 50 expanded ones.
 _DONE_COUNTS: dict[tuple[str, tuple[tuple[int, int], ...]], Select] = {}
 
 
@@ -356,21 +358,12 @@ def _done_counts_statement(dialect: str, current: tuple[tuple[int, int], ...]) -
     if statement is None:
         if len(_DONE_COUNTS) > 64:
             _DONE_COUNTS.clear()
-        pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
         ids = (
             ManualInput.privacy_request_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
             if dialect == "postgresql"
             else ManualInput.privacy_request_id.in_(bindparam("ids", expanding=True))
         )
-        statement = _DONE_COUNTS[(dialect, current)] = (
-            select(ManualInput.privacy_request_id, func.count())
-            .where(
-                ids,
-                text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})"),
-            )
-            .group_by(ManualInput.privacy_request_id)
-            .having(func.count() >= bindparam("at_least"))
-        )
+        statement = _DONE_COUNTS[(dialect, current)] = _done_counts_query(ids, current)
     return statement
 
 
@@ -385,12 +378,13 @@ def _done_counts(
         return {}
     # (connection, current version) pairs rather than a join to manual_webhooks: half the time on a
     # page of 50 waiting requests, since each has dozens of inputs to match.
-    current = [(g.connection.id, g.webhook.version) for g in webhooks]
+    current = tuple((g.connection.id, g.webhook.version) for g in webhooks)
     if isinstance(requests, list):
-        statement = _done_counts_statement(db.session.get_bind().dialect.name, tuple(current))
+        statement = _done_counts_statement(db.session.get_bind().dialect.name, current)
         rows = run(statement, {"ids": requests, "at_least": at_least})
     else:
-        rows = db.session.execute(_done_counts_query(requests, current, at_least))
+        statement = _done_counts_query(ManualInput.privacy_request_id.in_(requests), current)
+        rows = run(statement, {"at_least": at_least})
     return dict(rows.all())
 
 
@@ -506,17 +500,12 @@ class ListStatements(NamedTuple):
 
 
 def _done_column(current: tuple[tuple[int, int], ...]):
-    """A request's count of current-version inputs (``current``: the gated (connection, version) pairs,
-    written as integer literals, see ``_done_counts_statement``), as a correlated column: a near page
-    reads its progress with its rows, in the same query (issue 9)."""
-    pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
+    """A request's count of current-version inputs (``current``: the gated (connection, version) pairs),
+    as a correlated column: a near page reads its progress with its rows, in the same query (issue 9)."""
     return (
         select(func.count())
         .select_from(ManualInput)
-        .where(
-            ManualInput.privacy_request_id == PrivacyRequest.id,
-            text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})"),
-        )
+        .where(ManualInput.privacy_request_id == PrivacyRequest.id, _current_inputs(current))
         .scalar_subquery()
         .label("done")
     )
