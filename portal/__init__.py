@@ -45,12 +45,28 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """Foreign keys on, and WAL + a busy timeout so web and worker processes can share the file."""
+    """Foreign keys on, and a busy timeout so web and worker processes can share the file (every SQLite
+    engine: the portal's own, and read-only collection sources)."""
     module = type(dbapi_connection).__module__
     if module.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def _portal_sqlite_wal(dbapi_connection, connection_record) -> None:
+    """The portal's own SQLite file in write-ahead-log mode (never a collection source's: those are
+    opened read-only, and their journal mode is their owner's business).
+
+    Pages read while a save commits, and a commit appends to the log instead of writing and deleting a
+    rollback journal. ``synchronous=FULL`` keeps every commit durable through a power cut, as before:
+    what staff typed must not vanish with the second before it.
+    """
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; an in-memory database says "memory"
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
 
@@ -71,10 +87,21 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
 
     import portal.models  # noqa: F401  (registers every table on the metadata)
     from portal import crypto
-    from portal.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+    from portal.extensions import (
+        bootstrap,
+        csrf,
+        db,
+        keep_prepared_statements,
+        limiter,
+        login_manager,
+        migrate,
+    )
 
     crypto.init_app(app)
     db.init_app(app)
+    with app.app_context():
+        event.listen(db.engine, "connect", _portal_sqlite_wal)
+    keep_prepared_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)

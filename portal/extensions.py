@@ -54,3 +54,69 @@ def run(statement, params=None):
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+# --- PostgreSQL: keep prepared statements across requests -------------------------------------------------
+# psycopg prepares a statement on a connection once it has run it five times, so PostgreSQL stops planning
+# it again; but every ROLLBACK makes psycopg forget all of them (a rolled-back transaction may have dropped
+# what they refer to). Flask-SQLAlchemy ends every request by rolling back, so pages that only read
+# threw their prepared statements away each time and were planned again on the next request. A request
+# whose transaction ran nothing but SELECTs ends with COMMIT instead: for a transaction that wrote nothing
+# the two are the same, and the statements stay prepared. Anything else — a write, a failed statement,
+# pending ORM changes, an exception — still rolls back.
+
+_WROTE = "portal.transaction_wrote"
+
+
+def _transaction_began(conn) -> None:
+    conn.info[_WROTE] = False
+
+
+def _statement_ran(conn, cursor, statement, parameters, context, executemany) -> None:
+    if not statement.startswith("SELECT"):
+        conn.info[_WROTE] = True
+
+
+def _statement_failed(context) -> None:
+    if context.connection is not None:
+        context.connection.info[_WROTE] = True
+
+
+def _end_read_only_transaction(exc: BaseException | None) -> None:
+    if exc is not None:
+        return
+    session = db.session()
+    connection = session.info.get(_SESSION_CONNECTION)
+    if connection is None or not session.in_transaction() or connection.closed:
+        return
+    if connection.info.get(_WROTE) is not False or not connection.in_transaction():
+        return
+    if session.new or session.dirty or session.deleted:
+        return
+    try:
+        session.commit()
+    except Exception:  # noqa: BLE001 - the request is answered; Flask-SQLAlchemy's teardown rolls back
+        session.rollback()
+
+
+_SESSION_CONNECTION = "portal.connection"
+
+
+def _session_began(session, transaction, connection) -> None:
+    session.info[_SESSION_CONNECTION] = connection
+
+
+def keep_prepared_statements(app) -> None:
+    """Install the above for ``app``'s engine when it is PostgreSQL (SQLite's statement cache survives
+    rollbacks). Its teardown runs before Flask-SQLAlchemy's, which then finds nothing left to roll back."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name != "postgresql":
+            return
+        event.listen(engine, "begin", _transaction_began)
+        event.listen(engine, "before_cursor_execute", _statement_ran)
+        event.listen(engine, "handle_error", _statement_failed)
+    event.listen(db.session, "after_begin", _session_began)
+    app.teardown_appcontext(_end_read_only_transaction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from portal import ConfigurationError, create_app
 from portal.config import DEFAULT_SECRET_KEY
 from portal.crypto import EncryptionKeyError, generate_key
+from portal.execution.connectors import sql as sql_connector
+from portal.extensions import db
 
 
 @pytest.fixture
@@ -163,3 +166,34 @@ def test_database_url_from_the_environment(instance, base, monkeypatch):
     app = create_app(base, instance_path=str(instance))
 
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:////tmp/elsewhere.sqlite3"
+
+
+def test_the_portal_sqlite_file_is_in_write_ahead_log_mode_with_full_sync(instance, base):
+    del base["DATABASE_URL"]
+    app = create_app(base, instance_path=str(instance))
+
+    with app.app_context():
+        with db.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        db.engine.dispose()
+
+    assert (mode, sync) == ("wal", 2)  # 2: FULL, every commit durable
+    with sqlite3.connect(instance / "portal.sqlite3") as raw:  # kept in the file for every process
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_sqlite_collection_source_keeps_its_own_journal_mode(instance, base, tmp_path):
+    source = tmp_path / "source.sqlite3"
+    with sqlite3.connect(source) as raw:
+        raw.execute("CREATE TABLE t (x INTEGER)")
+    app = create_app(base, instance_path=str(instance))
+
+    with app.app_context():
+        engine = sql_connector.create_engine("sqlite", {"path": str(source)})
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+        engine.dispose()
+
+    with sqlite3.connect(source) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)

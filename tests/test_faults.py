@@ -178,11 +178,25 @@ def _fail_on_audit(monkeypatch, module, name: str = "record") -> None:
     monkeypatch.setattr(module, name, boom)
 
 
+def _fail_after_entry_write(monkeypatch) -> None:
+    """Fail just after the statement that writes the entry (on PostgreSQL it writes the audit event too),
+    leaving an uncommitted write behind, which the error handler must roll back."""
+    real_run = manual_inputs.run
+
+    def run_then_fail(statement, params=None):
+        result = real_run(statement, params)
+        if statement is manual_inputs._UPSERT or statement is manual_inputs._SAVE_POSTGRESQL:
+            raise Boom("failed after the write")
+        return result
+
+    monkeypatch.setattr(manual_inputs, "run", run_then_fail)
+
+
 def test_exception_mid_manual_input_save_stores_nothing(app, monkeypatch):
     world = build_world()
     client = app.test_client()
     sign_in(client, world.users["staff"])
-    _fail_on_audit(monkeypatch, manual_inputs, "record_now")  # after the entry's UPSERT
+    _fail_after_entry_write(monkeypatch)
 
     response = client.post(
         f"/requests/{world.empty_waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "Half"}
@@ -230,7 +244,7 @@ def test_exception_mid_field_edit_keeps_the_old_version(app, monkeypatch):
 def test_exception_mid_api_upload_stores_nothing(app, monkeypatch):
     world = build_world()
     client = app.test_client()
-    _fail_on_audit(monkeypatch, manual_inputs, "record_now")  # after the entry's UPSERT
+    _fail_after_entry_write(monkeypatch)
 
     response = client.patch(
         f"/api/v1/privacy-request/{world.empty_waiting_id}/access_manual_webhook/{WEBHOOK_KEY}",

@@ -412,10 +412,10 @@ def _save_manual_input(request_id: str, connection_key: str):
     except InvalidState as exc:
         db.session.rollback()
         return form, str(exc), 400
+    done, systems = gate.progress_of(request_id)  # before the commit: one transaction, one connection
     dispatch.commit_and_run()
     what = "nothing found in this system" if not values else "data entered"
     message = f"Saved “{target.name}”: {what}."
-    done, systems = gate.progress_of(request_id)
     if done >= systems:
         message += " Every manual system is done: you can resume the request now."
     flash(message, "success")

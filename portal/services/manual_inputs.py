@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import bindparam, exists, select, text, update
+from sqlalchemy import JSON, bindparam, exists, literal, select, text, update
 from sqlalchemy.orm import contains_eager
 
 from portal.execution import gate
@@ -156,20 +156,53 @@ _TAKE_FOR_UPLOAD = (
     )
     .values(updated_at=bindparam("now"))
 )
-# SQLite and PostgreSQL spell this UPSERT the same way. Written as text because SQLAlchemy cannot cache
-# its dialect-specific ``on_conflict_do_update`` statements: built that way, every save compiled it again.
-_UPSERT = text(
-    'INSERT INTO manual_inputs (privacy_request_id, connection_config_id, "values", version, '
-    "entered_by_user_id, entered_by_token_id, entered_by_label, entered_at) "
-    "VALUES (:request_id, :connection_id, :values, :version, :user_id, :token_id, :label, :now) "
+_ENTRY_EXISTS = select(literal(1)).where(
+    _inputs.c.privacy_request_id == bindparam("request_id"),
+    _inputs.c.connection_config_id == bindparam("connection_id"),
+)
+_INPUT_COLUMNS = (
+    'privacy_request_id, connection_config_id, "values", version, '
+    "entered_by_user_id, entered_by_token_id, entered_by_label, entered_at"
+)
+_ON_CONFLICT = (
     "ON CONFLICT (privacy_request_id, connection_config_id) DO UPDATE SET "
     '"values" = excluded."values", version = excluded.version, '
     "entered_by_user_id = excluded.entered_by_user_id, entered_by_token_id = excluded.entered_by_token_id, "
     "entered_by_label = excluded.entered_by_label, entered_at = excluded.entered_at"
-).bindparams(
+)
+_TYPED = (
     bindparam("values", type_=_inputs.c["values"].type),
     bindparam("now", type_=_inputs.c.entered_at.type),
 )
+# SQLite and PostgreSQL spell this UPSERT the same way. Written as text because SQLAlchemy cannot cache
+# its dialect-specific ``on_conflict_do_update`` statements: built that way, every save compiled it again.
+_UPSERT = text(
+    f"INSERT INTO manual_inputs ({_INPUT_COLUMNS}) "
+    f"VALUES (:request_id, :connection_id, :values, :version, :user_id, :token_id, :label, :now) {_ON_CONFLICT}"
+).bindparams(*_TYPED)
+# PostgreSQL: take the request's row, UPSERT the entry and write the audit event in one statement (one
+# round trip instead of three), each step only if the one before it happened. ``xmax = 0`` tells a new
+# row from an updated one, so the event's ``replaced`` is exact even when two saves race.
+_SAVE_POSTGRESQL = text(
+    "WITH locked AS ("
+    "UPDATE privacy_requests SET updated_at = :now "
+    f"WHERE id = :request_id AND status = '{RequestStatus.REQUIRES_INPUT.value}' RETURNING id"
+    "), saved AS ("
+    f"INSERT INTO manual_inputs ({_INPUT_COLUMNS}) "
+    f"SELECT id, :connection_id, :values, :version, :user_id, :token_id, :label, :now FROM locked {_ON_CONFLICT} "
+    "RETURNING xmax = 0 AS inserted"
+    "), logged AS ("
+    "INSERT INTO audit_events (created_at, actor_type, actor_user_id, actor_token_id, actor_label, action, "
+    "privacy_request_id, connection_key, details) "
+    "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
+    "CASE WHEN inserted THEN CAST(:details_new AS JSON) ELSE CAST(:details_replaced AS JSON) END FROM saved"
+    ") SELECT count(*) FROM locked"
+).bindparams(
+    *_TYPED,
+    bindparam("details_new", type_=JSON),
+    bindparam("details_replaced", type_=JSON),
+)
+SAVED_ACTION = "manual_input.saved"
 
 
 def save_manual_input(
@@ -182,47 +215,59 @@ def save_manual_input(
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
 
     ``target``: what ``upload_target`` returned for them earlier in this transaction, if the caller has
-    it (a form built from those fields), so it is not read twice. Without it, the connection is read
-    after the request's row is taken, so what is replaced is what the audit event says. Returns what
-    was stored: every current label with its value (blank → None).
+    it (a form built from those fields), so it is not read twice. The write takes the request's row
+    first, and only if its status still allows uploads, so a resume committing at the same moment cannot
+    slip between the check and the write; the audit event says whether an entry was replaced as the
+    write found it. Returns what was stored: every current label with its value (blank → None).
     """
-    now = utcnow()
-    # Take the row (and, on PostgreSQL, its lock) only if the status still allows uploads, so a resume
-    # committing at the same moment cannot slip between our check and our write.
-    locked = run(_TAKE_FOR_UPLOAD, {"request_id": request_id, "now": now})
     target = target if target is not None else upload_target(request_id, connection_key)
-    if locked.rowcount != 1:
-        privacy_request = get_request(request_id)
-        db.session.refresh(privacy_request)  # the status now, not as this session first read it
-        raise InvalidState(_status_refusal(request_id, privacy_request.status))
+    if target.request_status != RequestStatus.REQUIRES_INPUT:
+        raise InvalidState(_status_refusal(request_id, target.request_status))
     refusal = _connection_refusal(connection_key, target.disabled, target.fields)
     if refusal:
         raise InvalidState(refusal)
     cleaned = validate_values(target.fields, values)
-    # One statement whether or not an entry exists: two saves racing for a new entry both succeed.
-    run(
-        _UPSERT,
-        {
-            "request_id": request_id,
-            "connection_id": target.connection_id,
-            "values": cleaned,
-            "version": target.version,
-            "user_id": actor.user_id,
-            "token_id": actor.token_id,
-            "label": actor.label,
-            "now": now,
-        },
-    )
-    record_now(
-        actor,
-        "manual_input.saved",
-        privacy_request_id=request_id,
-        connection_key=connection_key,
-        labels=sorted(label for label, v in cleaned.items() if v is not None),
-        nothing_found=all(v is None for v in cleaned.values()),
-        version=target.version,
-        replaced=target.replacing,
-    )
+    details = {
+        "labels": sorted(label for label, v in cleaned.items() if v is not None),
+        "nothing_found": all(v is None for v in cleaned.values()),
+        "version": target.version,
+    }
+    params = {
+        "request_id": request_id,
+        "connection_id": target.connection_id,
+        "values": cleaned,
+        "version": target.version,
+        "user_id": actor.user_id,
+        "token_id": actor.token_id,
+        "label": actor.label,
+        "now": utcnow(),
+    }
+    if db.session.get_bind().dialect.name == "postgresql":
+        params.update(
+            actor_type=actor.kind,
+            action=SAVED_ACTION,
+            connection_key=connection_key,
+            details_new={**details, "replaced": False},
+            details_replaced={**details, "replaced": True},
+        )
+        locked = run(_SAVE_POSTGRESQL, params).scalar() == 1
+    else:  # SQLite: the same steps as statements of their own (no round trips to save there)
+        locked = run(_TAKE_FOR_UPLOAD, params).rowcount == 1
+        if locked:
+            replaced = run(_ENTRY_EXISTS, params).first() is not None  # read under the write lock
+            run(_UPSERT, params)
+            record_now(
+                actor,
+                SAVED_ACTION,
+                privacy_request_id=request_id,
+                connection_key=connection_key,
+                **details,
+                replaced=replaced,
+            )
+    if not locked:
+        privacy_request = get_request(request_id)
+        db.session.refresh(privacy_request)  # the status now, not as this session first read it
+        raise InvalidState(_status_refusal(request_id, privacy_request.status))
     return cleaned
 
 
