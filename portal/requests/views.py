@@ -275,6 +275,7 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
     events = privacy_requests.request_events(privacy_request.id, limit=limit + 1)  # one more: are there more?
     more = len(events) > limit
     can_enter = current_user.role in (Role.ADMIN, Role.STAFF) and privacy_request.status == S.REQUIRES_INPUT
+    is_admin = current_user.role == Role.ADMIN
     response = render_template(
         "requests/detail.html",
         pr=privacy_request,
@@ -287,8 +288,9 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         describe_event=describe_event,
         revealed=revealed,
         can_enter=can_enter,
-        is_admin=current_user.role == Role.ADMIN,
-        deny_form=DenyForm(formdata=None),
+        is_admin=is_admin,
+        # Built only where the template shows it: a form signs a CSRF token as it is built.
+        deny_form=DenyForm(formdata=None) if is_admin and privacy_request.status == S.PENDING else None,
         now=utcnow(),
         due_badge=due_badge,
     )
