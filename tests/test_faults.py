@@ -185,7 +185,12 @@ def _fail_after_entry_write(monkeypatch) -> None:
 
     def run_then_fail(statement, params=None):
         result = real_run(statement, params)
-        if statement is manual_inputs._UPSERT or statement is manual_inputs._SAVE_POSTGRESQL:
+        writes = (
+            manual_inputs._UPSERT,
+            manual_inputs._SAVE_POSTGRESQL,
+            manual_inputs._SAVE_POSTGRESQL_COUNTED,
+        )
+        if any(statement is write for write in writes):
             raise Boom("failed after the write")
         return result
 

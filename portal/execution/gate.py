@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from portal.extensions import db, run
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
@@ -187,7 +187,6 @@ def _with_entries(*entry_columns):
 
 
 _GATED_WITH_INPUTS = _with_entries(*_ENTRY_COLUMNS)
-_GATED_WITH_VERSIONS = _with_entries(ManualInput.version)
 _GATED_COLUMNS = len(_GATED.selected_columns)
 
 
@@ -204,12 +203,45 @@ def gated_with_inputs(request_id: str) -> tuple[list[GatedWebhook], dict[int, St
     return gated, inputs
 
 
+def _has_fields():
+    """``_gated_from``'s "at least one field", in SQL (the field list is a JSON array, never NULL)."""
+    return func.json_array_length(ManualWebhook.fields) > 0
+
+
+# Counted by the database, one row back: reading the 50 gated rows to count them in Python cost four times
+# as much (issue 9). ``PROGRESS_SQL`` (below) is the same count inside a PostgreSQL save.
+_PROGRESS = (
+    select(func.count(), func.count(ManualInput.version))
+    .select_from(ConnectionConfig)
+    .join(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+    .outerjoin(
+        ManualInput,
+        (ManualInput.connection_config_id == ConnectionConfig.id)
+        & (ManualInput.privacy_request_id == bindparam("request_id"))
+        & (ManualInput.version == ManualWebhook.version),
+    )
+    .where(*_gated_condition(), _has_fields())
+)
+
+
 def progress_of(request_id: str) -> tuple[int, int]:
     """(gated webhooks with a current-version entry for this request, gated webhooks), in one query."""
-    rows = run(_GATED_WITH_VERSIONS, {"request_id": request_id}).all()
-    versions = {row[0]: row[_GATED_COLUMNS] for row in rows}
-    gated = _gated_from([tuple(row[:_GATED_COLUMNS]) for row in rows])
-    return sum(1 for g in gated if versions.get(g.connection.id) == g.webhook.version), len(gated)
+    systems, done = run(_PROGRESS, {"request_id": request_id}).one()
+    return done, systems
+
+
+# ``_PROGRESS`` for the end of a PostgreSQL save statement (``manual_inputs._SAVE_POSTGRESQL``), whose own
+# snapshot does not show the entry it writes: the saved connection counts as done when the version it
+# was saved at is still its webhook's, every other one when its stored entry is current. Kept equal to
+# ``progress_of`` by ``tests/test_gate_progress.py``.
+PROGRESS_SQL = (
+    "count(*) AS systems, count(*) FILTER (WHERE CASE WHEN cc.id = :connection_id "
+    "THEN mw.version = :version ELSE mi.version = mw.version END) AS done "
+    "FROM connection_configs cc JOIN manual_webhooks mw ON mw.connection_config_id = cc.id "
+    "LEFT JOIN manual_inputs mi ON mi.connection_config_id = cc.id AND mi.privacy_request_id = :request_id "
+    f"WHERE cc.connection_type = '{ConnectionType.MANUAL_WEBHOOK.value}' AND NOT cc.disabled "
+    "AND json_array_length(mw.fields) > 0"
+)
 
 
 def missing_webhooks(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]) -> list[GatedWebhook]:

@@ -20,7 +20,7 @@ from portal.dynamic_forms import (
     manual_input_form_for,
     prefill,
 )
-from portal.execution import dispatch, gate
+from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
 from portal.requests import bp
@@ -406,7 +406,7 @@ def _save_manual_input(request_id: str, connection_key: str):
     if values is None:
         return form, None, 200
     try:
-        manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), target)
+        progress = manual_inputs.save_and_count(request_id, connection_key, values, _actor(), target)
     except ValidationFailed as exc:
         db.session.rollback()
         attach_service_errors(form, exc)
@@ -414,11 +414,10 @@ def _save_manual_input(request_id: str, connection_key: str):
     except InvalidState as exc:
         db.session.rollback()
         return form, str(exc), 400
-    done, systems = gate.progress_of(request_id)  # before the commit: one transaction, one connection
     dispatch.commit_and_run()
     what = "nothing found in this system" if not values else "data entered"
     message = f"Saved “{target.name}”: {what}."
-    if done >= systems:
+    if progress.done >= progress.systems:
         message += " Every manual system is done: you can resume the request now."
     flash(message, "success")
     return redirect(url_for(".detail", request_id=request_id))
