@@ -102,8 +102,9 @@ so the absolute times of the two reports do not compare):
   With 4 clients on 2 workers, waiting writers back off in SQLite's busy handler, so the longer write
   shows more in throughput than in time per save, and more on the larger database.
 - **API view with 4 clients on SQLite** (0.59×; 0.64× with one client, 0.84–0.86× on PostgreSQL): at the
-  target within this machine's noise; the portal checks the token's scopes and its expiry and answers
-  the entry at its current version, where the floor decrypts one row.
+  target within this machine's noise. The portal also checks the token's user, scopes, expiry and
+  revocation, and answers every current label of the webhook (the missing ones as null), where the floor
+  returns the stored object as it is.
 """
 
 
