@@ -1,13 +1,13 @@
 """The manual gate (S4): every enabled webhook with fields needs a current-version ManualInput.
 
-``gated_webhooks()`` is on the hot path of the queue, the request page, every save and every run, so it
-returns light snapshots rather than ORM objects: one small query reads the connections' current columns
-on every call (so a rename, a disable or a new version is seen at once, by every process), and only the
-field lists — the large JSON — are cached per process, keyed by (webhook id, created_at, version). A
-webhook's ``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a
-later one that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is
-never stale. The last answer is kept too, with the rows it came from: when the rows are the same, so is
-the answer, without building 50 snapshots again.
+``gated_webhooks()`` is on the hot path of the queue, the request page and every run, so it returns light
+snapshots rather than ORM objects: one small query reads the connections' current columns on every call
+(so a rename, a disable or a new version is seen at once, by every process), and only the field lists —
+the large JSON — are cached per process, keyed by (webhook id, created_at, version). A webhook's
+``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a later one
+that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is never stale. The
+last answer is kept too, with the rows it came from: when the rows are the same, so is the answer,
+without building 50 snapshots again. A request's progress (``progress_of``) is counted by the database.
 """
 
 from __future__ import annotations

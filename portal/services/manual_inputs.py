@@ -246,7 +246,15 @@ def save_and_count(
     return _save(request_id, connection_key, values, actor, target, counted=True)[1]
 
 
-def _save(request_id, connection_key, values, actor, target, counted):
+def _save(
+    request_id: str,
+    connection_key: str,
+    values: dict[str, Any],
+    actor: Actor,
+    target: UploadTarget | None,
+    counted: bool,
+) -> tuple[dict[str, str | None], Progress | None]:
+    """The save both of them make: what was stored, and the progress when ``counted``."""
     target = target if target is not None else upload_target(request_id, connection_key)
     if target.request_status != RequestStatus.REQUIRES_INPUT:
         raise InvalidState(_status_refusal(request_id, target.request_status))
