@@ -545,6 +545,17 @@ def test_save_stores_values_and_returns_to_request(client, staff, crm):
     assert "Saved “CRM”: data entered. Every manual system is done: you can resume the request now." in page
 
 
+def test_save_says_every_system_is_done_only_after_the_last_one(client, staff, crm):
+    add_webhook("erp", [field("Account")], name="ERP")
+    request_id = new_request()
+    client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Saved “CRM”: data entered." in page and "you can resume the request now" not in page
+    client.post(manual_url(request_id, "erp"), data={"field_0": "A-1", "save": "Save"})
+    page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Saved “ERP”: data entered. Every manual system is done: you can resume the request now." in page
+
+
 def test_saving_again_replaces_the_entry_and_prefills(client, staff, crm):
     request_id = new_request()
     client.post(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 
 from portal.extensions import db, run
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
@@ -230,17 +231,23 @@ def progress_of(request_id: str) -> tuple[int, int]:
     return done, systems
 
 
+def _gated_where_sql() -> str:
+    """``_gated_condition()`` and ``_has_fields()`` as PostgreSQL text, for statements written as text."""
+    condition = and_(*_gated_condition(), _has_fields())
+    return str(condition.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
 # ``_PROGRESS`` for the end of a PostgreSQL save statement (``manual_inputs._SAVE_POSTGRESQL``), whose own
 # snapshot does not show the entry it writes: the saved connection counts as done when the version it
-# was saved at is still its webhook's, every other one when its stored entry is current. Kept equal to
-# ``progress_of`` by ``tests/test_gate_progress.py``.
+# was saved at is still its webhook's, every other one when its stored entry is current. The gated
+# condition is the one above, compiled; ``tests/test_gate_progress.py`` holds the two counts equal.
 PROGRESS_SQL = (
-    "count(*) AS systems, count(*) FILTER (WHERE CASE WHEN cc.id = :connection_id "
-    "THEN mw.version = :version ELSE mi.version = mw.version END) AS done "
-    "FROM connection_configs cc JOIN manual_webhooks mw ON mw.connection_config_id = cc.id "
-    "LEFT JOIN manual_inputs mi ON mi.connection_config_id = cc.id AND mi.privacy_request_id = :request_id "
-    f"WHERE cc.connection_type = '{ConnectionType.MANUAL_WEBHOOK.value}' AND NOT cc.disabled "
-    "AND json_array_length(mw.fields) > 0"
+    "count(*) AS systems, count(*) FILTER (WHERE CASE WHEN connection_configs.id = :connection_id "
+    "THEN manual_webhooks.version = :version ELSE manual_inputs.version = manual_webhooks.version END) "
+    "AS done FROM connection_configs "
+    "JOIN manual_webhooks ON manual_webhooks.connection_config_id = connection_configs.id "
+    "LEFT JOIN manual_inputs ON manual_inputs.connection_config_id = connection_configs.id "
+    f"AND manual_inputs.privacy_request_id = :request_id WHERE {_gated_where_sql()}"
 )
 
 
