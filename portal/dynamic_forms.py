@@ -164,6 +164,25 @@ def form_values(form: ManualInputForm) -> dict[str, str | None]:
     }
 
 
+def submitted_values(form_class: type[ManualInputForm], formdata) -> dict[str, str | None]:
+    """``form_values`` of ``form_class(formdata)``, read from the posted data without building the form.
+
+    A valid save needs no form object: ``manual_inputs.validate_values`` checks everything the form would,
+    and more. The view builds the form only to show errors (issue 9: building and validating it cost a
+    tenth of every save).
+    """
+    values = {}
+    for index, label in enumerate(form_class.labels):
+        value = formdata.get(field_name(index))
+        values[label] = None if _blank(value) else value
+    return values
+
+
+def pressed(formdata, button: str) -> bool:
+    """Whether the submit button named ``button`` sent this form, as WTForms' ``SubmitField`` reads it."""
+    return formdata.get(button, "") not in ("", "false")
+
+
 def attach_service_errors(form: ManualInputForm, error: ValidationFailed) -> None:
     """Show the service's ``((label,), message)`` errors next to the matching inputs."""
     positions = {label: index for index, label in enumerate(form.labels)}

@@ -120,6 +120,22 @@ def test_deactivation_ends_an_open_session(client, make_user):
     assert client.get("/").headers["Location"].startswith("/auth/login")
 
 
+def test_a_role_or_name_change_applies_to_an_open_session_at_its_next_request(client, make_user):
+    """The signed-in user is read afresh on every request (a snapshot of its row, never kept across)."""
+    admin = make_user(role="admin")
+    user = make_user(role="staff")
+    login(client, user.email)
+    assert client.get("/requests/").status_code == 200
+
+    users.update_user(user, Actor.for_user(admin), role="reviewer", name="Renamed Person", active=True)
+    db.session.commit()
+
+    assert client.get("/requests/new").status_code == 403
+    assert "Hello, Renamed Person. You are signed in as <strong>reviewer</strong>." in text_of(
+        client.get("/")
+    )
+
+
 def test_signed_out_visitor_is_sent_to_login_with_next(client, make_user):
     user = make_user(role="admin")
 
@@ -252,6 +268,24 @@ def test_activity_is_recorded_once_a_minute_not_on_every_request(app, client, ma
 
 
 # --- must change password, password rules ---------------------------------------------------------
+
+
+def test_api_calls_neither_refresh_nor_end_a_browser_session_sent_along(app, client, make_user, monkeypatch):
+    """A token route authenticates by its token alone; the session cookie a browser sends is left as it is."""
+    from portal.services import tokens
+
+    clock = Clock(monkeypatch)
+    user = make_user(role="staff")
+    secret = tokens.create_token(user, "script", Actor.for_user(user))[1]
+    db.session.commit()
+    login(client, user.email)
+    client.get("/")
+    clock.advance(minutes=5)
+
+    response = client.get("/api/v1/privacy-request", headers={"Authorization": f"Bearer {secret}"})
+
+    assert response.status_code == 200
+    assert not session_cookie_sent(response)  # the activity time was not moved by the API call
 
 
 def test_must_change_password_forces_the_password_page(client, make_user):

@@ -624,6 +624,34 @@ def test_invalid_input_is_shown_next_to_the_field_and_kept(client, staff, data, 
         assert 'aria-invalid="true"' in page
 
 
+def test_the_forms_own_message_is_shown_not_the_services_as_well(client, staff):
+    """A bad value is refused by the service too; the page shows the form's message for it, once."""
+    add_webhook("crm", [field("Name"), field("Balance", type="number"), field("Mail", type="email")])
+    request_id = new_request()
+    response = client.post(
+        manual_url(request_id, "crm"),
+        data={"field_0": "Jane", "field_1": "twelve", "field_2": "jane-at-example", "save": "Save"},
+    )
+    page = text_of(response)
+    assert response.status_code == 200
+    assert "Enter a number, e.g. 42 or 3.5." in page
+    assert "Enter an email address, e.g. name@example.com." in page
+    assert "must be a number" not in page.lower() and "must be an email" not in page.lower()
+    assert stored_input(request_id) is None
+
+
+def test_a_valid_save_stores_exactly_what_was_typed(client, staff):
+    """Saved without building the form: values as typed, blanks as null, unknown inputs ignored."""
+    add_webhook("crm", [field("Name"), field("Note", type="textarea"), field("Opted In", type="boolean")])
+    request_id = new_request()
+    response = client.post(
+        manual_url(request_id, "crm"),
+        data={"field_0": "  Jane  ", "field_1": "   ", "field_2": "false", "field_9": "x", "save": "Save"},
+    )
+    assert response.status_code == 302
+    assert stored_input(request_id).values == {"name": "  Jane  ", "note": None, "opted_in": "false"}
+
+
 def test_service_validation_errors_land_next_to_their_inputs(client, staff, monkeypatch):
     """The service re-validates; what only it catches is shown beside the input of that label."""
     from portal.services import ValidationFailed

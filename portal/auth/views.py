@@ -1,7 +1,7 @@
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal.auth import bp
+from portal.auth import bp, signed_in_user_record
 from portal.auth.forms import ChangePasswordForm, LoginForm
 from portal.extensions import db, rate_limited
 from portal.security import safe_next_url
@@ -43,8 +43,9 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    current_user.session_version += 1  # the old cookie stops working even if someone kept a copy
-    record(Actor.for_user(current_user), "logout")
+    user = signed_in_user_record()
+    user.session_version += 1  # the old cookie stops working even if someone kept a copy
+    record(Actor.for_user(user), "logout")
     db.session.commit()
     logout_user()
     session.clear()
@@ -57,9 +58,10 @@ def logout():
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        user = signed_in_user_record()
         try:
             users.change_password(
-                current_user, form.current_password.data, form.new_password.data, Actor.for_user(current_user)
+                user, form.current_password.data, form.new_password.data, Actor.for_user(user)
             )
         except ValidationFailed as exc:
             db.session.rollback()
@@ -67,9 +69,7 @@ def change_password():
             getattr(form, field).errors.append(str(exc))
         else:
             db.session.commit()
-            # The session id now carries the new session version. Pass the user itself, not the proxy:
-            # Flask-Login stores what it gets in ``g`` and the proxy would then resolve to itself.
-            login_user(current_user._get_current_object())
+            login_user(user)  # the session id now carries the new session version
             flash("Your password has been changed.", "success")
             return redirect(url_for("dashboard.index"))
     return render_template("auth/change_password.html", form=form)

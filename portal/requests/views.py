@@ -16,9 +16,10 @@ from wtforms import SelectChoice
 from portal.dynamic_forms import (
     attach_service_errors,
     build_manual_input_form,
-    form_values,
     manual_input_form_for,
     prefill,
+    pressed,
+    submitted_values,
 )
 from portal.execution import dispatch
 from portal.extensions import db
@@ -387,33 +388,38 @@ def _save_manual_input(request_id: str, connection_key: str):
     """A POSTed form: the redirect after a save, or (form, refusal, status) for the page to show again.
 
     Reads only what a save needs (one query of columns): the page itself, with its ORM objects, is built
-    only when the form comes back with errors or a refusal.
+    only when the form comes back with errors or a refusal. So is the form: a save is checked by the
+    service, which checks all the form would; when it refuses, the form's own checks run for their
+    messages next to each input, and the service's are added where the form found nothing wrong.
     """
     try:
         target = manual_inputs.upload_target(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
-    form = manual_input_form_for(tuple(target.fields))()
+    form_class = manual_input_form_for(tuple(target.fields))
     refusal = target.refusal(request_id, connection_key)
     if refusal:
-        return form, refusal, 400  # what was typed stays on screen; nothing is stored
-    values = None
-    if form.nothing_found.data:
+        return form_class(), refusal, 400  # what was typed stays on screen; nothing is stored
+    if pressed(request.form, "nothing_found"):
         _confirmed()
         values = {}  # "searched, nothing found": required fields do not apply
-    elif form.validate():
-        values = form_values(form)
-    if values is None:
-        return form, None, 200
+    else:
+        values = submitted_values(form_class, request.form)
+        if all(value is None for value in values.values()):
+            form = form_class()
+            form.validate()  # says to fill in a field or press "Nothing found"
+            return form, None, 200
     try:
         progress = manual_inputs.save_and_count(request_id, connection_key, values, _actor(), target)
     except ValidationFailed as exc:
         db.session.rollback()
-        attach_service_errors(form, exc)
+        form = form_class()
+        if form.validate():
+            attach_service_errors(form, exc)
         return form, None, 200
     except InvalidState as exc:
         db.session.rollback()
-        return form, str(exc), 400
+        return form_class(), str(exc), 400
     dispatch.commit_and_run()
     what = "nothing found in this system" if not values else "data entered"
     message = f"Saved “{target.name}”: {what}."
