@@ -5,8 +5,8 @@ validators never leak between webhooks or requests. Inputs are named ``field_0``
 order of the definitions; ``dsr_package_label``s never become attribute names (a label may be ``dict`` or
 ``__class__``) and ``pii_field`` is only ever label *text*, escaped like any other user text.
 
-The form checks what it can show next to an input (required, email, number, date, length);
-``manual_inputs.validate_values`` stays the authority and re-checks everything on save.
+``manual_inputs.validate_values`` is the authority: a save is checked by it alone. When it refuses, the
+form's own checks (required, email, number, date, length) run for messages shown next to each input.
 """
 
 from __future__ import annotations
@@ -156,16 +156,9 @@ def prefill(fields: list[dict[str, Any]], stored: dict[str, str | None]) -> dict
     }
 
 
-def form_values(form: ManualInputForm) -> dict[str, str | None]:
-    """The submitted data as ``{label: value or None}``; blank inputs become None, others are kept as typed."""
-    return {
-        label: None if _blank(field.data) else field.data
-        for label, field in zip(form.labels, form.manual_fields(), strict=True)
-    }
-
-
 def submitted_values(form_class: type[ManualInputForm], formdata) -> dict[str, str | None]:
-    """``form_values`` of ``form_class(formdata)``, read from the posted data without building the form.
+    """The submitted data as ``{label: value or None}``, read without building the form: blank inputs
+    become None, others are kept as typed (what ``form_class(formdata)``'s fields would hold).
 
     A valid save needs no form object: ``manual_inputs.validate_values`` checks everything the form would,
     and more. The view builds the form only to show errors (issue 9: building and validating it cost a

@@ -9,8 +9,9 @@ from portal.dynamic_forms import (
     NOTHING_ENTERED,
     attach_service_errors,
     build_manual_input_form,
-    form_values,
     prefill,
+    pressed,
+    submitted_values,
 )
 from portal.services import ValidationFailed
 from tests.workflow_helpers import field
@@ -49,8 +50,13 @@ def test_each_call_builds_a_fresh_class_with_its_own_fields(ctx):
 
 
 def test_labels_never_become_attribute_names(ctx):
-    form = bound([field("Dict", "dict"), field("Klass", "__class__"), field("Private", "_x")], field_0="a")
-    assert form_values(form) == {"dict": "a", "__class__": None, "_x": None}
+    fields = [field("Dict", "dict"), field("Klass", "__class__"), field("Private", "_x")]
+    form = bound(fields, field_0="a")
+    assert submitted_values(type(form), MultiDict({"field_0": "a"})) == {
+        "dict": "a",
+        "__class__": None,
+        "_x": None,
+    }
     assert not hasattr(form, "dict") and type(form).__name__ == "GeneratedManualInputForm"
 
 
@@ -103,10 +109,12 @@ def test_required_only_matters_when_something_is_entered(ctx):
     assert empty.form_errors == [NOTHING_ENTERED] and empty.field_0.errors == []
 
 
-def test_form_values_maps_back_to_labels_with_blank_as_none(ctx):
-    form = bound(FIELDS, field_0="Jane ", field_1="   ", field_3="12", field_5="true")
+def test_submitted_values_map_back_to_labels_with_blank_as_none_as_the_form_reads_them(ctx):
+    data = {"field_0": "Jane ", "field_1": "   ", "field_3": "12", "field_5": "true", "field_7": "ignored"}
+    form = bound(FIELDS, **data)
     assert form.validate()
-    assert form_values(form) == {
+    values = submitted_values(type(form), MultiDict(data))
+    assert values == {
         "first_name": "Jane ",
         "notes": None,
         "contact_email": None,
@@ -114,6 +122,17 @@ def test_form_values_maps_back_to_labels_with_blank_as_none(ctx):
         "signed_up": None,
         "subscribed": "true",
     }
+    typed = {label: field.data for label, field in zip(form.labels, form.manual_fields(), strict=True)}
+    assert values == {label: value if value and value.strip() else None for label, value in typed.items()}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [({"nothing_found": "Nothing found in this system"}, True), ({"nothing_found": ""}, False), ({}, False)],
+)
+def test_pressed_reads_a_submit_button_as_wtforms_does(ctx, data, expected):
+    assert pressed(MultiDict(data), "nothing_found") is expected
+    assert bound(FIELDS, **data).nothing_found.data is expected
 
 
 def test_prefill_keeps_existing_labels_and_normalises_booleans(ctx):
