@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import JSON, bindparam, exists, literal, select, text, update
+from sqlalchemy import JSON, bindparam, exists, select, text, update
 from sqlalchemy.orm import contains_eager
 
 from portal.execution import gate
@@ -23,7 +23,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
-from portal.services.audit import Actor, record_now
+from portal.services.audit import Actor
 from portal.services.privacy_requests import get_request
 
 MAX_VALUE_LENGTH = 10_000
@@ -156,10 +156,6 @@ _TAKE_FOR_UPLOAD = (
     )
     .values(updated_at=bindparam("now"))
 )
-_ENTRY_EXISTS = select(literal(1)).where(
-    _inputs.c.privacy_request_id == bindparam("request_id"),
-    _inputs.c.connection_config_id == bindparam("connection_id"),
-)
 _INPUT_COLUMNS = (
     'privacy_request_id, connection_config_id, "values", version, '
     "entered_by_user_id, entered_by_token_id, entered_by_label, entered_at"
@@ -170,10 +166,8 @@ _ON_CONFLICT = (
     "entered_by_user_id = excluded.entered_by_user_id, entered_by_token_id = excluded.entered_by_token_id, "
     "entered_by_label = excluded.entered_by_label, entered_at = excluded.entered_at"
 )
-_TYPED = (
-    bindparam("values", type_=_inputs.c["values"].type),
-    bindparam("now", type_=_inputs.c.entered_at.type),
-)
+_NOW = bindparam("now", type_=_inputs.c.entered_at.type)
+_TYPED = (bindparam("values", type_=_inputs.c["values"].type), _NOW)
 # SQLite and PostgreSQL spell this UPSERT the same way. Written as text because SQLAlchemy cannot cache
 # its dialect-specific ``on_conflict_do_update`` statements: built that way, every save compiled it again.
 _UPSERT = text(
@@ -198,11 +192,8 @@ _SAVE_POSTGRESQL_STEPS = (
     "CASE WHEN inserted THEN CAST(:details_new AS JSON) ELSE CAST(:details_replaced AS JSON) END FROM saved"
     ") "
 )
-_SAVE_POSTGRESQL_BINDS = (
-    *_TYPED,
-    bindparam("details_new", type_=JSON),
-    bindparam("details_replaced", type_=JSON),
-)
+_DETAILS = (bindparam("details_new", type_=JSON), bindparam("details_replaced", type_=JSON))
+_SAVE_POSTGRESQL_BINDS = (*_TYPED, *_DETAILS)
 _SAVE_POSTGRESQL = text(_SAVE_POSTGRESQL_STEPS + "SELECT count(*) FROM locked").bindparams(
     *_SAVE_POSTGRESQL_BINDS
 )
@@ -210,6 +201,15 @@ _SAVE_POSTGRESQL = text(_SAVE_POSTGRESQL_STEPS + "SELECT count(*) FROM locked").
 _SAVE_POSTGRESQL_COUNTED = text(
     _SAVE_POSTGRESQL_STEPS + f"SELECT (SELECT count(*) FROM locked) AS locked, {gate.PROGRESS_SQL}"
 ).bindparams(*_SAVE_POSTGRESQL_BINDS)
+# SQLite: the audit event of a save, written just before its UPSERT, under the write lock the request's
+# UPDATE took: whether an entry is being replaced is read by the same statement (one statement, not two).
+_LOG_SAVE_SQLITE = text(
+    "INSERT INTO audit_events (created_at, actor_type, actor_user_id, actor_token_id, actor_label, action, "
+    "privacy_request_id, connection_key, details) "
+    "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
+    "CASE WHEN EXISTS (SELECT 1 FROM manual_inputs WHERE privacy_request_id = :request_id "
+    "AND connection_config_id = :connection_id) THEN :details_replaced ELSE :details_new END"
+).bindparams(_NOW, *_DETAILS)
 SAVED_ACTION = "manual_input.saved"
 
 
@@ -277,15 +277,15 @@ def _save(
         "label": actor.label,
         "now": utcnow(),
     }
+    params.update(
+        actor_type=actor.kind,
+        action=SAVED_ACTION,
+        connection_key=connection_key,
+        details_new={**details, "replaced": False},
+        details_replaced={**details, "replaced": True},
+    )
     progress = None
     if db.session.get_bind().dialect.name == "postgresql":
-        params.update(
-            actor_type=actor.kind,
-            action=SAVED_ACTION,
-            connection_key=connection_key,
-            details_new={**details, "replaced": False},
-            details_replaced={**details, "replaced": True},
-        )
         if counted:
             row = run(_SAVE_POSTGRESQL_COUNTED, params).one()
             locked, progress = row[0] == 1, Progress(row.done, row.systems)
@@ -294,16 +294,8 @@ def _save(
     else:  # SQLite: the same steps as statements of their own (no round trips to save there)
         locked = run(_TAKE_FOR_UPLOAD, params).rowcount == 1
         if locked:
-            replaced = run(_ENTRY_EXISTS, params).first() is not None  # read under the write lock
+            run(_LOG_SAVE_SQLITE, params)  # before the UPSERT: it reads whether an entry is replaced
             run(_UPSERT, params)
-            record_now(
-                actor,
-                SAVED_ACTION,
-                privacy_request_id=request_id,
-                connection_key=connection_key,
-                **details,
-                replaced=replaced,
-            )
             if counted:
                 progress = Progress(*gate.progress_of(request_id))
     if not locked:
