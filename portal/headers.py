@@ -44,14 +44,25 @@ SECURITY_HEADERS = {
 }
 
 
+_BY_LOWER_NAME = {name.lower(): (name, value) for name, value in SECURITY_HEADERS.items()}
+
+
 def add_security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    """Each security header the response does not set itself; ``no-store`` on every dynamic response.
+
+    The response's header names are read once: werkzeug's ``setdefault`` and ``pop`` look a missing header
+    up by raising and catching an exception, which cost more than the rest of a redirect (issue 9).
+    """
+    headers = response.headers
+    present = {name.lower() for name, _ in headers}
+    missing = [pair for lower, pair in _BY_LOWER_NAME.items() if lower not in present]
+    if request.is_secure and "strict-transport-security" not in present:
+        missing.append(("Strict-Transport-Security", HSTS))
+    headers.extend(missing)
     if request.endpoint not in STATIC_ENDPOINTS:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers.pop("Expires", None)
+        headers["Cache-Control"] = "no-store"
+        if "expires" in present:
+            headers.remove("Expires")
     return response
 
 
