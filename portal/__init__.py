@@ -92,6 +92,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         csrf,
         db,
         keep_prepared_statements,
+        limit_marked_views_only,
         limiter,
         login_manager,
         migrate,
@@ -105,6 +106,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    limit_marked_views_only(app)
     bootstrap.init_app(app)
     login_manager.init_app(app)
 

@@ -564,3 +564,28 @@ def test_every_rate_limit_is_declared_with_rate_limited():
     ]
     assert direct == []
     assert getattr(views.login, "rate_limited", False) is True
+
+
+def test_the_limiter_runs_for_marked_views_only(client, login_as, monkeypatch):
+    """Flask-Limiter's per-request hooks are skipped where no limit is declared, and still run on sign-in."""
+    from portal.extensions import limiter
+
+    seen = []
+    identify = limiter.identify_request
+    monkeypatch.setattr(limiter, "identify_request", lambda: seen.append(1) or identify())
+    login_as("staff")
+    seen.clear()
+    assert client.get("/requests/").status_code == 200
+    assert seen == []
+    client.post("/auth/logout")
+    client.post("/auth/login", data={"email": "nobody@example.com", "password": "wrong"})
+    assert seen  # the sign-in form is checked
+
+
+def test_marking_views_needs_the_limiters_hooks_in_place(app):
+    from flask import Flask
+
+    from portal.extensions import limit_marked_views_only
+
+    with pytest.raises(RuntimeError, match="found 0"):
+        limit_marked_views_only(Flask("bare"))
