@@ -62,57 +62,50 @@ file only); a PostgreSQL save as one data-modifying statement (lock the request,
 `xmax = 0` makes the event's `replaced` exact); read-only PostgreSQL requests end with COMMIT so psycopg
 keeps its prepared statements (`tests/test_transactions.py`); the deny form built only where it is shown.
 
-Latest round:
+Session 15: a save's progress counted by the database (one aggregate row; on PostgreSQL the end of the
+save statement itself); `tests/test_gate_progress.py` holds that count equal to the gate's own list.
 
-- **A save's progress is counted by the database.** The form's message ("Every manual system is done:
-  you can resume the request now") needs the request's progress. It was read as the 50 gated webhooks
-  with this request's entry versions and counted in Python (0.19 ms on SQLite); it is now one aggregate
-  row (0.05 ms), and on PostgreSQL it is the last part of the save statement itself, with the saved
-  connection counted done only if the version it was saved at is still current — one round trip less
-  per form save (PostgreSQL form save: 7 → 6 round trips, the floor's number). Resuming checks the gate
-  with the same count. `tests/test_gate_progress.py` holds both counts equal to the gate's list of
-  missing systems (disabled, fieldless, non-manual, stale and other requests' entries).
+Latest round (session 16). Each cost was measured first: in-process with Flask's test client, portal
+and floor alternating in blocks, and as instruction counts under valgrind (this shared machine's timings
+move by ±25%; instruction counts do not). A form save was 7.5 M instructions against the floor's 3.1 M:
 
-Where the time of a form save goes (measured with Flask's test client, 10,000 requests on SQLite, the
-portal's WSGI time per save): 2.3–2.8 ms against the floor's 0.8 ms. A signed-in POST to an empty view
-that only flashes a message and redirects — session cookie read and re-signed, user loaded, idle
-timeout, CSRF token checked, rate-limit filter, security headers — already takes 0.7–0.9 ms, the floor's
-whole save. The save itself (the upload target, the WTForms form built and validated, the values
-checked, the request row taken, the entry UPSERT, the audit event with its five indexes, the progress
-count, the commit) is the rest, and no single part of it is larger than a fifth.
+- **A valid form save builds no WTForms form.** The service's `validate_values` checks everything the
+  form checks and more, so the view reads the posted values directly (`dynamic_forms.submitted_values`)
+  and builds the form only when the service refuses — then the form's own checks run for the messages
+  beside each input, and the service's are added where the form found nothing (the page shows exactly
+  what it showed before; `tests/test_requests_views.py`). In-process ratio to the floor: 0.37 → 0.45.
+- **The signed-in user is a row, not an ORM object** (`auth.SignedInUser`: the seven columns a request
+  needs, one Core SELECT); the two views that change the user (sign-out, own password) load the `User`.
+  Token routes of the API no longer read a browser session cookie sent along.
+- **Security headers cost 13 µs, not 65 µs, per response**: werkzeug's `setdefault`/`pop` looked each
+  missing header up by raising and catching an exception; the names are now read once.
+- **Flask-Limiter's request hooks run only for views that declare a limit** (sign-in): on every other
+  request they resolved nothing at 5% of a form save (0.4 M instructions). `create_app` fails loudly if
+  a Flask-Limiter upgrade registers its hooks differently.
+- **SQLite save: one statement fewer.** The audit event reads whether it replaces an entry in its own
+  `INSERT … SELECT … CASE WHEN EXISTS`, written just before the UPSERT under the write lock the request's
+  UPDATE took (as PostgreSQL's single save statement does).
 
-Not reached, and why (figures of this report; on this shared 2-core machine, where the database, both
-servers and the load process share the cores, ratios move by up to ±25% between runs; this session's
-machine ran the floor 1.9× (SQLite) and 1.7× (PostgreSQL) faster than the previous report's, median p50,
-so the absolute times of the two reports do not compare):
+Where a form save's time still goes, beyond the floor's work (instructions, SQLite, in-process): the
+session cookie re-signed for the "Saved" message, 0.57 M (8%); the CSRF check, 0.37 M (5%); the user's
+row, 0.27 M; and the statements the floor does not run — taking the request's row, the audit event and
+the progress count — each about the size of the floor's UPSERT.
 
-- **Form saves at ≥ 0.6× the floor's throughput** (SQLite 0.40–0.48×, PostgreSQL 0.47–0.54×; the p95
-  target of ≤ 2× is met on SQLite with 4 clients and on PostgreSQL with one, 1.94–1.97×, and missed by
-  a little elsewhere, 2.13–2.45×). The floor parses the form, runs one SELECT and one UPSERT and commits;
-  it checks no CSRF token, loads no user beyond an id, writes no audit event and answers no progress.
-  As above, the signed-in POST alone costs what the floor's whole save costs, so 0.6× would leave the
-  save itself less time than the floor's bare UPSERT — it would mean dropping one of CSRF, the audit
-  event (S7), the row lock that keeps a resume from slipping between check and write, or the progress
-  message (announced to screen readers).
-- **API upload on SQLite** (0.54× with one client, 0.46× with four; 0.71× and 0.66× in a 10,000-request
-  run of the same code an hour earlier; met on PostgreSQL, 0.65–0.73×). SQLite has one writer at a time:
-  a portal save holds the write lock while it takes the request row, reads whether the entry exists (so
-  the audit's `replaced` is exact), UPSERTs and writes the audit event (a table with five indexes), and
-  its commit appends 5 pages to the write-ahead log where the floor's appends 2 (counted on 10,000
-  requests: the log's growth over 200 saves).
-  With 4 clients on 2 workers, waiting writers back off in SQLite's busy handler, so the longer write
-  shows more in throughput than in time per save, and more on the larger database.
-- **Request page and queue on SQLite, at the edge of 3×.** This report has the request page at 2.79× and
-  3.0× and the queue's first page at 2.73–2.89×; a second SQLite run of the same code twenty minutes
-  later (not in this report's figures) had the request page at 3.73× (one client) and 3.10× (four) and
-  the first queue page with four clients at 3.08×, everything else within the targets it meets here
-  (uploads there: 0.62× and 0.57×; API view 0.64× and 0.70×; form saves 0.43× and 0.49×). The request
-  page decrypts and describes 50 entries and 20 events where the floor lists 50 names; its p95 against a
-  floor p95 of about 2 ms moves with a single slow phase. On PostgreSQL both are well within (1.7–2.6×).
-- **API view with 4 clients on SQLite** (0.59×; 0.64× with one client, 0.84–0.86× on PostgreSQL): at the
-  target within this machine's noise. The portal also checks the token's user, scopes, expiry and
-  revocation, and answers every current label of the webhook (the missing ones as null), where the floor
-  returns the stored object as it is.
+Not reached, and why (figures of this report; on this 2-core machine the database, both servers and the
+load process share the cores, and ratios move by up to ±25% between runs):
+
+- **Form saves with one client** (SQLite 0.57×, PostgreSQL 0.55×; with four clients 0.61× and 0.60×,
+  met; p95 within 2× everywhere, 1.51–1.89×). What remains beyond the floor is CSRF, the flash message's
+  re-signed session cookie, the audit event (S7), the row lock that keeps a resume from slipping between
+  check and write, and the progress count behind "Every manual system is done" (announced to screen
+  readers). Each is a requirement or a safeguard; none was dropped, and the floor was not changed.
+- **PostgreSQL resume + build with one client: 8.81× one upload's p95** (42.75 vs 4.85 ms; met with four
+  clients, 4.65×, and on SQLite, 3.84× and 2.8×). The resume itself is as fast as in the last report
+  (p95 41.06 → 42.75 ms); what moved is the yardstick: PostgreSQL uploads' p95 fell from 11.54 to 4.85 ms
+  in this round. The resume's p50 is 27.6 ms against the floor's 11.3 ms: 22 statements in about 36 round
+  trips (CAS, gate, claim, 50 webhooks and inputs, three source queries, the package and its 53 chunks,
+  status, audit events). Cutting its round trips is the next step; it was found at the end of this
+  session and is not done.
 """
 
 
