@@ -97,7 +97,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         login_manager,
         migrate,
     )
+    from portal.session_cookie import SessionInterface
 
+    app.session_interface = SessionInterface()
     crypto.init_app(app)
     db.init_app(app)
     with app.app_context():
