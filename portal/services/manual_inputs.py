@@ -174,6 +174,12 @@ _UPSERT = text(
     f"INSERT INTO manual_inputs ({_INPUT_COLUMNS}) "
     f"VALUES (:request_id, :connection_id, :values, :version, :user_id, :token_id, :label, :now) {_ON_CONFLICT}"
 ).bindparams(*_TYPED)
+# A save's audit event, as an INSERT ... SELECT whose last column (its details) each backend appends.
+_LOG_SAVE = (
+    "INSERT INTO audit_events (created_at, actor_type, actor_user_id, actor_token_id, actor_label, action, "
+    "privacy_request_id, connection_key, details) "
+    "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
+)
 # PostgreSQL: take the request's row, UPSERT the entry and write the audit event in one statement (one
 # round trip instead of three), each step only if the one before it happened. ``xmax = 0`` tells a new
 # row from an updated one, so the event's ``replaced`` is exact even when two saves race.
@@ -185,10 +191,7 @@ _SAVE_POSTGRESQL_STEPS = (
     f"INSERT INTO manual_inputs ({_INPUT_COLUMNS}) "
     f"SELECT id, :connection_id, :values, :version, :user_id, :token_id, :label, :now FROM locked {_ON_CONFLICT} "
     "RETURNING xmax = 0 AS inserted"
-    "), logged AS ("
-    "INSERT INTO audit_events (created_at, actor_type, actor_user_id, actor_token_id, actor_label, action, "
-    "privacy_request_id, connection_key, details) "
-    "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
+    f"), logged AS ({_LOG_SAVE}"
     "CASE WHEN inserted THEN CAST(:details_new AS JSON) ELSE CAST(:details_replaced AS JSON) END FROM saved"
     ") "
 )
@@ -204,10 +207,7 @@ _SAVE_POSTGRESQL_COUNTED = text(
 # SQLite: the audit event of a save, written just before its UPSERT, under the write lock the request's
 # UPDATE took: whether an entry is being replaced is read by the same statement (one statement, not two).
 _LOG_SAVE_SQLITE = text(
-    "INSERT INTO audit_events (created_at, actor_type, actor_user_id, actor_token_id, actor_label, action, "
-    "privacy_request_id, connection_key, details) "
-    "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
-    "CASE WHEN EXISTS (SELECT 1 FROM manual_inputs WHERE privacy_request_id = :request_id "
+    f"{_LOG_SAVE}CASE WHEN EXISTS (SELECT 1 FROM manual_inputs WHERE privacy_request_id = :request_id "
     "AND connection_config_id = :connection_id) THEN :details_replaced ELSE :details_new END"
 ).bindparams(_NOW, *_DETAILS)
 SAVED_ACTION = "manual_input.saved"
