@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from portal.execution import collection
 from portal.extensions import db
-from portal.models import AuditEvent, ManualInput, PrivacyRequest, utcnow
+from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest, utcnow
 from portal.services import manual_inputs, privacy_requests
 from portal.services.audit import Actor
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request
@@ -537,23 +537,59 @@ def test_save_stores_values_and_returns_to_request(client, staff, crm):
     response = client.post(
         manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "", "save": "Save"}
     )
-    assert response.headers["Location"] == f"/requests/{request_id}"
+    assert response.headers["Location"] == f"/requests/{request_id}?saved=crm"
     entry = stored_input(request_id)
     assert entry.values == {"first_name": "Jane", "last_name": None}
     assert entry.entered_by_label == staff.email
-    page = text_of(client.get(f"/requests/{request_id}"))
+    page = text_of(client.get(response.headers["Location"]))
     assert "Saved “CRM”: data entered. Every manual system is done: you can resume the request now." in page
+    assert "Saved “CRM”" not in text_of(client.get(f"/requests/{request_id}"))  # said once, not kept
+
+
+def test_a_save_leaves_the_session_cookie_alone(client, staff, crm):
+    """The save's message travels in the redirect: the session (and its cookie) is not written."""
+    request_id = new_request()
+    client.get(f"/requests/{request_id}")
+    before = client.get_cookie("session").value
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    assert response.status_code == 302 and "Set-Cookie" not in response.headers
+    assert client.get_cookie("session").value == before
+
+
+def test_the_saved_notice_says_only_what_is_stored(client, staff, crm):
+    add_webhook("erp", [field("Account")], name="ERP")
+    request_id = new_request()
+    assert "Saved “" not in text_of(client.get(f"/requests/{request_id}?saved=crm"))  # nothing stored yet
+    assert "Saved “" not in text_of(client.get(f"/requests/{request_id}?saved=nope"))  # no such system
+    client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    page = text_of(client.get(f"/requests/{request_id}?saved=crm"))
+    assert "Saved “CRM”: data entered." in page and "you can resume" not in page
+    hostile = "<b>CRM</b>"
+    db.session.execute(sa.update(ConnectionConfig).where(ConnectionConfig.key == "crm").values(name=hostile))
+    db.session.commit()
+    html = page_html(client.get(f"/requests/{request_id}?saved=crm"))
+    assert "Saved “&lt;b&gt;CRM&lt;/b&gt;”" in html and "<b>CRM</b>" not in html
 
 
 def test_save_says_every_system_is_done_only_after_the_last_one(client, staff, crm):
     add_webhook("erp", [field("Account")], name="ERP")
     request_id = new_request()
-    client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
-    page = text_of(client.get(f"/requests/{request_id}"))
+    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    page = text_of(client.get(response.headers["Location"]))
     assert "Saved “CRM”: data entered." in page and "you can resume the request now" not in page
-    client.post(manual_url(request_id, "erp"), data={"field_0": "A-1", "save": "Save"})
-    page = text_of(client.get(f"/requests/{request_id}"))
+    response = client.post(manual_url(request_id, "erp"), data={"field_0": "A-1", "save": "Save"})
+    page = text_of(client.get(response.headers["Location"]))
     assert "Saved “ERP”: data entered. Every manual system is done: you can resume the request now." in page
+    # The admin changed ERP's fields since: its entry is stale, and the same link says no more than that.
+    erp = db.session.scalar(sa.select(ConnectionConfig.id).where(ConnectionConfig.key == "erp"))
+    db.session.execute(
+        sa.update(ManualWebhook)
+        .where(ManualWebhook.connection_config_id == erp)
+        .values(version=ManualWebhook.version + 1)
+    )
+    db.session.commit()
+    page = text_of(client.get(response.headers["Location"]))
+    assert "Saved “ERP”: data entered." in page and "you can resume the request now" not in page
 
 
 def test_saving_again_replaces_the_entry_and_prefills(client, staff, crm):
@@ -578,7 +614,7 @@ def test_nothing_found_works_with_required_fields_blank(client, staff):
     response = client.post(manual_url(request_id, "crm"), data={"field_0": "", "nothing_found": "x"})
     assert response.status_code == 302
     assert stored_input(request_id).values == {"name": None, "note": None}
-    page = text_of(client.get(f"/requests/{request_id}"))
+    page = text_of(client.get(response.headers["Location"]))
     assert "Saved “CRM”: nothing found in this system." in page
     assert "Nothing found — confirmed by" in page
 

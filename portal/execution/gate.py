@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import bindparam, func, select
 
 from portal.extensions import db, run
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
@@ -210,7 +209,7 @@ def _has_fields():
 
 
 # Counted by the database, one row back: reading the 50 gated rows to count them in Python cost four times
-# as much (issue 9). ``PROGRESS_SQL`` (below) is the same count inside a PostgreSQL save.
+# as much (issue 9).
 _PROGRESS = (
     select(func.count(), func.count(ManualInput.version))
     .select_from(ConnectionConfig)
@@ -229,26 +228,6 @@ def progress_of(request_id: str) -> tuple[int, int]:
     """(gated webhooks with a current-version entry for this request, gated webhooks), in one query."""
     systems, done = run(_PROGRESS, {"request_id": request_id}).one()
     return done, systems
-
-
-def _gated_where_sql() -> str:
-    """``_gated_condition()`` and ``_has_fields()`` as PostgreSQL text, for statements written as text."""
-    condition = and_(*_gated_condition(), _has_fields())
-    return str(condition.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-
-
-# ``_PROGRESS`` for the end of a PostgreSQL save statement (``manual_inputs._SAVE_POSTGRESQL``), whose own
-# snapshot does not show the entry it writes: the saved connection counts as done when the version it
-# was saved at is still its webhook's, every other one when its stored entry is current. The gated
-# condition is the one above, compiled; ``tests/test_gate_progress.py`` holds the two counts equal.
-PROGRESS_SQL = (
-    "count(*) AS systems, count(*) FILTER (WHERE CASE WHEN connection_configs.id = :connection_id "
-    "THEN manual_webhooks.version = :version ELSE manual_inputs.version = manual_webhooks.version END) "
-    "AS done FROM connection_configs "
-    "JOIN manual_webhooks ON manual_webhooks.connection_config_id = connection_configs.id "
-    "LEFT JOIN manual_inputs ON manual_inputs.connection_config_id = connection_configs.id "
-    f"AND manual_inputs.privacy_request_id = :request_id WHERE {_gated_where_sql()}"
-)
 
 
 def missing_webhooks(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]) -> list[GatedWebhook]:

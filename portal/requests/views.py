@@ -269,8 +269,24 @@ TIMELINE_EVENTS = 20
 TIMELINE_ALL = 1_000
 
 
+def saved_notice(privacy_request: PrivacyRequest, cards: list, missing: list[str]) -> str | None:
+    """After a form save (``?saved=<connection key>``): what is stored now for that system, and whether
+    every manual system is done. Stated from the stored entry, so a reload or an old link never claims
+    more than is true; an unknown key, or a system with no entry, says nothing."""
+    key = request.args.get("saved")
+    card = next((card for card in cards if card.gated.key == key), None) if key else None
+    if card is None or card.entry is None:
+        return None
+    what = "nothing found in this system" if card.nothing_found else "data entered"
+    message = f"Saved “{card.gated.connection.name}”: {what}."
+    if not missing and privacy_request.status == S.REQUIRES_INPUT:
+        message += " Every manual system is done: you can resume the request now."
+    return message
+
+
 def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None):
     cards = manual_inputs.cards_for(privacy_request)
+    missing = [card.gated.connection.name for card in cards if card.state != "done"]
     whole = request.args.get("timeline") == "all"
     limit = TIMELINE_ALL if whole else TIMELINE_EVENTS
     events = privacy_requests.request_events(privacy_request.id, limit=limit + 1)  # one more: are there more?
@@ -281,7 +297,8 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         "requests/detail.html",
         pr=privacy_request,
         cards=cards,
-        missing=[card.gated.connection.name for card in cards if card.state != "done"],
+        missing=missing,
+        notice=saved_notice(privacy_request, cards, missing),
         events=events[:limit],
         more_events=more and not whole,
         timeline_truncated=more and whole,
@@ -410,7 +427,7 @@ def _save_manual_input(request_id: str, connection_key: str):
             form.validate()  # says to fill in a field or press "Nothing found"
             return form, None, 200
     try:
-        progress = manual_inputs.save_and_count(request_id, connection_key, values, _actor(), target)
+        manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), target)
     except ValidationFailed as exc:
         db.session.rollback()
         form = form_class()
@@ -421,12 +438,9 @@ def _save_manual_input(request_id: str, connection_key: str):
         db.session.rollback()
         return form_class(), str(exc), 400
     dispatch.commit_and_run()
-    what = "nothing found in this system" if not values else "data entered"
-    message = f"Saved “{target.name}”: {what}."
-    if progress.done >= progress.systems:
-        message += " Every manual system is done: you can resume the request now."
-    flash(message, "success")
-    return redirect(url_for(".detail", request_id=request_id))
+    # The request page says what was saved (``saved_notice``): the message travels in the redirect, not
+    # in the session, so a save does not re-sign the session cookie (issue 9).
+    return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
 
 
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])

@@ -180,10 +180,11 @@ _LOG_SAVE = (
     "privacy_request_id, connection_key, details) "
     "SELECT :now, :actor_type, :user_id, :token_id, :label, :action, :request_id, :connection_key, "
 )
+_DETAILS = (bindparam("details_new", type_=JSON), bindparam("details_replaced", type_=JSON))
 # PostgreSQL: take the request's row, UPSERT the entry and write the audit event in one statement (one
 # round trip instead of three), each step only if the one before it happened. ``xmax = 0`` tells a new
 # row from an updated one, so the event's ``replaced`` is exact even when two saves race.
-_SAVE_POSTGRESQL_STEPS = (
+_SAVE_POSTGRESQL = text(
     "WITH locked AS ("
     "UPDATE privacy_requests SET updated_at = :now "
     f"WHERE id = :request_id AND status = '{RequestStatus.REQUIRES_INPUT.value}' RETURNING id"
@@ -193,17 +194,8 @@ _SAVE_POSTGRESQL_STEPS = (
     "RETURNING xmax = 0 AS inserted"
     f"), logged AS ({_LOG_SAVE}"
     "CASE WHEN inserted THEN CAST(:details_new AS JSON) ELSE CAST(:details_replaced AS JSON) END FROM saved"
-    ") "
-)
-_DETAILS = (bindparam("details_new", type_=JSON), bindparam("details_replaced", type_=JSON))
-_SAVE_POSTGRESQL_BINDS = (*_TYPED, *_DETAILS)
-_SAVE_POSTGRESQL = text(_SAVE_POSTGRESQL_STEPS + "SELECT count(*) FROM locked").bindparams(
-    *_SAVE_POSTGRESQL_BINDS
-)
-# The same, answering the request's progress too (a form save's message): one round trip less.
-_SAVE_POSTGRESQL_COUNTED = text(
-    _SAVE_POSTGRESQL_STEPS + f"SELECT (SELECT count(*) FROM locked) AS locked, {gate.PROGRESS_SQL}"
-).bindparams(*_SAVE_POSTGRESQL_BINDS)
+    ") SELECT count(*) FROM locked"
+).bindparams(*_TYPED, *_DETAILS)
 # SQLite: the audit event of a save, written just before its UPSERT, under the write lock the request's
 # UPDATE took: whether an entry is being replaced is read by the same statement (one statement, not two).
 _LOG_SAVE_SQLITE = text(
@@ -211,13 +203,6 @@ _LOG_SAVE_SQLITE = text(
     "AND connection_config_id = :connection_id) THEN :details_replaced ELSE :details_new END"
 ).bindparams(_NOW, *_DETAILS)
 SAVED_ACTION = "manual_input.saved"
-
-
-class Progress(NamedTuple):
-    """A request's gate after a save: gated webhooks with a current entry, and all gated webhooks."""
-
-    done: int
-    systems: int
 
 
 def save_manual_input(
@@ -235,26 +220,6 @@ def save_manual_input(
     slip between the check and the write; the audit event says whether an entry was replaced as the
     write found it. Returns what was stored: every current label with its value (blank → None).
     """
-    return _save(request_id, connection_key, values, actor, target, counted=False)[0]
-
-
-def save_and_count(
-    request_id: str, connection_key: str, values: dict[str, Any], actor: Actor, target: UploadTarget
-) -> Progress:
-    """``save_manual_input``, answering the request's progress with this save counted (the form's
-    "every manual system is done" message); on PostgreSQL in the same statement as the save."""
-    return _save(request_id, connection_key, values, actor, target, counted=True)[1]
-
-
-def _save(
-    request_id: str,
-    connection_key: str,
-    values: dict[str, Any],
-    actor: Actor,
-    target: UploadTarget | None,
-    counted: bool,
-) -> tuple[dict[str, str | None], Progress | None]:
-    """The save both of them make: what was stored, and the progress when ``counted``."""
     target = target if target is not None else upload_target(request_id, connection_key)
     if target.request_status != RequestStatus.REQUIRES_INPUT:
         raise InvalidState(_status_refusal(request_id, target.request_status))
@@ -284,25 +249,18 @@ def _save(
         details_new={**details, "replaced": False},
         details_replaced={**details, "replaced": True},
     )
-    progress = None
     if db.session.get_bind().dialect.name == "postgresql":
-        if counted:
-            row = run(_SAVE_POSTGRESQL_COUNTED, params).one()
-            locked, progress = row[0] == 1, Progress(row.done, row.systems)
-        else:
-            locked = run(_SAVE_POSTGRESQL, params).scalar() == 1
+        locked = run(_SAVE_POSTGRESQL, params).scalar() == 1
     else:  # SQLite: the same steps as statements of their own (no round trips to save there)
         locked = run(_TAKE_FOR_UPLOAD, params).rowcount == 1
         if locked:
             run(_LOG_SAVE_SQLITE, params)  # before the UPSERT: it reads whether an entry is replaced
             run(_UPSERT, params)
-            if counted:
-                progress = Progress(*gate.progress_of(request_id))
     if not locked:
         privacy_request = get_request(request_id)
         db.session.refresh(privacy_request)  # the status now, not as this session first read it
         raise InvalidState(_status_refusal(request_id, privacy_request.status))
-    return cleaned, progress
+    return cleaned
 
 
 @dataclass(frozen=True)

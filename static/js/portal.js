@@ -11,6 +11,13 @@
   });
   // Move focus to the first invalid field after a failed submit.
   document.addEventListener("DOMContentLoaded", function () {
+    // A notice that came with the address (?saved=... after a save) is shown once: a reload, or the
+    // address copied from the bar, does not repeat it.
+    if (document.querySelector("[data-notice]") && window.history.replaceState) {
+      var url = new URL(window.location.href);
+      url.searchParams.delete("saved");
+      window.history.replaceState(window.history.state, "", url.toString());
+    }
     var invalid = document.querySelector("[aria-invalid='true']");
     if (invalid) {
       invalid.focus();
