@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating phases per target and concurrency")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument(
-        "--resume-pool", type=int, default=60, help="prepared requests per target for resumes"
+        "--resume-pool", type=int, default=200, help="prepared requests per target for resumes"
     )
     parser.add_argument("--package-mb", type=int, default=100, help="package-memory probe size (0: skip)")
     parser.add_argument("--postgres-url", default=os.environ.get("PORTAL_BENCH_POSTGRES_URL", DEFAULT_PG))

@@ -207,7 +207,7 @@ def chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 class Pools:
     """How many special-purpose rows to set aside (independent of the scale)."""
 
-    resume: int = 60  # per pool (resume, collect) and target (portal, floor): every input present
+    resume: int = 200  # per pool (resume, collect) and target (portal, floor): every input present
     downloads: int = 100  # completed requests with a 50-system package
     uploads: int = 1_000  # waiting requests the upload and form-save operations write to
 
