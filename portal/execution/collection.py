@@ -38,19 +38,23 @@ def register(connection_type: str, connector: Connector) -> None:
     _connectors[connection_type] = connector
 
 
+# Built once (every run executes it; see ``tokens._ACTIVE_TOKEN``).
+_AUTOMATED = (
+    select(ConnectionConfig)
+    .where(
+        ConnectionConfig.connection_type != ConnectionType.MANUAL_WEBHOOK,
+        ConnectionConfig.disabled.is_(False),
+    )
+    .order_by(ConnectionConfig.key)
+)
+
+
 def collect(privacy_request: PrivacyRequest) -> Found:
     """Every connector's ``(key, rows)`` pairs in turn; close it (``contextlib.closing``) when done."""
     import portal.execution.connectors  # noqa: F401 - registers the database connectors (import cycle)
 
     groups: dict[Connector, list[ConnectionConfig]] = {}
-    connections = db.session.scalars(
-        select(ConnectionConfig)
-        .where(
-            ConnectionConfig.connection_type != ConnectionType.MANUAL_WEBHOOK,
-            ConnectionConfig.disabled.is_(False),
-        )
-        .order_by(ConnectionConfig.key)
-    )
+    connections = db.session.scalars(_AUTOMATED)
     for connection in connections:
         connector = _connectors.get(connection.connection_type)
         if connector is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import math
 import re
@@ -41,6 +42,7 @@ from sqlalchemy.pool import NullPool
 from portal.execution.collection import CollectionError
 from portal.execution.connectors.fides import CollectionNode, Dataset, DatasetGraph, build_graph
 from portal.extensions import db
+from portal.extensions import run as run_statement  # ``run`` is a run number here
 from portal.models import CollectionStep, ConnectionConfig, DatasetConfig, PrivacyRequest
 
 SQL_CONNECTION_TYPES = ("postgres", "mysql", "sqlite")
@@ -351,6 +353,26 @@ def traverse(
 # --- one connection during a run --------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _lookup(
+    name: str,
+    fields: tuple[str, ...],
+    primary_keys: tuple[str, ...],
+    schema: str | None,
+    field: str,
+    lower: bool,
+) -> sa.Select:
+    """The SELECT of one collection's rows by one field's values (``:values``), built once per shape: a
+    statement built on every step had SQLAlchemy construct it and compute its cache key each time (issue 9)."""
+    table = sa.table(name, *(sa.column(column) for column in fields), schema=schema)
+    column = table.c[field]
+    values = sa.bindparam("values", expanding=True)
+    query = sa.select(*table.c).where(sa.func.lower(column).in_(values) if lower else column.in_(values))
+    if primary_keys:
+        query = query.order_by(*(table.c[k] for k in primary_keys))
+    return query
+
+
 class SourceFailed(Exception):
     def __init__(self, source: Source, message: str):
         super().__init__(message)
@@ -388,17 +410,11 @@ class Source:
         start = time.perf_counter()
         try:
             conn = self._conn or self._open()
-            table = sa.table(
-                node.name,
-                *(sa.column(name) for name in node.fields),
-                schema=schema_for(self.connection.connection_type, self.secrets, node),
+            schema = schema_for(self.connection.connection_type, self.secrets, node)
+            query = _lookup(
+                node.name, tuple(node.fields), tuple(node.primary_keys), schema, field, case_insensitive
             )
-            column = table.c[field]
-            condition = sa.func.lower(column).in_(values) if case_insensitive else column.in_(values)
-            query = sa.select(*table.c).where(condition)
-            if node.primary_keys:
-                query = query.order_by(*(table.c[k] for k in node.primary_keys))
-            result = conn.execute(query, execution_options={"yield_per": FETCH_BATCH})
+            result = conn.execute(query, {"values": values}, execution_options={"yield_per": FETCH_BATCH})
         except SQLAlchemyError as exc:
             raise SourceFailed(self, plain_error(exc, self.secrets, hide=values)) from None
         finally:
@@ -440,12 +456,23 @@ class Source:
         }
 
 
+# Core statements built once (every run with a database connection executes both; issue 9).
+_steps = CollectionStep.__table__
+_LAST_RUN = sa.select(sa.func.max(_steps.c.run)).where(
+    _steps.c.privacy_request_id == sa.bindparam("request_id")
+)
+_INSERT_STEP = sa.insert(_steps)
+
+
+_DATASETS = (
+    sa.select(DatasetConfig)
+    .where(DatasetConfig.connection_config_id.in_(sa.bindparam("connection_ids", expanding=True)))
+    .order_by(DatasetConfig.fides_key)
+)
+
+
 def _next_run(privacy_request_id: str) -> int:
-    last = db.session.scalar(
-        sa.select(sa.func.max(CollectionStep.run)).where(
-            CollectionStep.privacy_request_id == privacy_request_id
-        )
-    )
+    last = run_statement(_LAST_RUN, {"request_id": privacy_request_id}).scalar()
     return (last or 0) + 1
 
 
@@ -458,11 +485,7 @@ def collect_databases(
 ) -> Iterator[tuple[str, Iterator[Row]]]:
     """The registered connector for every SQL type: one graph over all their datasets, one step each."""
     by_id = {c.id: c for c in connections}
-    configs = db.session.scalars(
-        sa.select(DatasetConfig)
-        .where(DatasetConfig.connection_config_id.in_(list(by_id)))
-        .order_by(DatasetConfig.fides_key)
-    ).all()
+    configs = db.session.scalars(_DATASETS, {"connection_ids": list(by_id)}).all()
     if not configs:
         return
     run = _next_run(privacy_request.id)
@@ -517,5 +540,4 @@ def collect_databases(
     for node_id, count in found.items():
         node = graph.nodes[node_id]
         by_key[node.connection_key].row_counts[node.key] = count
-    for source in sources.values():
-        db.session.add(CollectionStep(**source.step(privacy_request.id, run)))
+    run_statement(_INSERT_STEP, [source.step(privacy_request.id, run) for source in sources.values()])
