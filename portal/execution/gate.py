@@ -151,7 +151,12 @@ def gated_webhook_models() -> list[tuple[ConnectionConfig, ManualWebhook]]:
 
 def applies_to(privacy_request: PrivacyRequest) -> bool:
     """Erasure-only policies are not gated until erasure support exists."""
-    return privacy_request.policy.action_type == "access"
+    return applies_to_action(privacy_request.policy.action_type)
+
+
+def applies_to_action(action_type: str) -> bool:
+    """``applies_to`` for a request whose policy has this action type."""
+    return action_type == "access"
 
 
 class StoredInput(NamedTuple):

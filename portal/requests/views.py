@@ -338,9 +338,9 @@ def reveal_identity(request_id: str):
 
 def _lifecycle_action(request_id: str, action, prefix: str):
     """Run one lifecycle service call; refusals are flashed, the request page is shown again."""
-    _request_or_404(request_id)
+    privacy_request = _request_or_404(request_id)  # the same object the action changes (one session)
     try:
-        privacy_request = action(request_id, _actor())
+        action(request_id, _actor())
     except InvalidState as exc:
         db.session.rollback()
         flash(str(exc), "error")
