@@ -383,11 +383,14 @@ def test_a_run_that_fails_after_storing_its_package_rolls_it_back(app, shop, mon
     save = PackageWriter.save
     monkeypatch.setattr(PackageWriter, "save", lambda self, rid: saved.append(rid) or save(self, rid))
 
-    def failing_record(actor, action, **details):
-        if action == "request.completed":
-            raise RuntimeError("boom")
+    change_and_record = runner.change_and_record
 
-    monkeypatch.setattr(runner, "record_now", failing_record)
+    def failing_record(change, params, actor, action, **details):
+        if action == "request.completed":
+            raise RuntimeError("boom")  # the request's completion and its event fail together
+        return change_and_record(change, params, actor, action, **details)
+
+    monkeypatch.setattr(runner, "change_and_record", failing_record)
     pr = rerun(request_id)
 
     assert saved == [request_id] and pr.status == "error"

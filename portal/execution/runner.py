@@ -24,7 +24,7 @@ from portal.execution import collection, gate
 from portal.execution.package import PackageWriter, manual_entries
 from portal.extensions import db, run
 from portal.models import PrivacyRequest, RequestStatus, utcnow
-from portal.services.audit import SYSTEM, record_now
+from portal.services.audit import SYSTEM, change_and_record
 from portal.services.privacy_requests import get_request
 
 log = logging.getLogger(__name__)
@@ -83,15 +83,17 @@ def take_claim(request_id: str) -> str | None:
     """
     token = uuid.uuid4().hex
     statement = _claim_statement(current_app.config["REQUIRE_APPROVAL"])
-    result = run(statement, {"request_id": request_id, "token": token, "now": utcnow()})
-    if result.rowcount != 1:
+    params = {"request_id": request_id, "token": token, "now": utcnow()}
+    if not change_and_record(statement, params, SYSTEM, "request.run_started", privacy_request_id=request_id):
         return None
-    record_now(SYSTEM, "request.run_started", privacy_request_id=request_id)
     return token
 
 
-def _finish(request_id: str, token: str, status: str, **values) -> bool:
-    """Leave the run in ``status`` if we still own it (the sweeper may have taken it back)."""
+def _finish(
+    request_id: str, token: str, status: str, event: tuple[str, dict] | None = None, **values
+) -> bool:
+    """Leave the run in ``status`` if we still own it (the sweeper may have taken it back), and then only
+    record ``event`` (action, details) with it."""
     key = ("finish", *sorted(values))
     if key not in _STATEMENTS:
         c = _requests.c
@@ -108,7 +110,12 @@ def _finish(request_id: str, token: str, status: str, **values) -> bool:
         )
     params = {"request_id": request_id, "token": token, "status": status, "now": utcnow()}
     params.update({f"value_{name}": value for name, value in values.items()})
-    return run(_STATEMENTS[key], params).rowcount == 1
+    if event is None:
+        return run(_STATEMENTS[key], params).rowcount == 1
+    action, details = event
+    return change_and_record(
+        _STATEMENTS[key], params, SYSTEM, action, privacy_request_id=request_id, **details
+    )
 
 
 def run_privacy_request(request_id: str) -> str | None:
@@ -133,13 +140,8 @@ def _run_claimed(request_id: str, token: str) -> str:
     webhooks, inputs = gate.gated_with_inputs(request_id) if gate.applies_to(privacy_request) else ([], {})
     missing = gate.missing_webhooks(webhooks, inputs)
     if missing:
-        if _finish(request_id, token, S.REQUIRES_INPUT.value):
-            record_now(
-                SYSTEM,
-                "request.requires_input",
-                privacy_request_id=request_id,
-                missing=[m.key for m in missing],
-            )
+        event = ("request.requires_input", {"missing": [m.key for m in missing]})
+        _finish(request_id, token, S.REQUIRES_INPUT.value, event)
         db.session.commit()
         return S.REQUIRES_INPUT.value
 
@@ -152,16 +154,13 @@ def _run_claimed(request_id: str, token: str) -> str:
         writer.save(request_id)
         keys = writer.keys
     db.session.flush()
-    if not _finish(request_id, token, S.COMPLETE.value, finished_processing_at=utcnow()):
+    completed = (
+        "request.completed",
+        {"keys": sorted(keys), "manual_versions": {m.key: m.webhook.version for m in webhooks}},
+    )
+    if not _finish(request_id, token, S.COMPLETE.value, completed, finished_processing_at=utcnow()):
         db.session.rollback()  # someone took the run over; leave everything to them
         return privacy_request.status
-    record_now(
-        SYSTEM,
-        "request.completed",
-        privacy_request_id=request_id,
-        keys=sorted(keys),
-        manual_versions={m.key: m.webhook.version for m in webhooks},
-    )
     db.session.commit()
     return S.COMPLETE.value
 
@@ -178,7 +177,12 @@ def _fail(request_id: str, token: str, exc: Exception) -> str:
     # Log where it failed, not the exception text: driver messages can echo personal data.
     frames = "".join(traceback.format_tb(exc.__traceback__))
     log.error("Run of %s failed with %s\n%s", request_id, type(exc).__name__, frames)
-    if _finish(request_id, token, S.ERROR.value, error_message=message):
-        record_now(SYSTEM, "request.errored", privacy_request_id=request_id, error=type(exc).__name__)
+    _finish(
+        request_id,
+        token,
+        S.ERROR.value,
+        ("request.errored", {"error": type(exc).__name__}),
+        error_message=message,
+    )
     db.session.commit()
     return S.ERROR.value

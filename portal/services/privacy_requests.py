@@ -41,7 +41,7 @@ from portal.models import (
 )
 from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
-from portal.services.audit import Actor, record, record_now
+from portal.services.audit import Actor, change_and_record, record
 
 S = RequestStatus
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -287,8 +287,9 @@ def resume_request(request_id: str, actor: Actor) -> None:
             "Cannot resume privacy request. No data cached for privacy_request_id "
             f"'{request_id}' for connection config '{missing[0].key}'"
         )
-    result = run(_RESUME, {"request_id": request_id, "now": utcnow()})
-    if result.rowcount != 1:  # someone else resumed it between our read and our write
+    params = {"request_id": request_id, "now": utcnow()}
+    if not change_and_record(_RESUME, params, actor, "request.resumed", privacy_request_id=request_id):
+        # someone else resumed it between our read and our write
         status = run(_RESUME_CHECK, {"request_id": request_id}).scalar()
         raise InvalidState(
             "Cannot resume privacy request from 'requires_input': "
@@ -297,7 +298,6 @@ def resume_request(request_id: str, actor: Actor) -> None:
     loaded = db.session.identity_map.get(Session.identity_key(PrivacyRequest, request_id))
     if loaded is not None:
         db.session.expire(loaded)  # the UPDATE went around it: read again when next used
-    record_now(actor, "request.resumed", privacy_request_id=request_id)
     dispatch.schedule(request_id)
 
 
