@@ -59,3 +59,17 @@ def test_a_change_that_finds_no_row_records_nothing(app):
     assert changed is False
     assert _status(request_id) == "requires_input"
     assert _events(request_id) == before
+
+
+def test_an_event_still_pending_in_the_session_is_older_than_the_change(app):
+    """A request created and run in one transaction: its creation event (added, not yet flushed) comes
+    before the run's, by time as by id, so the timeline shows them in the order they happened."""
+    add_webhook("crm", [field("Name")])
+    request_id = new_request()
+    events = db.session.execute(
+        sa.select(AuditEvent.action, AuditEvent.created_at)
+        .where(AuditEvent.privacy_request_id == request_id)
+        .order_by(AuditEvent.id)
+    ).all()
+    assert [action for action, _ in events][:2] == ["request.created", "request.run_started"]
+    assert [at for _, at in events] == sorted(at for _, at in events)

@@ -13,15 +13,24 @@ back. The database connectors live in ``portal.execution.connectors``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import CollectionStep, ConnectionConfig, ConnectionType, PrivacyRequest
+from portal.models import CollectionStep, ConnectionConfig, ConnectionType
 
 Found = Iterator[tuple[str, Iterable[dict[str, Any]]]]
-Connector = Callable[[list[ConnectionConfig], PrivacyRequest], Found | Mapping[str, list[dict[str, Any]]]]
+
+
+class Subject(NamedTuple):
+    """The request a run collects for: its id, and the identity (decrypted) the connectors look up."""
+
+    id: str
+    identity: dict[str, Any] | None
+
+
+Connector = Callable[[list[ConnectionConfig], Subject], Found | Mapping[str, list[dict[str, Any]]]]
 
 _connectors: dict[str, Connector] = {}
 
@@ -49,7 +58,7 @@ _AUTOMATED = (
 )
 
 
-def collect(privacy_request: PrivacyRequest) -> Found:
+def collect(privacy_request: Subject) -> Found:
     """Every connector's ``(key, rows)`` pairs in turn; close it (``contextlib.closing``) when done."""
     import portal.execution.connectors  # noqa: F401 - registers the database connectors (import cycle)
 

@@ -214,9 +214,9 @@ def _has_fields():
 
 
 # Counted by the database, one row back: reading the 50 gated rows to count them in Python cost four times
-# as much (issue 9).
-_PROGRESS = (
-    select(func.count(), func.count(ManualInput.version))
+# as much (issue 9). A resume reads it with the request's status, as a subquery of its own query.
+PROGRESS = (
+    select(func.count().label("systems"), func.count(ManualInput.version).label("done"))
     .select_from(ConnectionConfig)
     .join(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
     .outerjoin(
@@ -231,7 +231,7 @@ _PROGRESS = (
 
 def progress_of(request_id: str) -> tuple[int, int]:
     """(gated webhooks with a current-version entry for this request, gated webhooks), in one query."""
-    systems, done = run(_PROGRESS, {"request_id": request_id}).one()
+    systems, done = run(PROGRESS, {"request_id": request_id}).one()
     return done, systems
 
 

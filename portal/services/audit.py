@@ -129,6 +129,7 @@ def change_and_record(
             return False
         record_now(actor, action, privacy_request_id=privacy_request_id, **details)
         return True
+    db.session.flush()  # events still pending (the request's creation, say) are older than this one
     connection_key = details.pop("connection_key", None)
     event = {"created_at": utcnow(), **_columns(actor, action, privacy_request_id, connection_key, details)}
     statement = _change_and_record_statement(change)

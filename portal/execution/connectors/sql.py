@@ -39,11 +39,11 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from portal.execution.collection import CollectionError
+from portal.execution.collection import CollectionError, Subject
 from portal.execution.connectors.fides import CollectionNode, Dataset, DatasetGraph, build_graph
 from portal.extensions import db
 from portal.extensions import run as run_statement  # ``run`` is a run number here
-from portal.models import CollectionStep, ConnectionConfig, DatasetConfig, PrivacyRequest
+from portal.models import CollectionStep, ConnectionConfig, DatasetConfig
 
 SQL_CONNECTION_TYPES = ("postgres", "mysql", "sqlite")
 DRIVERS = {"postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
@@ -481,7 +481,7 @@ def _failed(connection: ConnectionConfig, message: str) -> str:
 
 
 def collect_databases(
-    connections: list[ConnectionConfig], privacy_request: PrivacyRequest
+    connections: list[ConnectionConfig], privacy_request: Subject
 ) -> Iterator[tuple[str, Iterator[Row]]]:
     """The registered connector for every SQL type: one graph over all their datasets, one step each."""
     by_id = {c.id: c for c in connections}
