@@ -65,57 +65,48 @@ keeps its prepared statements (`tests/test_transactions.py`); the deny form buil
 Session 15: a save's progress counted by the database (one aggregate row; on PostgreSQL the end of the
 save statement itself); `tests/test_gate_progress.py` holds that count equal to the gate's own list.
 
-Latest round (session 16). Each cost was measured first: in-process with Flask's test client, portal
-and floor alternating in blocks, and as instruction counts under valgrind (this shared machine's timings
-move by ±25%; instruction counts do not). A form save was 7.5 M instructions against the floor's 3.1 M:
+Session 16: a valid form save builds no WTForms form (the service's `validate_values` checks all the
+form does; the form is built only for the messages when the service refuses); the signed-in user is a row
+of columns (`auth.SignedInUser`), not an ORM object; security headers 65 → 13 µs a response; Flask-Limiter's
+hooks run only for views that declare a limit; the session cookie's payload is compact JSON; a SQLite save
+one statement fewer (the audit event reads whether it replaces an entry itself).
 
-- **A valid form save builds no WTForms form.** The service's `validate_values` checks everything the
-  form checks and more, so the view reads the posted values directly (`dynamic_forms.submitted_values`)
-  and builds the form only when the service refuses — then the form's own checks run for the messages
-  beside each input, and the service's are added where the form found nothing (the page shows exactly
-  what it showed before; `tests/test_requests_views.py`). In-process ratio to the floor: 0.37 → 0.45.
-- **The signed-in user is a row, not an ORM object** (`auth.SignedInUser`: the seven columns a request
-  needs, one Core SELECT); the two views that change the user (sign-out, own password) load the `User`.
-  Token routes of the API no longer read a browser session cookie sent along.
-- **Security headers cost 13 µs, not 65 µs, per response**: werkzeug's `setdefault`/`pop` looked each
-  missing header up by raising and catching an exception; the names are now read once.
-- **Flask-Limiter's request hooks run only for views that declare a limit** (sign-in): on every other
-  request they resolved nothing at 5% of a form save (0.4 M instructions). `create_app` fails loudly if
-  a Flask-Limiter upgrade registers its hooks differently.
-- **The session cookie's payload is compact JSON** (`portal/session_cookie.py`): Flask's tagged
-  serializer was 3% of a form save, for a session of strings, numbers, booleans and flashed messages.
-  Signing, key fallbacks and itsdangerous' compression stay Flask's (without the compression, a
-  signed-out visitor's queued messages outgrew the browsers' 4 KB: tried, and put back).
-- **SQLite save: one statement fewer.** The audit event reads whether it replaces an entry in its own
-  `INSERT … SELECT … CASE WHEN EXISTS`, written just before the UPSERT under the write lock the request's
-  UPDATE took (as PostgreSQL's single save statement does).
+Latest round (session 17), measured by the before/after table above. Each cost was found first, in-process
+(portal and floor alternating in blocks in one process, on the bench's seeds) and per statement and round
+trip (SQLAlchemy's cursor events; psycopg's BEGIN/COMMIT counted):
 
-Where a form save's time still goes, beyond the floor's work (instructions, SQLite, in-process): the
-session cookie re-signed for the "Saved" message, 0.57 M (8%, before the compact serializer took 3% off
-reading and writing it); the CSRF check, 0.37 M (5%); the user's row, 0.27 M; and the statements the floor does not run — taking the request's row, the audit event and
-the progress count — each about the size of the floor's UPSERT.
+- **A form save writes no session.** The "Saved “CRM”: data entered." message travels in the redirect
+  (`/requests/<id>?saved=<connection key>`, a key, never a value), and the request page states it from the
+  stored entry, adding "every manual system is done" from the progress it shows anyway; `portal.js`
+  takes the parameter out of the address bar, so a reload does not repeat it (browser test). The save no
+  longer re-signs the session cookie for a flashed message, nor counts the gate's progress (SQLite: one
+  query fewer; PostgreSQL: a smaller save statement). In-process ratio to the floor 0.54 → 0.61 (SQLite).
+- **Resume + build: 25 round trips to PostgreSQL → 18** (19 statements → 14, three transactions → two and an
+  autocommit read). Each compare-and-swap UPDATE of a run (resume, claim, finish) and its audit event are one
+  data-modifying statement on PostgreSQL (`audit.change_and_record`; SQLite, in-process, runs the two
+  statements as before). The resume's checks and the gate's progress are one query of columns; the run reads
+  its request as columns (`collection.Subject`) instead of loading it and its policy; the package row is one
+  `INSERT … ON CONFLICT DO NOTHING RETURNING id` (a re-run still replaces the package in place); the
+  collection's statements are built once (an expanding `IN` per collection), its run number and steps are Core
+  statements (collection 5.3 → 3.7 ms); and the API's answer, read after the run's commit, needs no
+  BEGIN/COMMIT (`read_without_transaction`; a test holds that the pooled connection is transactional again for
+  the next request). In-process p50 on PostgreSQL, 100k requests: about 16.5 → 12.5 ms.
+- **The bench resumes 200 prepared requests per pool (was 60)**: with 60, a phase with one client had
+  9 resumes and the figure 27, so its p95 was nearly its slowest call; now about 90 calls per figure.
+  The yardstick (one upload's p95, thousands of calls) is unchanged.
 
-Not reached, and why (figures of this report, at the session's last code; on this 2-core machine the
-database, both servers and the load process share the cores, and ratios move by up to ±25% between runs.
-A full run twenty minutes earlier, before the compact session serializer, is quoted as "earlier run"):
+Tried and dropped: inserting a package's chunks with one `INSERT … SELECT FROM unnest(arrays)` on
+PostgreSQL (slower than psycopg's pipelined executemany: 0.89 vs 0.54 ms for 53 chunks); markupsafe's
+escape for the request page (slower than `html.escape` on short strings).
 
-- **Form saves** (SQLite 0.58× / 0.56×, PostgreSQL 0.58× / 0.60× with 1 / 4 clients; earlier run 0.57 /
-  0.61 and 0.55 / 0.60; p95 within 2× everywhere, 1.51–1.89×). What remains beyond the floor is CSRF, the
-  flash message's re-signed session cookie, the audit event (S7), the row lock that keeps a resume from
-  slipping between check and write, and the progress count behind "Every manual system is done"
-  (announced to screen readers). Each is a requirement or a safeguard; none was dropped, and the floor
-  was not changed.
-- **Resume + build against one upload's p95** (SQLite 6.31× with one client, PostgreSQL 5.02× / 5.73×;
-  earlier run SQLite 3.84× / 2.8×, PostgreSQL 8.81× / 4.65×). The resume is as fast as in the last report
-  (PostgreSQL p95 41.06 ms then, 28.43–42.75 ms now); the yardstick moved: uploads' p95 fell to 3.4–5.7 ms
-  in this round, and the resume phases are short (27 calls with one client), so their p95 is nearly
-  their slowest call. PostgreSQL's resume: 22 statements in three transactions (resume, the run, the
-  response's read), two of them committing writes; answering from what the run already read and batching
-  the run's reads is the next step, not done.
-- **Request page and first queue page on SQLite, at the edge of 3×** (request page 3.33× / 3.02×, queue
-  3.05× with one client; earlier run 2.98× / 2.68× and 2.78×, within). The request page decrypts and
-  describes 50 entries and 20 events where the floor lists 50 names; against a floor p95 of about 2 ms
-  its ratio moves with a single slow phase. On PostgreSQL both are within (1.91–2.84×).
+Every target is met in this report, on both backends and with 1 and 4 clients. The closest: a SQLite
+form save with one client (throughput 0.61×; a save still checks CSRF, reads the user's row, takes the
+request's row and writes the audit event, none of which the floor does), the SQLite ZIP download with
+one client (2.91× of 3×) and the SQLite resume with one client (4.59× of 5×). On this 2-core machine
+the database, both servers and the load process share the cores, and ratios move by up to ±25% between
+runs: the full run before this one, one commit earlier (the run still loaded its request as an ORM
+object, and the resume counted the gate's progress in a query of its own), had the SQLite form save at
+0.60× and the PostgreSQL resume with four clients at 5.01×.
 """
 
 
@@ -237,7 +228,8 @@ def render(merged: dict[str, Any]) -> str:
         "process, so both see the same machine. Ratios are what the targets are about: this machine has 2",
         "cores shared with other jobs (the load average is recorded below), so absolute times drift from run",
         "to run by tens of percent. Ratios drift less: between two full runs of this report, 9 ratios in 10",
-        "moved by less than 30% (the resumes, with few samples per phase, more). Read each one as ±30%.",
+        "moved by less than 30% (the resumes, about 90 calls per figure rather than thousands, more). Read",
+        "each one as ±30%.",
         "",
     ]
     backends = merged.get("backends", {})
