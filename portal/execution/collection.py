@@ -5,9 +5,10 @@ enabled connection of the types it was registered for (so references can cross c
 ``("<fides_key>:<collection>", rows)`` pairs, ``rows`` an iterator the caller exhausts before asking for
 the next pair; a key may come again with more rows (they follow the earlier ones). So rows stream into the
 package and a run never holds a whole collection (issue 9). A connector may also return a plain
-``{key: rows}`` dict. It adds a ``CollectionStep`` per connection to the session (the runner commits); on
-failure it raises ``CollectionError`` carrying those steps, which the runner saves after rolling the run
-back. The database connectors live in ``portal.execution.connectors``.
+``{key: rows}`` dict. It is called with the run's ``Subject`` (the request's id and identity), and writes
+a ``CollectionStep`` per connection in the run's transaction (the runner commits); on failure it raises
+``CollectionError`` carrying those steps, which the runner saves after rolling the run back. The database
+connectors live in ``portal.execution.connectors``.
 """
 
 from __future__ import annotations

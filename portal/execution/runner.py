@@ -89,10 +89,8 @@ def take_claim(request_id: str) -> str | None:
     return token
 
 
-def _finish(
-    request_id: str, token: str, status: str, event: tuple[str, dict] | None = None, **values
-) -> bool:
-    """Leave the run in ``status`` if we still own it (the sweeper may have taken it back), and then only
+def _finish(request_id: str, token: str, status: str, event: tuple[str, dict], **values) -> bool:
+    """Leave the run in ``status`` if we still own it (the sweeper may have taken it back), and only then
     record ``event`` (action, details) with it."""
     key = ("finish", *sorted(values))
     if key not in _STATEMENTS:
@@ -110,8 +108,6 @@ def _finish(
         )
     params = {"request_id": request_id, "token": token, "status": status, "now": utcnow()}
     params.update({f"value_{name}": value for name, value in values.items()})
-    if event is None:
-        return run(_STATEMENTS[key], params).rowcount == 1
     action, details = event
     return change_and_record(
         _STATEMENTS[key], params, SYSTEM, action, privacy_request_id=request_id, **details
