@@ -1,6 +1,6 @@
-"""A request's progress through the manual gate, counted by the database (``gate.progress_of``, what a
-resume checks first): it must agree with the gate's own list of missing webhooks (what a run acts on),
-whatever is disabled, empty or stale."""
+"""A request's progress through the manual gate, counted by the database in the query a resume checks
+first (``privacy_requests.resume_check``): it must agree with the gate's own list of missing webhooks
+(what a run acts on), whatever is disabled, empty or stale."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from portal.execution import gate
 from portal.extensions import db
 from portal.models import ConnectionConfig, ManualWebhook
-from portal.services import manual_inputs
+from portal.services import manual_inputs, privacy_requests
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request
 
 
@@ -40,25 +40,31 @@ def _bump_version(key: str) -> None:
     )
 
 
+def progress_of(request_id: str) -> tuple[int, int]:
+    """(done, systems) as a resume counts them."""
+    check = privacy_requests.resume_check(request_id)
+    return check.done, check.systems
+
+
 def _save_and_count(request_id: str, key: str, name: str = "Jane") -> tuple[int, int]:
     manual_inputs.save_manual_input(request_id, key, {"name": name}, STAFF)
-    progress = gate.progress_of(request_id)
+    progress = progress_of(request_id)
     assert progress == _gate_answer(request_id)
     db.session.commit()
-    assert gate.progress_of(request_id) == progress
+    assert progress_of(request_id) == progress
     return progress
 
 
 def test_only_enabled_webhooks_with_fields_count_and_only_current_entries_are_done(app):
     _systems()
     request_id = new_request()
-    assert gate.progress_of(request_id) == (0, 2) == _gate_answer(request_id)
+    assert progress_of(request_id) == (0, 2) == _gate_answer(request_id)
     assert _save_and_count(request_id, "crm") == (1, 2)
     assert _save_and_count(request_id, "crm", "Janet") == (1, 2)  # replacing an entry adds nothing
     assert _save_and_count(request_id, "erp") == (2, 2)
     _bump_version("erp")
     db.session.commit()
-    assert gate.progress_of(request_id) == (1, 2) == _gate_answer(request_id)  # erp's entry is stale now
+    assert progress_of(request_id) == (1, 2) == _gate_answer(request_id)  # erp's entry is stale now
     assert _save_and_count(request_id, "crm", "Jo") == (1, 2)  # a save elsewhere keeps it stale
     assert _save_and_count(request_id, "erp") == (2, 2)  # saved again at the current version
 
@@ -67,7 +73,7 @@ def test_other_requests_entries_do_not_count(app):
     _systems()
     first, second = new_request(), new_request("other@example.com")
     assert _save_and_count(first, "crm") == (1, 2)
-    assert gate.progress_of(second) == (0, 2)
+    assert progress_of(second) == (0, 2)
     assert _save_and_count(second, "erp") == (1, 2)
 
 
@@ -79,5 +85,5 @@ def test_a_save_at_a_version_changed_meanwhile_is_not_counted_done(app):
     target = manual_inputs.upload_target(request_id, "crm")
     _bump_version("crm")
     manual_inputs.save_manual_input(request_id, "crm", {"name": "Jane"}, STAFF, target)
-    assert gate.progress_of(request_id) == (0, 2) == _gate_answer(request_id)
+    assert progress_of(request_id) == (0, 2) == _gate_answer(request_id)
     db.session.commit()

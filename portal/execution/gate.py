@@ -7,7 +7,7 @@ the large JSON — are cached per process, keyed by (webhook id, created_at, ver
 ``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a later one
 that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is never stale. The
 last answer is kept too, with the rows it came from: when the rows are the same, so is the answer,
-without building 50 snapshots again. A request's progress (``progress_of``) is counted by the database.
+without building 50 snapshots again. A request's progress (``PROGRESS``) is counted by the database.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def _has_fields():
 
 
 # Counted by the database, one row back: reading the 50 gated rows to count them in Python cost four times
-# as much (issue 9). A resume reads it with the request's status, as a subquery of its own query.
+# as much (issue 9). A resume reads it with the request's status (``privacy_requests.resume_check``).
 PROGRESS = (
     select(func.count().label("systems"), func.count(ManualInput.version).label("done"))
     .select_from(ConnectionConfig)
@@ -227,12 +227,6 @@ PROGRESS = (
     )
     .where(*_gated_condition(), _has_fields())
 )
-
-
-def progress_of(request_id: str) -> tuple[int, int]:
-    """(gated webhooks with a current-version entry for this request, gated webhooks), in one query."""
-    systems, done = run(PROGRESS, {"request_id": request_id}).one()
-    return done, systems
 
 
 def missing_webhooks(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]) -> list[GatedWebhook]:

@@ -24,8 +24,8 @@ from portal.execution import collection, gate
 from portal.execution.package import PackageWriter, manual_entries
 from portal.extensions import db, run
 from portal.models import Policy, PrivacyRequest, RequestStatus, utcnow
-from portal.services import NotFound
 from portal.services.audit import SYSTEM, change_and_record
+from portal.services.privacy_requests import current_status, request_not_found
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,12 @@ _RUN_REQUEST = (
     .join(Policy, Policy.id == _requests.c.policy_id)
     .where(_requests.c.id == bindparam("request_id"))
 )
-_STATUS = select(_requests.c.status).where(_requests.c.id == bindparam("request_id"))
 
 
 def _run_claimed(request_id: str, token: str) -> str:
     row = run(_RUN_REQUEST, {"request_id": request_id}).first()
     if row is None:
-        raise NotFound(f"No privacy request found with id '{request_id}'.")
+        raise request_not_found(request_id)
     subject = collection.Subject(row.id, row.identity)
     webhooks, inputs = (
         gate.gated_with_inputs(request_id) if gate.applies_to_action(row.action_type) else ([], {})
@@ -171,7 +170,7 @@ def _run_claimed(request_id: str, token: str) -> str:
     )
     if not _finish(request_id, token, S.COMPLETE.value, completed, finished_processing_at=utcnow()):
         db.session.rollback()  # someone took the run over; leave everything to them
-        return run(_STATUS, {"request_id": request_id}).scalar()
+        return current_status(request_id)
     db.session.commit()
     return S.COMPLETE.value
 

@@ -125,8 +125,20 @@ def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
             result = db.session.execute(_GET_WITH_POLICY, {"request_id": request_id})
             privacy_request = result.unique().scalar_one_or_none()
     if privacy_request is None:
-        raise NotFound(f"No privacy request found with id '{request_id}'.")
+        raise request_not_found(request_id)
     return privacy_request
+
+
+def request_not_found(request_id: str) -> NotFound:
+    return NotFound(f"No privacy request found with id '{request_id}'.")
+
+
+_STATUS_NOW = select(PrivacyRequest.status).where(PrivacyRequest.id == bindparam("request_id"))
+
+
+def current_status(request_id: str) -> str | None:
+    """The request's status as stored now (None: no such request), without loading the request."""
+    return run(_STATUS_NOW, {"request_id": request_id}).scalar()
 
 
 def get_policy(policy_key: str) -> Policy:
@@ -269,37 +281,43 @@ _RESUME_CHECK = (
 )
 
 
-_STATUS_NOW = select(PrivacyRequest.status).where(PrivacyRequest.id == bindparam("request_id"))
+class ResumeCheck(NamedTuple):
+    status: str
+    action_type: str
+    done: int  # gated webhooks with a current-version entry
+    systems: int  # gated webhooks
+
+
+def resume_check(request_id: str) -> ResumeCheck:
+    """What ``resume_request`` decides on, read in one query; NotFound for an unknown request."""
+    row = run(_RESUME_CHECK, {"request_id": request_id}).first()
+    if row is None:
+        raise request_not_found(request_id)
+    return ResumeCheck(*row)
+
+
+def _cannot_resume(request_id: str, status: str | None) -> InvalidState:
+    return InvalidState(
+        f"Cannot resume privacy request from 'requires_input': privacy request '{request_id}' status = {status}."
+    )
 
 
 def resume_request(request_id: str, actor: Actor) -> None:
     """Resume from `requires_input` once the gate passes; the status flip is a compare-and-swap."""
-    row = run(_RESUME_CHECK, {"request_id": request_id}).first()
-    if row is None:
-        raise NotFound(f"No privacy request found with id '{request_id}'.")
-    status, action_type, done, systems = row
-    if status != S.REQUIRES_INPUT:
-        raise InvalidState(
-            "Cannot resume privacy request from 'requires_input': "
-            f"privacy request '{request_id}' status = {status}."
-        )
-    missing = []
+    check = resume_check(request_id)
+    if check.status != S.REQUIRES_INPUT:
+        raise _cannot_resume(request_id, check.status)
     # Counting is enough when every input is there (the usual case); find which one only when not.
-    if gate.applies_to_action(action_type) and done < systems:
+    if gate.applies_to_action(check.action_type) and check.done < check.systems:
         missing = gate.missing_webhooks(*gate.gated_with_inputs(request_id))
-    if missing:
-        raise InvalidState(
-            "Cannot resume privacy request. No data cached for privacy_request_id "
-            f"'{request_id}' for connection config '{missing[0].key}'"
-        )
+        if missing:
+            raise InvalidState(
+                "Cannot resume privacy request. No data cached for privacy_request_id "
+                f"'{request_id}' for connection config '{missing[0].key}'"
+            )
     params = {"request_id": request_id, "now": utcnow()}
     if not change_and_record(_RESUME, params, actor, "request.resumed", privacy_request_id=request_id):
-        # someone else resumed it between our read and our write
-        status = run(_STATUS_NOW, {"request_id": request_id}).scalar()
-        raise InvalidState(
-            "Cannot resume privacy request from 'requires_input': "
-            f"privacy request '{request_id}' status = {status}."
-        )
+        raise _cannot_resume(request_id, current_status(request_id))  # resumed by someone else meanwhile
     loaded = db.session.identity_map.get(Session.identity_key(PrivacyRequest, request_id))
     if loaded is not None:
         db.session.expire(loaded)  # the UPDATE went around it: read again when next used
