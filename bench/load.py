@@ -248,9 +248,12 @@ def op_form_save(s: Session) -> Call:
     plan = s.plan
     request_id, hook = plan.pick(s.m["upload_ids"]), plan.pick(s.hooks)
     values = plan.upload_values(hook)
-    fields = {f"field_{i}": values[label] for i, (label, _) in enumerate(hook["fields"])}
+    # Inputs are named after each field's id; the form carries the version it was built from.
+    fields = {
+        f"field_{fid}": values[label] for fid, (label, _) in zip(hook["ids"], hook["fields"], strict=True)
+    }
     if s.portal:
-        fields.update(csrf_token=s.csrf, save="Save")
+        fields.update(csrf_token=s.csrf, save="Save", version=str(hook["version"]))
     body = urlencode(fields).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     return s.saver, "POST", f"/requests/{request_id}/manual/{hook['key']}", body, headers, (302,), None

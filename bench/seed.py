@@ -314,10 +314,14 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
             "key": conn.key,
             "version": hook.version,
             "fields": [(f["dsr_package_label"], f["type"]) for f in hook.fields],
+            "ids": [f["id"] for f in hook.fields],
         }
         for conn, hook in hooks
     ]
-    manifest.webhooks = [{"key": w["key"], "fields": w["fields"]} for w in webhook_info]
+    manifest.webhooks = [
+        {"key": w["key"], "fields": w["fields"], "ids": w["ids"], "version": w["version"]}
+        for w in webhook_info
+    ]
     staff = people["staff"]
     staff_id, staff_label = staff.id, staff.email
     manifest.seconds["setup"] = round(time.perf_counter() - started, 2)

@@ -1,9 +1,10 @@
 """Manual-input forms built from a webhook's field definitions (S2, S4).
 
-``build_manual_input_form(fields)`` returns a *fresh* FlaskForm class on every call, so fields and
-validators never leak between webhooks or requests. Inputs are named ``field_0``, ``field_1``, ... in the
-order of the definitions; ``dsr_package_label``s never become attribute names (a label may be ``dict`` or
-``__class__``) and ``pii_field`` is only ever label *text*, escaped like any other user text.
+``build_manual_input_form(fields, version)`` returns a *fresh* FlaskForm class on every call, so fields
+and validators never leak between webhooks or requests. Inputs are named ``field_<id>`` after each
+definition's stable id (never its position, so a reorder or rename cannot move a value to another field),
+and the form carries the webhook version it was built from; ``dsr_package_label``s never become attribute
+names (a label may be ``dict`` or ``__class__``) and ``pii_field`` is only ever label *text*.
 
 ``manual_inputs.validate_values`` is the authority: a save is checked by it alone. When it refuses, the
 form's own checks (required, email, number, date, length) run for messages shown next to each input.
@@ -16,7 +17,16 @@ from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, Field, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    EmailField,
+    Field,
+    HiddenField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import Email, Length, Optional, StopValidation, ValidationError
 from wtforms.widgets import DateInput
 
@@ -30,8 +40,8 @@ NOTHING_ENTERED = (
 )
 
 
-def field_name(index: int) -> str:
-    return f"field_{index}"
+def field_name(field_id: str) -> str:
+    return f"field_{field_id}"
 
 
 def _blank(value: Any) -> bool:
@@ -96,11 +106,13 @@ class ManualInputForm(FlaskForm):
         csrf = False
 
     labels: tuple[str, ...] = ()
+    field_ids: tuple[str, ...] = ()
+    version = HiddenField()
     save = SubmitField("Save")
     nothing_found = SubmitField("Nothing found in this system")
 
     def manual_fields(self) -> list[Field]:
-        return [self[field_name(index)] for index in range(len(self.labels))]
+        return [self[field_name(field_id)] for field_id in self.field_ids]
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -112,12 +124,14 @@ class ManualInputForm(FlaskForm):
         return valid
 
 
-def build_manual_input_form(fields: list[dict[str, Any]]) -> type[ManualInputForm]:
-    """A new form class for these field definitions (never a shared, mutated one)."""
+def build_manual_input_form(fields: list[dict[str, Any]], version: int) -> type[ManualInputForm]:
+    """A new form class for these field definitions at ``version`` (never a shared, mutated one)."""
     attributes: dict[str, Any] = {
-        field_name(index): _make_field(definition) for index, definition in enumerate(fields)
+        field_name(definition["id"]): _make_field(definition) for definition in fields
     }
     attributes["labels"] = tuple(definition["dsr_package_label"] for definition in fields)
+    attributes["field_ids"] = tuple(definition["id"] for definition in fields)
+    attributes["version"] = HiddenField(default=str(version))
     return type("GeneratedManualInputForm", (ManualInputForm,), attributes)
 
 
@@ -126,15 +140,15 @@ def build_manual_input_form(fields: list[dict[str, Any]]) -> type[ManualInputFor
 _FORM_CLASSES: dict[int, tuple[tuple[dict[str, Any], ...], type[ManualInputForm]]] = {}
 
 
-def manual_input_form_for(fields: tuple[dict[str, Any], ...]) -> type[ManualInputForm]:
-    """``build_manual_input_form`` for a field list from the gate's cache (an immutable tuple), built once
-    per webhook version: building a form class costs as much as validating a save (issue 9)."""
+def manual_input_form_for(fields: tuple[dict[str, Any], ...], version: int) -> type[ManualInputForm]:
+    """``build_manual_input_form`` for a field list from the gate's cache (an immutable tuple, one per
+    webhook version), built once: building a form class costs as much as validating a save (issue 9)."""
     cached = _FORM_CLASSES.get(id(fields))
     if cached is not None and cached[0] is fields:
         return cached[1]
     if len(_FORM_CLASSES) > 1_000:
         _FORM_CLASSES.clear()
-    form_class = build_manual_input_form(list(fields))
+    form_class = build_manual_input_form(list(fields), version)
     _FORM_CLASSES[id(fields)] = (fields, form_class)
     return form_class
 
@@ -151,8 +165,8 @@ def _prefill_value(definition: dict[str, Any], value: str | None) -> str:
 def prefill(fields: list[dict[str, Any]], stored: dict[str, str | None]) -> dict[str, str]:
     """Form data for the stored ``{label: value}`` (labels that no longer exist are simply absent)."""
     return {
-        field_name(index): _prefill_value(definition, stored.get(definition["dsr_package_label"]))
-        for index, definition in enumerate(fields)
+        field_name(definition["id"]): _prefill_value(definition, stored.get(definition["dsr_package_label"]))
+        for definition in fields
     }
 
 
@@ -165,10 +179,21 @@ def submitted_values(form_class: type[ManualInputForm], formdata) -> dict[str, s
     tenth of every save).
     """
     values = {}
-    for index, label in enumerate(form_class.labels):
-        value = formdata.get(field_name(index))
+    for field_id, label in zip(form_class.field_ids, form_class.labels, strict=True):
+        value = formdata.get(field_name(field_id))
         values[label] = None if _blank(value) else value
     return values
+
+
+def version_number(value: str | None) -> int | None:
+    """A webhook version as a form posts it back (None: missing, or not a plain version number)."""
+    value = value or ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+
+
+def submitted_version(formdata) -> int | None:
+    """The webhook version the posted manual-input form was built from."""
+    return version_number(formdata.get("version"))
 
 
 def pressed(formdata, button: str) -> bool:
@@ -178,11 +203,11 @@ def pressed(formdata, button: str) -> bool:
 
 def attach_service_errors(form: ManualInputForm, error: ValidationFailed) -> None:
     """Show the service's ``((label,), message)`` errors next to the matching inputs."""
-    positions = {label: index for index, label in enumerate(form.labels)}
+    ids = dict(zip(form.labels, form.field_ids, strict=True))
     for location, message in error.errors:
         label = location[0] if location else None
-        if label in positions:
-            field = form[field_name(positions[label])]
+        if label in ids:
+            field = form[field_name(ids[label])]
             text = message.removeprefix(f"{label}: ")
             field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
         else:

@@ -136,7 +136,7 @@ API_CALLERS = (None, "revoked", "reviewer", "staff", "admin")
 
 FORM_DATA = {
     "requests.new": {"email": "form-made@example.com", "policy": "default_access_policy"},
-    "requests.manual_input": {"field_0": "Jane"},
+    "requests.manual_input": {"field_0": "Jane", "version": "1"},
 }
 
 

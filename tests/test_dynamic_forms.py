@@ -12,18 +12,27 @@ from portal.dynamic_forms import (
     prefill,
     pressed,
     submitted_values,
+    submitted_version,
 )
 from portal.services import ValidationFailed
 from tests.workflow_helpers import field
 
-FIELDS = [
-    field("First Name", required=True, help_text="As on the account"),
-    field("Notes", type="textarea"),
-    field("Contact Email", type="email"),
-    field("Balance", type="number"),
-    field("Signed Up", type="date"),
-    field("Subscribed", type="boolean"),
-]
+
+def with_ids(fields: list[dict]) -> list[dict]:
+    """Ids by position, as the test helpers give them (real ids are random tokens)."""
+    return [{"id": str(index), **definition} for index, definition in enumerate(fields)]
+
+
+FIELDS = with_ids(
+    [
+        field("First Name", required=True, help_text="As on the account"),
+        field("Notes", type="textarea"),
+        field("Contact Email", type="email"),
+        field("Balance", type="number"),
+        field("Signed Up", type="date"),
+        field("Subscribed", type="boolean"),
+    ]
+)
 
 
 @pytest.fixture
@@ -34,13 +43,13 @@ def ctx(app):
 
 def bound(fields, **data):
     """A form of ``fields`` bound to submitted data (as a POST would bind it)."""
-    return build_manual_input_form(fields)(formdata=MultiDict(data))
+    return build_manual_input_form(fields, 1)(formdata=MultiDict(data))
 
 
 def test_each_call_builds_a_fresh_class_with_its_own_fields(ctx):
-    first = build_manual_input_form([field("Name"), field("Age")])
-    second = build_manual_input_form([field("Ticket")])
-    again = build_manual_input_form([field("Name"), field("Age")])
+    first = build_manual_input_form(with_ids([field("Name"), field("Age")]), 1)
+    second = build_manual_input_form(with_ids([field("Ticket")]), 1)
+    again = build_manual_input_form(with_ids([field("Name"), field("Age")]), 1)
     assert first is not again and first is not second
     assert [f.name for f in first().manual_fields()] == ["field_0", "field_1"]
     assert [f.name for f in second().manual_fields()] == ["field_0"]
@@ -49,8 +58,25 @@ def test_each_call_builds_a_fresh_class_with_its_own_fields(ctx):
     assert first.labels == ("name", "age") and second.labels == ("ticket",)
 
 
+def test_inputs_are_named_after_field_ids_and_the_form_carries_its_version(ctx):
+    fields = [field("Name", id="a1b2"), field("Age", id="c3d4")]
+    reordered = [fields[1], {**fields[0], "pii_field": "Full name", "dsr_package_label": "full_name"}]
+    form = build_manual_input_form(reordered, 7)()
+    assert [f.name for f in form.manual_fields()] == ["field_c3d4", "field_a1b2"]
+    assert [f.label.text for f in form.manual_fields()] == ["Age", "Full name"]
+    assert form.version() == '<input id="version" name="version" type="hidden" value="7">'
+    posted = MultiDict({"field_a1b2": "Jane", "field_c3d4": "42", "version": "7"})
+    assert submitted_values(type(form), posted) == {"age": "42", "full_name": "Jane"}
+    assert submitted_version(posted) == 7
+
+
+@pytest.mark.parametrize("posted", ["", "x", "-1", "1.0", "٣", "99999999999"])
+def test_a_version_that_is_not_a_plain_number_is_none(posted):
+    assert submitted_version(MultiDict({"version": posted})) is None
+
+
 def test_labels_never_become_attribute_names(ctx):
-    fields = [field("Dict", "dict"), field("Klass", "__class__"), field("Private", "_x")]
+    fields = with_ids([field("Dict", "dict"), field("Klass", "__class__"), field("Private", "_x")])
     form = bound(fields, field_0="a")
     assert submitted_values(type(form), MultiDict({"field_0": "a"})) == {
         "dict": "a",
@@ -61,7 +87,7 @@ def test_labels_never_become_attribute_names(ctx):
 
 
 def test_labels_descriptions_required_and_input_types(ctx):
-    form = build_manual_input_form(FIELDS)()
+    form = build_manual_input_form(FIELDS, 1)()
     first, notes, email, number, when, flag = form.manual_fields()
     assert first.label.text == "First Name" and first.description == "As on the account"
     assert first.flags.required and not notes.flags.required
@@ -145,7 +171,7 @@ def test_prefill_keeps_existing_labels_and_normalises_booleans(ctx):
         "field_4": "",
         "field_5": "true",
     }
-    form = build_manual_input_form(FIELDS)(formdata=None, data=data)
+    form = build_manual_input_form(FIELDS, 1)(formdata=None, data=data)
     assert 'value="Jane"' in form.field_0()
     assert '<option selected value="true">Yes</option>' in form.field_5()
 

@@ -27,7 +27,7 @@ from portal.models import (
     User,
 )
 from portal.models.canary import CANARY_PLAINTEXT
-from portal.services import manual_inputs, privacy_requests, users, webhooks
+from portal.services import manual_inputs, users
 from tests.conftest import PG_URL, TEST_KEY, TEST_PASSWORD
 from tests.hardening_helpers import WEBHOOK_KEY, build_world, sign_in, text_of
 
@@ -101,7 +101,7 @@ def test_database_dying_mid_save_shows_a_clean_page_and_saves_nothing(app, monke
     died = _database_dies_during(monkeypatch, app, manual_inputs, "validate_values")
 
     with caplog.at_level(logging.ERROR):
-        response = client.post(url, data={"field_0": "Jane Killed", "field_1": "Doe"})
+        response = client.post(url, data={"version": "1", "field_0": "Jane Killed", "field_1": "Doe"})
 
     assert died and response.status_code == 500
     assert SERVER_ERROR in text_of(response)
@@ -112,7 +112,7 @@ def test_database_dying_mid_save_shows_a_clean_page_and_saves_nothing(app, monke
 
     # The very next requests work, without restarting anything; the same save now goes through.
     assert client.get(f"/requests/{world.waiting_id}").status_code == 200
-    assert client.post(url, data={"field_0": "Jane Saved"}).status_code == 302
+    assert client.post(url, data={"version": "1", "field_0": "Jane Saved"}).status_code == 302
     assert _entry_values(world.waiting_id)["first_name"] == "Jane Saved"
 
 
@@ -121,11 +121,11 @@ def test_database_dying_mid_api_upload_is_a_json_500_and_the_next_call_works(app
     client = app.test_client()
     path = f"/api/v1/privacy-request/{world.waiting_id}/access_manual_webhook/{WEBHOOK_KEY}"
     headers = world.headers("staff")
-    _database_dies_during(monkeypatch, app, manual_inputs, "validate_values")
+    died = _database_dies_during(monkeypatch, app, manual_inputs, "validate_values")
 
     response = client.patch(path, json={"first_name": "Killed"}, headers=headers)
 
-    assert response.status_code == 500 and response.get_json() == API_SERVER_ERROR
+    assert died and response.status_code == 500 and response.get_json() == API_SERVER_ERROR
     assert _entry_values(world.waiting_id)["first_name"] == "Wanda"
     again = client.patch(path, json={"first_name": "Again"}, headers=headers)
     assert again.status_code == 200 and again.get_json()["fields"]["first_name"] == "Again"
@@ -135,12 +135,12 @@ def test_database_dying_during_sign_in_logs_neither_email_nor_password(app, monk
     user = make_user(role="staff", email="private.person@example.com")
     client = app.test_client()
     credentials = {"email": user.email, "password": TEST_PASSWORD}
-    _database_dies_during(monkeypatch, app, users, "verify_password")  # the user row was just read
+    died = _database_dies_during(monkeypatch, app, users, "verify_password")  # the user row was just read
 
     with caplog.at_level(logging.DEBUG):
         response = client.post("/auth/login", data=credentials)
 
-    assert response.status_code == 500 and SERVER_ERROR in text_of(response)
+    assert died and response.status_code == 500 and SERVER_ERROR in text_of(response)
     assert "Unhandled OperationalError" in caplog.text
     assert "private.person" not in caplog.text and TEST_PASSWORD not in caplog.text
     assert client.post("/auth/login", data=credentials).status_code == 302
@@ -168,88 +168,71 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail_on_audit(monkeypatch, module, name: str = "record") -> None:
-    """The audit event is written after the row is flushed: failing there leaves a flushed, uncommitted
-    write behind, which the error handler must roll back."""
+@pytest.fixture
+def fail_after(app):
+    """``fail_after("INSERT INTO manual_inputs")``: raise just after the first statement containing that
+    text has run (the database did the write, nothing is committed). The seam is SQLAlchemy's public
+    cursor event, not a private name of the code under test, and the returned list holds the statement
+    the fault fired after, so each test proves its fault fired."""
+    listeners = []
 
-    def boom(*args, **kwargs):
-        raise Boom("failed after the flush")
+    def arm(text: str) -> list[str]:
+        fired: list[str] = []
 
-    monkeypatch.setattr(module, name, boom)
+        def after(conn, cursor, statement, parameters, context, executemany):
+            if not fired and text in statement:
+                fired.append(statement)
+                raise Boom(f"failed after {text}")
 
+        sa.event.listen(db.engine, "after_cursor_execute", after)
+        listeners.append(after)
+        return fired
 
-def _fail_after_entry_write(monkeypatch) -> None:
-    """Fail just after the statement that writes the entry (on PostgreSQL it writes the audit event too),
-    leaving an uncommitted write behind, which the error handler must roll back."""
-    real_run = manual_inputs.run
-
-    def run_then_fail(statement, params=None):
-        result = real_run(statement, params)
-        writes = (
-            manual_inputs._UPSERT,
-            manual_inputs._SAVE_POSTGRESQL,
-            manual_inputs._SAVE_POSTGRESQL_COUNTED,
-        )
-        if any(statement is write for write in writes):
-            raise Boom("failed after the write")
-        return result
-
-    monkeypatch.setattr(manual_inputs, "run", run_then_fail)
+    yield arm
+    for listener in listeners:
+        sa.event.remove(db.engine, "after_cursor_execute", listener)
 
 
-def test_exception_mid_manual_input_save_stores_nothing(app, monkeypatch):
-    world = build_world()
-    client = app.test_client()
-    sign_in(client, world.users["staff"])
-    _fail_after_entry_write(monkeypatch)
-
-    response = client.post(
-        f"/requests/{world.empty_waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "Half"}
-    )
-
-    assert response.status_code == 500 and SERVER_ERROR in text_of(response)
-    assert _entry_values(world.empty_waiting_id) is None
-    monkeypatch.undo()
-    assert client.get(f"/requests/{world.empty_waiting_id}").status_code == 200
-
-
-def test_exception_mid_request_creation_stores_nothing(app, monkeypatch):
+def test_exception_mid_request_creation_stores_nothing(app, fail_after):
     world = build_world()
     client = app.test_client()
     sign_in(client, world.users["staff"])
     before = _count(PrivacyRequest)
-    _fail_on_audit(monkeypatch, privacy_requests)
+    fired = fail_after("INSERT INTO privacy_requests")
 
     response = client.post(
         "/requests/new", data={"email": "half@example.com", "policy": "default_access_policy"}
     )
 
+    assert len(fired) == 1
     assert response.status_code == 500 and SERVER_ERROR in text_of(response)
     assert _count(PrivacyRequest) == before
 
 
-def test_exception_mid_field_edit_keeps_the_old_version(app, monkeypatch):
+def test_exception_mid_field_edit_keeps_the_old_version(app, fail_after):
     world = build_world()
     client = app.test_client()
     sign_in(client, world.users["admin"])
     db.session.expire_all()
     before = [(w.version, w.fields) for w in db.session.scalars(select(ManualWebhook))]
-    _fail_on_audit(monkeypatch, webhooks)
+    fired = fail_after("UPDATE manual_webhooks")
 
     response = client.post(
         f"/admin/connections/{WEBHOOK_KEY}/fields",
         data={"fields-0-pii_field": "Only One", "save": "Save fields"},
     )
 
+    assert len(fired) == 1
     assert response.status_code == 500 and SERVER_ERROR in text_of(response)
     db.session.expire_all()
     assert [(w.version, w.fields) for w in db.session.scalars(select(ManualWebhook))] == before
 
 
-def test_exception_mid_api_upload_stores_nothing(app, monkeypatch):
+def test_exception_after_the_api_wrote_the_entry_stores_nothing(app, fail_after):
     world = build_world()
     client = app.test_client()
-    _fail_after_entry_write(monkeypatch)
+    events = _count(AuditEvent)
+    fired = fail_after("INSERT INTO manual_inputs")
 
     response = client.patch(
         f"/api/v1/privacy-request/{world.empty_waiting_id}/access_manual_webhook/{WEBHOOK_KEY}",
@@ -257,8 +240,28 @@ def test_exception_mid_api_upload_stores_nothing(app, monkeypatch):
         headers=world.headers("staff"),
     )
 
+    assert len(fired) == 1
     assert response.status_code == 500 and response.get_json() == API_SERVER_ERROR
     assert _entry_values(world.empty_waiting_id) is None
+    assert _count(AuditEvent) == events
+
+
+def test_exception_after_the_form_wrote_the_entry_stores_nothing(app, fail_after):
+    world = build_world()
+    client = app.test_client()
+    sign_in(client, world.users["staff"])
+    events = _count(AuditEvent)
+    fired = fail_after("INSERT INTO manual_inputs")
+
+    response = client.post(
+        f"/requests/{world.empty_waiting_id}/manual/{WEBHOOK_KEY}", data={"version": "1", "field_0": "Half"}
+    )
+
+    assert len(fired) == 1
+    assert response.status_code == 500 and SERVER_ERROR in text_of(response)
+    assert _entry_values(world.empty_waiting_id) is None
+    assert _count(AuditEvent) == events
+    assert client.get(f"/requests/{world.empty_waiting_id}").status_code == 200
 
 
 # --- the encryption key at start -------------------------------------------------------------------

@@ -4,12 +4,13 @@ first (``privacy_requests.resume_check``): it must agree with the gate's own lis
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from portal.execution import gate
 from portal.extensions import db
 from portal.models import ConnectionConfig, ManualWebhook
-from portal.services import manual_inputs, privacy_requests
+from portal.services import FieldsChanged, manual_inputs, privacy_requests
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request
 
 
@@ -77,13 +78,15 @@ def test_other_requests_entries_do_not_count(app):
     assert _save_and_count(second, "erp") == (1, 2)
 
 
-def test_a_save_at_a_version_changed_meanwhile_is_not_counted_done(app):
-    """The form was read at version 1; the fields changed before the save's statement ran: the entry is
-    stored (as the stale one it is) and is not counted done."""
+def test_a_save_at_a_version_changed_meanwhile_is_refused_and_not_counted_done(app):
+    """The save was checked against version 1; the fields changed before the save's statement ran: the
+    write itself sees it, stores nothing and says so."""
     _systems()
     request_id = new_request()
     target = manual_inputs.upload_target(request_id, "crm")
     _bump_version("crm")
-    manual_inputs.save_manual_input(request_id, "crm", {"name": "Jane"}, STAFF, target)
+    with pytest.raises(FieldsChanged, match="The fields of Crm changed while you were typing"):
+        manual_inputs.save_manual_input(request_id, "crm", {"name": "Jane"}, STAFF, target)
+    db.session.rollback()
     assert progress_of(request_id) == (0, 2) == _gate_answer(request_id)
-    db.session.commit()
+    assert manual_inputs.view_manual_input(request_id, "crm").entry is None

@@ -24,6 +24,11 @@ from portal.services.connections import KEY_PATTERN
 from portal.services.manual_inputs import MAX_VALUE_LENGTH
 from tests.hardening_helpers import FIELDS, TEST_ACTOR, WEBHOOK_KEY, build_world, sign_in, text_of
 
+
+def without_id(definition: dict) -> dict:
+    return {key: value for key, value in definition.items() if key != "id"}
+
+
 SERVICE_EXAMPLES = 60
 HTTP_EXAMPLES = 20
 PROPERTY = settings(
@@ -119,7 +124,7 @@ def test_normalize_fields_returns_clean_rows_or_a_validation_error(app, raw):
     labels = [row["dsr_package_label"] for row in rows]
     assert len(set(labels)) == len(labels) and all(labels)
     for given_row, row in zip(raw, rows, strict=True):
-        assert set(row) == set(webhook_service.FIELD_KEYS)
+        assert set(row) | {"id"} == set(webhook_service.FIELD_KEYS)
         assert row["pii_field"] == given_row["pii_field"].strip() != ""
         assert all(_no_storage_problem(v) for v in row.values() if isinstance(v, str))
 
@@ -137,7 +142,8 @@ def test_field_definitions_are_stored_verbatim_or_not_at_all(app, fields):
         expected = webhook_service.normalize_fields(fields)
         db.session.expire_all()
         stored = db.session.scalar(select(ManualWebhook).where(ManualWebhook.id == conn.manual_webhook.id))
-        assert stored.fields == expected
+        assert [without_id(f) for f in stored.fields] == [without_id(f) for f in expected]
+        assert all(webhook_service.FIELD_ID_PATTERN.match(f["id"]) for f in stored.fields)
     except ValidationFailed:
         db.session.rollback()
         webhook = connections.get_connection(WEBHOOK_KEY).manual_webhook
@@ -339,7 +345,7 @@ def test_manual_input_form_round_trips_any_value(app, value):
     url = f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}"
     before = _entry_state(world.waiting_id)
 
-    response = client.post(url, data={"field_0": "Jane", "field_2": value})
+    response = client.post(url, data={"version": "1", "field_0": "Jane", "field_2": value})
 
     db.session.expire_all()
     if response.status_code == 302:
@@ -358,7 +364,12 @@ def test_manual_input_form_round_trips_any_value(app, value):
 
 
 def test_hostile_values_reach_the_package_escaped(app, staff_client, world):
-    values = {"field_0": SCRIPT, "field_1": TEMPLATE_SYNTAX, "field_2": "\u202eevil\nline two"}
+    values = {
+        "version": "1",
+        "field_0": SCRIPT,
+        "field_1": TEMPLATE_SYNTAX,
+        "field_2": "\u202eevil\nline two",
+    }
     assert (
         staff_client.post(f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}", data=values).status_code
         == 302
@@ -456,7 +467,9 @@ def test_api_webhook_fields_accept_or_refuse_whole(app, body):
     assert response.status_code in (200, 400, 422), response.get_data(as_text=True)[:500]
     assert "detail" in response.get_json() or response.status_code == 200
     if response.status_code == 200:
-        assert response.get_json()["fields"] == webhook_service.normalize_fields(body["fields"])
+        assert [without_id(f) for f in response.get_json()["fields"]] == webhook_service.normalize_fields(
+            body["fields"]
+        )
     else:
         assert _webhook_state() == before
 
@@ -558,7 +571,7 @@ def test_too_large_form_is_a_clear_413_and_nothing_is_saved(staff_client, world)
 
 def test_a_long_form_value_under_the_body_limit_gets_the_field_message(staff_client, world):
     response = staff_client.post(
-        f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}", data={"field_0": "x" * 600_000}
+        f"/requests/{world.waiting_id}/manual/{WEBHOOK_KEY}", data={"version": "1", "field_0": "x" * 600_000}
     )
 
     assert response.status_code == 200

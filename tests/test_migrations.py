@@ -159,3 +159,41 @@ def test_0005_changes_nothing_while_a_package_cannot_be_decrypted(fresh_app):
     assert result.exit_code != 0
     assert "Access package(s) with id 1 cannot be decrypted with PORTAL_ENCRYPTION_KEY" in result.output
     assert "access_package_chunks" not in _tables(fresh_app)
+
+
+def test_0009_gives_every_field_an_id_and_keeps_the_current_list_as_a_version(fresh_app):
+    _flask_db(fresh_app, "upgrade", "0007")
+    fields = [{"pii_field": "First Name", "dsr_package_label": "first_name"}, {"pii_field": "Email"}]
+    with fresh_app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO connection_configs (key, name, connection_type, access, disabled, created_at, "
+                "updated_at) VALUES ('crm', 'CRM', 'manual_webhook', 'read', false, :now, :now)"
+            ),
+            {"now": "2026-01-01 00:00:00"},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO manual_webhooks (connection_config_id, fields, version, created_at, updated_at) "
+                "SELECT id, :fields, 3, :now, :now FROM connection_configs WHERE key = 'crm'"
+            ),
+            {"fields": json.dumps(fields), "now": "2026-01-01 00:00:00"},
+        )
+
+    _flask_db(fresh_app, "upgrade")
+
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        stored = json.loads(conn.scalar(sa.text("SELECT CAST(fields AS TEXT) FROM manual_webhooks")))
+        kept = conn.execute(
+            sa.text("SELECT version, CAST(fields AS TEXT) FROM manual_webhook_versions")
+        ).all()
+    assert [{k: v for k, v in f.items() if k != "id"} for f in stored] == fields
+    ids = [f["id"] for f in stored]
+    assert len(set(ids)) == 2 and all(len(i) == 12 for i in ids)
+    assert [(version, json.loads(text)) for version, text in kept] == [(3, stored)]
+
+    _flask_db(fresh_app, "downgrade", "0007")
+
+    assert "manual_webhook_versions" not in _tables(fresh_app)
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        assert json.loads(conn.scalar(sa.text("SELECT CAST(fields AS TEXT) FROM manual_webhooks"))) == fields

@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest, utcnow
 from portal.services import manual_inputs, privacy_requests
 from portal.services.audit import Actor
-from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request, post_manual, set_fields
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -60,6 +60,11 @@ def actions(request_id: str) -> list[str]:
             .order_by(AuditEvent.id)
         )
     )
+
+
+def input_name(page: str, label: str) -> str:
+    """The name of the form input labelled ``label`` (inputs are named after each field's id)."""
+    return re.search(rf'<label class="form-label" for="(field_\w+)">{re.escape(label)}\b', page).group(1)
 
 
 def manual_url(request_id: str, key: str) -> str:
@@ -151,7 +156,9 @@ def test_csrf_token_is_required_on_manual_input(client, staff, crm, app):
     assert stored_input(request_id) is None
     form_page = page_html(client.get(manual_url(request_id, "crm")))
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form_page).group(1)
-    response = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x", "csrf_token": token})
+    version = re.search(r'name="version" type="hidden" value="(\d+)"', form_page).group(1)
+    data = {"nothing_found": "x", "csrf_token": token, "version": version}
+    response = client.post(manual_url(request_id, "crm"), data=data)
     assert response.status_code == 302
     assert stored_input(request_id).values == {"first_name": None, "last_name": None}
 
@@ -419,9 +426,7 @@ def test_cards_show_each_state_and_the_missing_systems(client, staff):
     save(request_id, "a_sys", {"name": "Jane"})
     save(request_id, "b_sys", {})
     save(request_id, "c_sys", {"name": "Jane"})
-    stale.manual_webhook.fields = [field("Name"), field("Eye Colour")]
-    stale.manual_webhook.version = 2
-    db.session.commit()
+    set_fields(stale, [field("Name"), field("Eye Colour")])
 
     response = client.get(f"/requests/{request_id}")
     text = text_of(response)
@@ -534,8 +539,8 @@ def test_form_renders_the_fields_with_types_and_help(client, staff):
 
 def test_save_stores_values_and_returns_to_request(client, staff, crm):
     request_id = new_request()
-    response = client.post(
-        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "", "save": "Save"}
+    response = post_manual(
+        client, manual_url(request_id, "crm"), {"field_0": "Jane", "field_1": "", "save": "Save"}
     )
     assert response.headers["Location"] == f"/requests/{request_id}?saved=crm"
     entry = stored_input(request_id)
@@ -551,7 +556,7 @@ def test_a_save_leaves_the_session_cookie_alone(client, staff, crm):
     request_id = new_request()
     client.get(f"/requests/{request_id}")
     before = client.get_cookie("session").value
-    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "crm"), {"field_0": "Jane", "save": "Save"})
     assert response.status_code == 302 and "Set-Cookie" not in response.headers
     assert client.get_cookie("session").value == before
 
@@ -561,7 +566,7 @@ def test_the_saved_notice_says_only_what_is_stored(client, staff, crm):
     request_id = new_request()
     assert "Saved “" not in text_of(client.get(f"/requests/{request_id}?saved=crm"))  # nothing stored yet
     assert "Saved “" not in text_of(client.get(f"/requests/{request_id}?saved=nope"))  # no such system
-    client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    post_manual(client, manual_url(request_id, "crm"), {"field_0": "Jane", "save": "Save"})
     page = text_of(client.get(f"/requests/{request_id}?saved=crm"))
     assert "Saved “CRM”: data entered." in page and "you can resume" not in page
     hostile = "<b>CRM</b>"
@@ -574,10 +579,10 @@ def test_the_saved_notice_says_only_what_is_stored(client, staff, crm):
 def test_save_says_every_system_is_done_only_after_the_last_one(client, staff, crm):
     add_webhook("erp", [field("Account")], name="ERP")
     request_id = new_request()
-    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "crm"), {"field_0": "Jane", "save": "Save"})
     page = text_of(client.get(response.headers["Location"]))
     assert "Saved “CRM”: data entered." in page and "you can resume the request now" not in page
-    response = client.post(manual_url(request_id, "erp"), data={"field_0": "A-1", "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "erp"), {"field_0": "A-1", "save": "Save"})
     page = text_of(client.get(response.headers["Location"]))
     assert "Saved “ERP”: data entered. Every manual system is done: you can resume the request now." in page
     # The admin changed ERP's fields since: its entry is stale, and the same link says no more than that.
@@ -594,11 +599,11 @@ def test_save_says_every_system_is_done_only_after_the_last_one(client, staff, c
 
 def test_saving_again_replaces_the_entry_and_prefills(client, staff, crm):
     request_id = new_request()
-    client.post(
-        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "Customer", "save": "Save"}
+    post_manual(
+        client, manual_url(request_id, "crm"), {"field_0": "Jane", "field_1": "Customer", "save": "Save"}
     )
     assert 'value="Customer"' in page_html(client.get(manual_url(request_id, "crm")))
-    client.post(manual_url(request_id, "crm"), data={"field_0": "Janet", "field_1": "", "save": "Save"})
+    post_manual(client, manual_url(request_id, "crm"), {"field_0": "Janet", "field_1": "", "save": "Save"})
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ManualInput)) == 1
     assert stored_input(request_id).values == {"first_name": "Janet", "last_name": None}
     event = db.session.scalars(
@@ -611,7 +616,7 @@ def test_saving_again_replaces_the_entry_and_prefills(client, staff, crm):
 def test_nothing_found_works_with_required_fields_blank(client, staff):
     add_webhook("crm", [field("Name", required=True), field("Note")], name="CRM")
     request_id = new_request()
-    response = client.post(manual_url(request_id, "crm"), data={"field_0": "", "nothing_found": "x"})
+    response = post_manual(client, manual_url(request_id, "crm"), {"field_0": "", "nothing_found": "x"})
     assert response.status_code == 302
     assert stored_input(request_id).values == {"name": None, "note": None}
     page = text_of(client.get(response.headers["Location"]))
@@ -648,7 +653,7 @@ def test_invalid_input_is_shown_next_to_the_field_and_kept(client, staff, data, 
         ],
     )
     request_id = new_request()
-    response = client.post(manual_url(request_id, "crm"), data={**data, "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "crm"), {**data, "save": "Save"})
     assert response.status_code == 200
     assert message in text_of(response)
     assert stored_input(request_id) is None
@@ -664,9 +669,10 @@ def test_the_forms_own_message_is_shown_not_the_services_as_well(client, staff):
     """A bad value is refused by the service too; the page shows the form's message for it, once."""
     add_webhook("crm", [field("Name"), field("Balance", type="number"), field("Mail", type="email")])
     request_id = new_request()
-    response = client.post(
+    response = post_manual(
+        client,
         manual_url(request_id, "crm"),
-        data={"field_0": "Jane", "field_1": "twelve", "field_2": "jane-at-example", "save": "Save"},
+        {"field_0": "Jane", "field_1": "twelve", "field_2": "jane-at-example", "save": "Save"},
     )
     page = text_of(response)
     assert response.status_code == 200
@@ -680,9 +686,10 @@ def test_a_valid_save_stores_exactly_what_was_typed(client, staff):
     """Saved without building the form: values as typed, blanks as null, unknown inputs ignored."""
     add_webhook("crm", [field("Name"), field("Note", type="textarea"), field("Opted In", type="boolean")])
     request_id = new_request()
-    response = client.post(
+    response = post_manual(
+        client,
         manual_url(request_id, "crm"),
-        data={"field_0": "  Jane  ", "field_1": "   ", "field_2": "false", "field_9": "x", "save": "Save"},
+        {"field_0": "  Jane  ", "field_1": "   ", "field_2": "false", "field_9": "x", "save": "Save"},
     )
     assert response.status_code == 302
     assert stored_input(request_id).values == {"name": "  Jane  ", "note": None, "opted_in": "false"}
@@ -699,8 +706,8 @@ def test_service_validation_errors_land_next_to_their_inputs(client, staff, monk
         raise ValidationFailed("note: must be shorter", [(("note",), "note: must be shorter")])
 
     monkeypatch.setattr(manual_inputs, "validate_values", refuse)
-    response = client.post(
-        manual_url(request_id, "crm"), data={"field_0": "Jane", "field_1": "x", "save": "Save"}
+    response = post_manual(
+        client, manual_url(request_id, "crm"), {"field_0": "Jane", "field_1": "x", "save": "Save"}
     )
     assert response.status_code == 200
     assert '<div id="field_1-error" class="invalid-feedback d-block" role="alert">Must be shorter.</div>' in (
@@ -715,9 +722,10 @@ def test_typed_values_are_stored_normalised(client, staff):
         [field("Opted In", type="boolean"), field("Born", type="date"), field("Balance", type="number")],
     )
     request_id = new_request()
-    client.post(
+    post_manual(
+        client,
         manual_url(request_id, "crm"),
-        data={"field_0": "true", "field_1": "2020-12-31", "field_2": "12.5", "save": "Save"},
+        {"field_0": "true", "field_1": "2020-12-31", "field_2": "12.5", "save": "Save"},
     )
     assert stored_input(request_id).values == {"opted_in": "true", "born": "2020-12-31", "balance": "12.5"}
     page = page_html(client.get(manual_url(request_id, "crm")))
@@ -729,19 +737,19 @@ def test_stale_entry_prefills_overlapping_labels_with_a_warning(client, staff):
     conn = add_webhook("crm", [field("First Name"), field("Height")], name="CRM")
     request_id = new_request()
     save(request_id, "crm", {"first_name": "Jane", "height": "170"})
-    conn.manual_webhook.fields = [field("Eye Colour"), field("First Name")]
-    conn.manual_webhook.version = 2
-    db.session.commit()
+    assert set_fields(conn, [field("Eye Colour"), field("First Name")]) == 2
     response = client.get(manual_url(request_id, "crm"))
     page = page_html(response)
     assert "The fields of this system changed since this entry was saved; review and save again." in text_of(
         response
     )
-    assert re.search(r'name="field_1"[^>]*value="Jane"', page) or re.search(
-        r'value="Jane"[^>]*name="field_1"', page
+    # First Name kept its id (and so its input) through the reorder; Eye Colour is a new field.
+    assert re.search(r'name="field_0"[^>]*value="Jane"', page) or re.search(
+        r'value="Jane"[^>]*name="field_0"', page
     )
     assert "170" not in page and "Height" not in page
-    client.post(manual_url(request_id, "crm"), data={"field_0": "green", "field_1": "Jane", "save": "Save"})
+    eye = input_name(page, "Eye Colour")
+    post_manual(client, manual_url(request_id, "crm"), {eye: "green", "field_0": "Jane", "save": "Save"})
     entry = stored_input(request_id)
     assert entry.values == {"eye_colour": "green", "first_name": "Jane"} and entry.version == 2
 
@@ -751,7 +759,7 @@ def test_saving_refused_after_request_left_requires_input(client, staff, crm):
     save(request_id, "crm", {"first_name": "Jane"})
     privacy_requests.cancel_request(request_id, Actor.system())
     db.session.commit()
-    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Changed", "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "crm"), {"field_0": "Changed", "save": "Save"})
     assert response.status_code == 400
     text = text_of(response)
     assert (
@@ -760,7 +768,7 @@ def test_saving_refused_after_request_left_requires_input(client, staff, crm):
     )
     assert 'value="Changed"' in page_html(response)  # what was typed is still on screen
     assert stored_input(request_id).values == {"first_name": "Jane", "last_name": None}
-    nothing = client.post(manual_url(request_id, "crm"), data={"nothing_found": "x"})
+    nothing = post_manual(client, manual_url(request_id, "crm"), {"nothing_found": "x"})
     assert nothing.status_code == 400
     assert stored_input(request_id).values == {"first_name": "Jane", "last_name": None}
     form_page = page_html(client.get(manual_url(request_id, "crm")))
@@ -772,7 +780,7 @@ def test_saving_refused_when_connection_was_disabled_meanwhile(client, staff, cr
     request_id = new_request()
     crm.disabled = True
     db.session.commit()
-    response = client.post(manual_url(request_id, "crm"), data={"field_0": "Jane", "save": "Save"})
+    response = post_manual(client, manual_url(request_id, "crm"), {"field_0": "Jane", "save": "Save"})
     assert response.status_code == 400
     assert "Connection config 'crm' is disabled: its data is no longer needed for this request." in text_of(
         response
@@ -790,7 +798,7 @@ def test_unknown_connection_is_404(client, staff, crm):
 def test_hostile_labels_and_values_are_escaped(client, staff):
     add_webhook("crm", [field(SCRIPT, "notes", help_text=SCRIPT)], name=SCRIPT)
     request_id = new_request(external_id=SCRIPT)
-    client.post(manual_url(request_id, "crm"), data={"field_0": SCRIPT, "save": "Save"})
+    post_manual(client, manual_url(request_id, "crm"), {"field_0": SCRIPT, "save": "Save"})
     assert stored_input(request_id).values == {"notes": SCRIPT}
     form_page = page_html(client.get(manual_url(request_id, "crm")))
     detail_page = page_html(client.get(f"/requests/{request_id}"))

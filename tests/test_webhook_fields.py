@@ -105,7 +105,7 @@ SERVICE_ONLY = {
     ),
     "unknown key": (
         [{"pii_field": "Name", "colour": "red"}],
-        "Field 1: Unknown key 'colour' in a field definition; allowed: pii_field, dsr_package_label, type, "
+        "Field 1: Unknown key 'colour' in a field definition; allowed: id, pii_field, dsr_package_label, type, "
         "required, help_text.",
         [(0, "colour")],
     ),
@@ -153,6 +153,10 @@ def form_data(rows: list[dict], **buttons) -> dict:
             data[f"fields-{index}-required"] = "y"
     data.update(dict.fromkeys(buttons, "y"))
     return data
+
+
+def without_id(definition: dict) -> dict:
+    return {key: value for key, value in definition.items() if key != "id"}
 
 
 def full(pii_field: str, label: str, type: str = "text", required: bool = False, help_text=None) -> dict:
@@ -412,7 +416,7 @@ def test_create_and_replace_bump_the_version_and_audit_labels(app):
 def test_identical_save_of_an_older_shaped_list_is_not_a_change(app):
     """Rows stored before the optional keys existed compare equal to their normalized form."""
     webhook = make_webhook("CRM", [{"pii_field": "Email"}])
-    webhook.fields = [{"pii_field": "Email", "dsr_package_label": "email"}]
+    webhook.fields = [{"id": webhook.fields[0]["id"], "pii_field": "Email", "dsr_package_label": "email"}]
     db.session.commit()
     assert svc.replace_fields(webhook.connection_config, [{"pii_field": "Email"}], ADMIN).version == 1
 
@@ -494,7 +498,7 @@ def test_save_through_the_form_bumps_version_only_on_change(client, login_as):
     assert response.headers["Location"].endswith("/admin/connections/crm/fields")
     hook = stored_webhook()
     assert hook.version == 1
-    assert hook.fields == [
+    assert [without_id(f) for f in hook.fields] == [
         full("Email", "email", type="email", required=True),
         full("Order number", "order_number", help_text="From the invoice"),
     ]

@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.models import AccessPackage, AuditEvent, ManualInput, PrivacyRequest
 from portal.services import InvalidState, NotFound, ValidationFailed, manual_inputs, privacy_requests
 from portal.services.audit import Actor
-from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request, set_fields
 
 ADMIN = Actor("user", "admin@example.com")
 
@@ -196,10 +196,7 @@ def test_field_edit_makes_entry_stale_until_saved_again(app):
     conn = add_webhook("crm", [field("First Name"), field("Height")])
     request_id = new_request()
     save(request_id, "crm", {"first_name": "Jane", "height": "170"})
-    hook = conn.manual_webhook
-    hook.fields = [field("First Name"), field("Eye Colour")]
-    hook.version = 2
-    db.session.commit()
+    set_fields(conn, [field("First Name"), field("Eye Colour")])
     view = manual_inputs.view_manual_input(request_id, "crm")
     assert view.checked is False and view.stale
     assert view.fields == {"first_name": "Jane", "eye_colour": None}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app
 
 from portal.execution import dispatch
 from portal.execution.package import PackageWriter
 from portal.extensions import db
-from portal.models import ConnectionConfig, ManualWebhook
-from portal.services import privacy_requests
+from portal.models import ConnectionConfig, ManualWebhook, ManualWebhookVersion
+from portal.services import privacy_requests, webhooks
 from portal.services.audit import Actor
 
 STAFF = Actor("user", "staff@example.com")
@@ -26,10 +28,31 @@ def add_webhook(key: str, fields: list[dict], *, name: str | None = None, disabl
         connection_type="manual_webhook",
         disabled=disabled,
     )
+    # Ids by position unless given: a test's form posts ``field_0``, ``field_1``... as before.
+    fields = [{"id": str(index), **definition} for index, definition in enumerate(fields)]
     connection.manual_webhook = ManualWebhook(fields=fields, version=1)
     db.session.add(connection)
+    db.session.flush()
+    db.session.add(ManualWebhookVersion(webhook_id=connection.manual_webhook.id, version=1, fields=fields))
     db.session.commit()
     return connection
+
+
+def set_fields(connection: ConnectionConfig, fields: list[dict]) -> int:
+    """Replace the webhook's fields as an admin would (the service: ids kept by label, next version)."""
+    webhook = webhooks.replace_fields(connection, fields, STAFF)
+    db.session.commit()
+    return webhook.version
+
+
+_VERSION = re.compile(r'name="version" type="hidden" value="(\d+)"')
+
+
+def post_manual(client, url: str, data: dict):
+    """POST a manual-input form as a browser would: the version comes from the form page itself."""
+    page = client.get(url)
+    found = _VERSION.search(page.get_data(as_text=True)) if page.status_code in (200, 400) else None
+    return client.post(url, data={"version": found.group(1), **data} if found else data)
 
 
 def new_request(email: str = "subject@example.com", **kwargs) -> str:

@@ -17,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
+from portal.dynamic_forms import version_number
 from portal.services.connections import MAX_DESCRIPTION_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from portal.services.webhooks import (
     FIELD_TYPES,
@@ -83,6 +84,7 @@ class ConfirmDeleteForm(FlaskForm):
 class FieldRowForm(Form):
     """One field definition. No rules here: the service checks the whole list and names the rows."""
 
+    id = HiddenField()  # the field's stable id, round-tripped so a rename or a move keeps it
     pii_field = StringField("PII field", render_kw={"maxlength": MAX_PII_FIELD_LENGTH})
     dsr_package_label = StringField("Package label", render_kw={"maxlength": MAX_LABEL_LENGTH})
     type = SelectField("Type", choices=[SelectChoice(t, TYPE_LABELS[t]) for t in FIELD_TYPES], default="text")
@@ -94,21 +96,26 @@ class FieldRowForm(Form):
 
     def definition(self) -> dict:
         """The row as the service's plain dict (labels stay dictionary values)."""
-        return {
+        row = {
             "pii_field": self.pii_field.data or "",
             "dsr_package_label": self.dsr_package_label.data or None,
             "type": self.type.data or "text",
             "required": bool(self.required.data),
             "help_text": self.help_text.data or None,
         }
+        return {"id": self.id.data, **row} if self.id.data else row
 
 
 class WebhookFieldsForm(FlaskForm):
     """The field editor. Add, Remove and Move re-render the posted rows; only Save writes."""
 
     fields = FieldList(FormField(FieldRowForm), min_entries=0, max_entries=200)
+    version = HiddenField()  # the version the list was loaded at ("0": none saved yet)
     add = SubmitField("Add a field")
     save = SubmitField("Save fields")
+
+    def edited_version(self) -> int | None:
+        return version_number(self.version.data)
 
     def definitions(self) -> list[dict]:
         return [entry.form.definition() for entry in self.fields]

@@ -21,7 +21,7 @@ from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType
 from portal.security import safe_next_url
-from portal.services import DomainError, NotFound, ValidationFailed
+from portal.services import DomainError, FieldsChanged, NotFound, ValidationFailed
 from portal.services import connections as connection_service
 from portal.services import webhooks as webhook_service
 from portal.services.audit import Actor
@@ -227,9 +227,12 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
 @bp.route("/connections/<key>/fields", methods=["GET", "POST"])
 def webhook_fields(key: str):
     conn = _manual_or_404(key)
+    current = conn.manual_webhook.version if conn.manual_webhook else 0
     if request.method == "GET":
         rows = conn.manual_webhook.fields if conn.manual_webhook else [BLANK_ROW]
-        return _render_fields(conn, WebhookFieldsForm(formdata=None, data={"fields": rows}))
+        return _render_fields(
+            conn, WebhookFieldsForm(formdata=None, data={"fields": rows, "version": current})
+        )
 
     form = WebhookFieldsForm()
     if not form.validate():
@@ -245,14 +248,20 @@ def webhook_fields(key: str):
             focus = len(rows) - 1
         else:
             focus = None
-        return _render_fields(conn, WebhookFieldsForm(formdata=None, data={"fields": rows}), focus_row=focus)
+        data = {"fields": rows, "version": form.version.data}
+        return _render_fields(conn, WebhookFieldsForm(formdata=None, data=data), focus_row=focus)
 
     previous = conn.manual_webhook.version if conn.manual_webhook else None
     try:
-        webhook = webhook_service.replace_fields(conn, rows, _actor())
+        webhook = webhook_service.replace_fields(conn, rows, _actor(), expected_version=form.edited_version())
     except ValidationFailed as exc:
         db.session.rollback()
         return _render_fields(conn, form, summary=_attach_field_errors(form, exc))
+    except FieldsChanged as exc:
+        db.session.rollback()
+        # Saving again replaces theirs on purpose: the form now carries the version that is current.
+        form.version.data = str(conn.manual_webhook.version if conn.manual_webhook else 0)
+        return _render_fields(conn, form, summary=[str(exc)]), 409
     except DomainError as exc:
         db.session.rollback()
         return _render_fields(conn, form, summary=[str(exc)])

@@ -20,7 +20,15 @@ from portal.errors import API_MESSAGES
 from portal.extensions import csrf, db
 from portal.models import ApiToken, utcnow
 from portal.scopes import effective_scopes
-from portal.services import Conflict, DomainError, InvalidState, NotFound, ValidationFailed, tokens
+from portal.services import (
+    Conflict,
+    DomainError,
+    FieldsChanged,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    tokens,
+)
 from portal.services.audit import Actor
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -118,6 +126,8 @@ def _domain_error(error: DomainError):
         return jsonify(detail=validation_detail(error.errors) or str(error)), 422
     if isinstance(error, NotFound):
         return jsonify(detail=str(error)), 404
+    if isinstance(error, FieldsChanged):
+        return jsonify(detail=str(error)), 409
     if isinstance(error, InvalidState | Conflict):
         return jsonify(detail=str(error)), 400
     return jsonify(detail=str(error)), 400

@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func, select
 
 from portal.extensions import db, run
-from portal.models import ConnectionConfig, ConnectionType, ManualInput, ManualWebhook, PrivacyRequest
+from portal.models import (
+    ConnectionConfig,
+    ConnectionType,
+    ManualInput,
+    ManualWebhook,
+    ManualWebhookVersion,
+    PrivacyRequest,
+)
 
 # (webhook id, created_at, version) → field definitions. Bounded: cleared when it outgrows any real deployment.
 _FIELDS_CACHE: dict[tuple[int, datetime, int], tuple[dict[str, Any], ...]] = {}
@@ -99,12 +106,32 @@ def _load_fields(hook_ids: list[int]) -> dict[int, tuple[int, tuple[dict[str, An
 
 
 def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[dict[str, Any], ...]:
-    """One webhook's field definitions at ``version``, from the cache (read and cached when missing; if
-    the webhook changed meanwhile, its fields now)."""
-    cached = _FIELDS_CACHE.get((hook_id, created_at, version))
-    if cached is not None:
-        return cached
-    return _load_fields([hook_id]).get(hook_id, (version, ()))[1]
+    """One webhook's field definitions at exactly ``version`` (kept per version, so immutable), cached."""
+    key = (hook_id, created_at, version)
+    cached = _FIELDS_CACHE.get(key)
+    if cached is None:
+        fields = run(_VERSION_FIELDS, {"hook_id": hook_id, "version": version}).scalar()
+        if fields is None:
+            return ()
+        cached = _FIELDS_CACHE[key] = tuple(fields)
+    return cached
+
+
+# The kept list of that version; the webhook's own list when it is that version and none was kept (a row
+# written around the service, as bulk seeding does).
+_VERSION_FIELDS = (
+    select(func.coalesce(ManualWebhookVersion.fields, ManualWebhook.fields))
+    .select_from(ManualWebhook)
+    .outerjoin(
+        ManualWebhookVersion,
+        (ManualWebhookVersion.webhook_id == ManualWebhook.id)
+        & (ManualWebhookVersion.version == bindparam("version")),
+    )
+    .where(
+        ManualWebhook.id == bindparam("hook_id"),
+        ManualWebhookVersion.id.is_not(None) | (ManualWebhook.version == bindparam("version")),
+    )
+)
 
 
 def gated_webhooks() -> list[GatedWebhook]:

@@ -3,7 +3,7 @@
 from portal.models.audit import AuditEvent
 from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
-from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook
+from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook, ManualWebhookVersion
 from portal.models.datasets import CollectionStep, DatasetConfig
 from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
@@ -24,6 +24,7 @@ __all__ = [
     "EncryptionCanary",
     "ManualInput",
     "ManualWebhook",
+    "ManualWebhookVersion",
     "Policy",
     "PrivacyRequest",
     "RequestStatus",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, EncryptedJSON, utcnow
@@ -57,7 +57,12 @@ class ConnectionConfig(Base):
 
 
 class ManualWebhook(Base):
-    """The ordered field definitions of a manual connection; ``version`` grows with every change."""
+    """The ordered field definitions of a manual connection; ``version`` grows with every change.
+
+    Each definition carries a stable ``id`` that survives renames and reorders: forms address fields by
+    it, and ``versions`` keeps every list the webhook has had, so an entry's labels can be read at the
+    version it was saved against.
+    """
 
     __tablename__ = "manual_webhooks"
 
@@ -75,3 +80,16 @@ class ManualWebhook(Base):
     @property
     def labels(self) -> list[str]:
         return [f["dsr_package_label"] for f in self.fields]
+
+
+class ManualWebhookVersion(Base):
+    """The field list of one webhook at one version (immutable once written)."""
+
+    __tablename__ = "manual_webhook_versions"
+    __table_args__ = (UniqueConstraint("webhook_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("manual_webhooks.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    fields: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

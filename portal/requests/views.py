@@ -7,6 +7,7 @@ values never travel in URLs: searches are POSTed and redirected with a keyed has
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -14,12 +15,15 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from portal.dynamic_forms import (
+    ManualInputForm,
     attach_service_errors,
     build_manual_input_form,
+    field_name,
     manual_input_form_for,
     prefill,
     pressed,
     submitted_values,
+    submitted_version,
 )
 from portal.execution import dispatch
 from portal.extensions import db
@@ -37,12 +41,14 @@ from portal.requests.forms import (
 )
 from portal.security import roles_required
 from portal.services import (
+    FieldsChanged,
     InvalidState,
     NotFound,
     ValidationFailed,
     datasets,
     manual_inputs,
     privacy_requests,
+    webhooks,
 )
 from portal.services.audit import Actor
 from portal.templating import STATUS_BADGES
@@ -401,8 +407,36 @@ def retry(request_id: str):
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
 
 
+@dataclass
+class ShownAgain:
+    """A posted manual-input form shown again instead of saved, and why."""
+
+    form: ManualInputForm
+    refusal: str | None = None
+    status: int = 200
+    changed: str | None = None  # the fields changed while the form was open
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (pii_field, typed value) of gone fields
+
+
+def _fields_changed(request_id: str, connection_key: str, built_from: int | None, message: str) -> ShownAgain:
+    """The form at the current version with what was typed, under the fields' own labels (matched by
+    id); what was typed into fields that no longer exist is listed, so nothing typed vanishes unseen."""
+    target = manual_inputs.upload_target(request_id, connection_key)
+    form = manual_input_form_for(tuple(target.fields), target.version)()
+    form.version.data = str(target.version)
+    current_ids = set(form.field_ids)
+    older = webhooks.fields_at(target.webhook_id, built_from) if built_from else []
+    removed = [
+        (definition["pii_field"], typed)
+        for definition in older
+        if definition["id"] not in current_ids
+        and (typed := request.form.get(field_name(definition["id"]), "").strip())
+    ]
+    return ShownAgain(form, status=409, changed=message, removed=removed)
+
+
 def _save_manual_input(request_id: str, connection_key: str):
-    """A POSTed form: the redirect after a save, or (form, refusal, status) for the page to show again.
+    """A POSTed form: the redirect after a save, or ``ShownAgain`` for the page to show it again.
 
     Reads only what a save needs (one query of columns): the page itself, with its ORM objects, is built
     only when the form comes back with errors or a refusal. So is the form: a save is checked by the
@@ -413,10 +447,15 @@ def _save_manual_input(request_id: str, connection_key: str):
         target = manual_inputs.upload_target(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
-    form_class = manual_input_form_for(tuple(target.fields))
+    form_class = manual_input_form_for(tuple(target.fields), target.version)
+    built_from = submitted_version(request.form)
     refusal = target.refusal(request_id, connection_key)
     if refusal:
-        return form_class(), refusal, 400  # what was typed stays on screen; nothing is stored
+        return ShownAgain(form_class(), refusal, 400)  # what was typed stays on screen; nothing is stored
+    if built_from != target.version:
+        return _fields_changed(
+            request_id, connection_key, built_from, str(manual_inputs.fields_changed(target.name))
+        )
     if pressed(request.form, "nothing_found"):
         _confirmed()
         values = {}  # "searched, nothing found": required fields do not apply
@@ -425,18 +464,23 @@ def _save_manual_input(request_id: str, connection_key: str):
         if all(value is None for value in values.values()):
             form = form_class()
             form.validate()  # says to fill in a field or press "Nothing found"
-            return form, None, 200
+            return ShownAgain(form)
     try:
-        manual_inputs.save_manual_input(request_id, connection_key, values, _actor(), target)
+        manual_inputs.save_manual_input(
+            request_id, connection_key, values, _actor(), target, built_from=built_from
+        )
     except ValidationFailed as exc:
         db.session.rollback()
         form = form_class()
         if form.validate():
             attach_service_errors(form, exc)
-        return form, None, 200
+        return ShownAgain(form)
+    except FieldsChanged as exc:
+        db.session.rollback()
+        return _fields_changed(request_id, connection_key, built_from, str(exc))
     except InvalidState as exc:
         db.session.rollback()
-        return form_class(), str(exc), 400
+        return ShownAgain(form_class(), str(exc), 400)
     dispatch.commit_and_run()
     # The request page says what was saved (``saved_notice``): the message travels in the redirect, not
     # in the session, so a save does not re-sign the session cookie (issue 9).
@@ -446,12 +490,11 @@ def _save_manual_input(request_id: str, connection_key: str):
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
-    form, refusal, status_code = None, None, 200
+    shown = None
     if request.method == "POST":
-        outcome = _save_manual_input(request_id, connection_key)
-        if not isinstance(outcome, tuple):
-            return outcome
-        form, refusal, status_code = outcome
+        shown = _save_manual_input(request_id, connection_key)
+        if not isinstance(shown, ShownAgain):
+            return shown
     privacy_request = _request_or_404(request_id)
     try:
         found = manual_inputs.find_manual_input(request_id, connection_key)
@@ -459,20 +502,24 @@ def manual_input(request_id: str, connection_key: str):
         abort(404, str(exc))
     connection, webhook = found.connection, found.webhook
     current = manual_inputs.view_manual_input(request_id, connection_key, found)
-    if form is None:
+    if shown is None:
         fields = list(webhook.fields)
-        form = build_manual_input_form(fields)(formdata=None, data=prefill(fields, current.fields))
-        refusal = manual_inputs.upload_refusal(privacy_request, connection, webhook)
+        form = build_manual_input_form(fields, webhook.version)(
+            formdata=None, data=prefill(fields, current.fields)
+        )
+        shown = ShownAgain(form, manual_inputs.upload_refusal(privacy_request, connection, webhook))
     return (
         render_template(
             "requests/manual_input.html",
             pr=privacy_request,
             connection=connection,
             webhook=webhook,
-            form=form,
+            form=shown.form,
             entry=current.entry,
-            stale_warning=STALE_WARNING if current.stale else None,
-            refusal=refusal,
+            stale_warning=STALE_WARNING if current.stale and not shown.changed else None,
+            refusal=shown.refusal,
+            changed=shown.changed,
+            removed=shown.removed,
         ),
-        status_code,
+        shown.status,
     )

@@ -26,6 +26,10 @@ class Conflict(DomainError):
     pass
 
 
+class FieldsChanged(Conflict):
+    """A webhook's field list changed since the caller read it (a form built from an older version)."""
+
+
 class InvalidState(DomainError):
     """The object is not in a state that allows this action (HTTP 400)."""
 

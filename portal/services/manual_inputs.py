@@ -22,7 +22,7 @@ from portal.models import (
     RequestStatus,
     utcnow,
 )
-from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
+from portal.services import FieldsChanged, InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.audit import Actor
 from portal.services.privacy_requests import get_request
 
@@ -132,6 +132,7 @@ class UploadTarget(NamedTuple):
 
     connection_id: int
     disabled: bool
+    webhook_id: int
     version: int
     fields: tuple[dict[str, Any], ...] | list[dict[str, Any]]
     replacing: bool  # this request already has an entry for it
@@ -149,10 +150,21 @@ _requests = PrivacyRequest.__table__
 _inputs = ManualInput.__table__
 # Core statements on the tables, built once: an upload is the API's busiest write, and the ORM's unit of
 # work (or its bulk-update path) costs more than the statements themselves.
+_webhooks = ManualWebhook.__table__
+# The fields an entry is mapped onto are those of ``:version``: the write happens only while that is still
+# the webhook's version, checked in the write itself, so a field edit committed a moment earlier cannot
+# slip in between (the save is refused instead: ``FieldsChanged``).
+_VERSION_STILL_CURRENT = (
+    "EXISTS (SELECT 1 FROM manual_webhooks WHERE id = :webhook_id AND version = :version)"
+)
 _TAKE_FOR_UPLOAD = (
     update(_requests)
     .where(
-        _requests.c.id == bindparam("request_id"), _requests.c.status == RequestStatus.REQUIRES_INPUT.value
+        _requests.c.id == bindparam("request_id"),
+        _requests.c.status == RequestStatus.REQUIRES_INPUT.value,
+        exists()
+        .where(_webhooks.c.id == bindparam("webhook_id"), _webhooks.c.version == bindparam("version"))
+        .correlate(None),
     )
     .values(updated_at=bindparam("now"))
 )
@@ -187,7 +199,8 @@ _DETAILS = (bindparam("details_new", type_=JSON), bindparam("details_replaced", 
 _SAVE_POSTGRESQL = text(
     "WITH locked AS ("
     "UPDATE privacy_requests SET updated_at = :now "
-    f"WHERE id = :request_id AND status = '{RequestStatus.REQUIRES_INPUT.value}' RETURNING id"
+    f"WHERE id = :request_id AND status = '{RequestStatus.REQUIRES_INPUT.value}' "
+    f"AND {_VERSION_STILL_CURRENT} RETURNING id"
     "), saved AS ("
     f"INSERT INTO manual_inputs ({_INPUT_COLUMNS}) "
     f"SELECT id, :connection_id, :values, :version, :user_id, :token_id, :label, :now FROM locked {_ON_CONFLICT} "
@@ -205,22 +218,33 @@ _LOG_SAVE_SQLITE = text(
 SAVED_ACTION = "manual_input.saved"
 
 
+def fields_changed(name: str) -> FieldsChanged:
+    return FieldsChanged(
+        f"The fields of {name} changed while you were typing: check the values below and save again."
+    )
+
+
 def save_manual_input(
     request_id: str,
     connection_key: str,
     values: dict[str, Any],
     actor: Actor,
     target: UploadTarget | None = None,
+    built_from: int | None = None,
 ) -> dict[str, str | None]:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
 
     ``target``: what ``upload_target`` returned for them earlier in this transaction, if the caller has
-    it (a form built from those fields), so it is not read twice. The write takes the request's row
-    first, and only if its status still allows uploads, so a resume committing at the same moment cannot
-    slip between the check and the write; the audit event says whether an entry was replaced as the
-    write found it. Returns what was stored: every current label with its value (blank → None).
+    it (a form built from those fields), so it is not read twice. ``built_from``: the webhook version a
+    form was built from; any other version is refused with ``FieldsChanged``, nothing stored. The write
+    takes the request's row first, and only if its status still allows uploads and the fields are still
+    those the values were checked against, so neither a resume nor a field edit committing at the same
+    moment can slip between the check and the write; the audit event says whether an entry was replaced
+    as the write found it. Returns what was stored: every current label with its value (blank → None).
     """
     target = target if target is not None else upload_target(request_id, connection_key)
+    if built_from is not None and built_from != target.version:
+        raise fields_changed(target.name)
     if target.request_status != RequestStatus.REQUIRES_INPUT:
         raise InvalidState(_status_refusal(request_id, target.request_status))
     refusal = _connection_refusal(connection_key, target.disabled, target.fields)
@@ -235,6 +259,7 @@ def save_manual_input(
     params = {
         "request_id": request_id,
         "connection_id": target.connection_id,
+        "webhook_id": target.webhook_id,
         "values": cleaned,
         "version": target.version,
         "user_id": actor.user_id,
@@ -259,7 +284,9 @@ def save_manual_input(
     if not locked:
         privacy_request = get_request(request_id)
         db.session.refresh(privacy_request)  # the status now, not as this session first read it
-        raise InvalidState(_status_refusal(request_id, privacy_request.status))
+        if privacy_request.status != RequestStatus.REQUIRES_INPUT:
+            raise InvalidState(_status_refusal(request_id, privacy_request.status))
+        raise fields_changed(target.name)
     return cleaned
 
 
@@ -361,7 +388,7 @@ def upload_target(request_id: str, connection_key: str) -> UploadTarget:
         raise AssertionError("find_manual_input found what the upload query did not")  # pragma: no cover
     _, hook_id, created_at, version, status, connection_id, disabled, entry_id, name = row
     fields = gate.webhook_fields(hook_id, created_at, version)
-    return UploadTarget(connection_id, disabled, version, fields, entry_id is not None, status, name)
+    return UploadTarget(connection_id, disabled, hook_id, version, fields, entry_id is not None, status, name)
 
 
 def stored_values(request_id: str, connection_key: str) -> tuple[bool, dict[str, str | None]]:

@@ -11,19 +11,39 @@ answers); the per-field messages are ours, written for a person reading them nex
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections import defaultdict
 from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import ConnectionConfig, ConnectionType, ManualWebhook
-from portal.services import InvalidState, NotFound, ValidationFailed, gate_hooks, text_problem
+from portal.models import (
+    ConnectionConfig,
+    ConnectionType,
+    ManualInput,
+    ManualWebhook,
+    ManualWebhookVersion,
+    utcnow,
+)
+from portal.services import (
+    FieldsChanged,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    gate_hooks,
+    text_problem,
+)
 from portal.services.audit import Actor, record
 from portal.services.connections import snake_case
 
 FIELD_TYPES = ("text", "textarea", "email", "number", "date", "boolean")
-FIELD_KEYS = ("pii_field", "dsr_package_label", "type", "required", "help_text")
+FIELD_KEYS = ("id", "pii_field", "dsr_package_label", "type", "required", "help_text")
+# A field's stable identity: given by the client (the editor sends it back), else kept from the field it
+# matches in the current list, else new. It names the field's form input, so it stays a plain token.
+FIELD_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 MAX_PII_FIELD_LENGTH = 200
 MAX_LABEL_LENGTH = 200
 MAX_HELP_TEXT_LENGTH = 500
@@ -31,6 +51,7 @@ MAX_HELP_TEXT_LENGTH = 500
 AT_LEAST_ONE_FIELD = "ensure this value has at least 1 items"
 PII_FIELDS_UNIQUE = "pii_fields must be unique"
 LABELS_UNIQUE = "dsr_package_labels must be unique"
+IDS_UNIQUE = "field ids must be unique"
 
 Location = tuple[Any, ...]
 
@@ -67,6 +88,11 @@ def _normalize_row(item: Any) -> tuple[dict[str, Any], list[tuple[str | None, st
                 f"Unknown key '{unknown}' in a field definition; allowed: {', '.join(FIELD_KEYS)}.",
             )
         )
+
+    field_id = item.get("id")
+    if field_id is not None and (not isinstance(field_id, str) or not FIELD_ID_PATTERN.match(field_id)):
+        errors.append(("id", "id must be 1 to 40 letters, digits or underscores (or left out)."))
+        field_id = None
 
     pii_field = item.get("pii_field")
     if pii_field is None:
@@ -113,6 +139,8 @@ def _normalize_row(item: Any) -> tuple[dict[str, Any], list[tuple[str | None, st
         "required": required,
         "help_text": help_text,
     }
+    if field_id is not None:
+        row = {"id": field_id, **row}
     return row, errors
 
 
@@ -150,6 +178,9 @@ def normalize_fields(raw: list[dict]) -> list[dict]:
     duplicates = _rows_sharing([row["pii_field"] for row in rows])
     if duplicates:
         raise ValidationFailed(PII_FIELDS_UNIQUE, [((i, "pii_field"), PII_FIELDS_UNIQUE) for i in duplicates])
+    duplicates = _rows_sharing([row.get("id") for row in rows])
+    if duplicates:
+        raise ValidationFailed(IDS_UNIQUE, [((i, "id"), IDS_UNIQUE) for i in duplicates])
 
     for row in rows:
         if row["dsr_package_label"] is None:
@@ -187,15 +218,65 @@ def _labels(fields: list[dict]) -> list[str]:
     return [field["dsr_package_label"] for field in fields]
 
 
+def _with_ids(rows: list[dict], previous: list[dict]) -> list[dict]:
+    """``rows`` with every ``id`` filled: a row without one keeps the id of the current field it matches
+    (same label, else same pii_field), so a rename or a reorder through the API keeps each field's
+    identity; a row that matches nothing is a new field."""
+    given = {row["id"] for row in rows if "id" in row}
+    unclaimed = [field for field in previous if field.get("id") and field["id"] not in given]
+    rows = [dict(row) for row in rows]
+    for attribute in ("dsr_package_label", "pii_field"):
+        for row in rows:
+            match = next((f for f in unclaimed if f.get(attribute) == row[attribute]), None)
+            if "id" not in row and match is not None:
+                row["id"] = match["id"]
+                unclaimed.remove(match)
+    taken = {row.get("id") for row in rows} | {field.get("id") for field in previous}
+    for row in rows:
+        while "id" not in row:
+            candidate = secrets.token_hex(6)
+            if candidate not in taken:
+                row["id"] = candidate
+                taken.add(candidate)
+    # The id first, as stored lists have it, so an unchanged list compares equal.
+    return [{"id": row["id"], **{k: v for k, v in row.items() if k != "id"}} for row in rows]
+
+
+def _keep_version(webhook: ManualWebhook) -> None:
+    """Keep the list as it is at ``webhook.version`` (flushed), for entries saved against it."""
+    db.session.add(
+        ManualWebhookVersion(webhook_id=webhook.id, version=webhook.version, fields=webhook.fields)
+    )
+    db.session.flush()
+
+
+def _first_version(conn: ConnectionConfig) -> int:
+    """1, or past every version an entry of this connection was saved against: a webhook deleted and
+    defined again must not make an entry for its old fields look current."""
+    highest = db.session.scalar(
+        select(func.max(ManualInput.version)).where(ManualInput.connection_config_id == conn.id)
+    )
+    return (highest or 0) + 1
+
+
 def _insert(conn: ConnectionConfig, fields: list[dict], actor: Actor) -> ManualWebhook:
-    webhook = ManualWebhook(connection_config=conn, fields=fields, version=1)
+    version = _first_version(conn)
+    webhook = ManualWebhook(connection_config=conn, fields=_with_ids(fields, []), version=version)
     db.session.add(webhook)
     try:
         with db.session.begin_nested():
             db.session.flush()
     except IntegrityError as exc:  # another admin created it a moment ago
         raise _already_exists(conn) from exc
-    record(actor, "webhook.created", connection_key=conn.key, key=conn.key, version=1, labels=_labels(fields))
+    _keep_version(webhook)
+    record(
+        actor,
+        "webhook.created",
+        connection_key=conn.key,
+        key=conn.key,
+        version=version,
+        labels=_labels(fields),
+    )
     return webhook
 
 
@@ -203,6 +284,16 @@ def get_webhook(conn: ConnectionConfig) -> ManualWebhook:
     if conn.manual_webhook is None:
         raise NotFound(f"No access manual webhook exists for connection config with key '{conn.key}'")
     return conn.manual_webhook
+
+
+def fields_at(webhook_id: int, version: int) -> list[dict]:
+    """The webhook's field list as it was at ``version`` (empty when that version is not kept)."""
+    fields = db.session.scalar(
+        select(ManualWebhookVersion.fields).where(
+            ManualWebhookVersion.webhook_id == webhook_id, ManualWebhookVersion.version == version
+        )
+    )
+    return list(fields or [])
 
 
 def create_webhook(conn: ConnectionConfig, fields: list[dict], actor: Actor) -> ManualWebhook:
@@ -222,24 +313,51 @@ def _stored_normalized(webhook: ManualWebhook) -> list[dict] | None:
         return None
 
 
-def replace_fields(conn: ConnectionConfig, fields: list[dict], actor: Actor) -> ManualWebhook:
+def _changed_meanwhile(conn: ConnectionConfig, current: int | None) -> FieldsChanged:
+    now = f"they are now version {current}" if current else "they were deleted"
+    return FieldsChanged(
+        f"Someone else saved the fields of {conn.name} while you were editing them ({now}). Nothing was "
+        "saved. Your list is below: save it again to replace theirs, or reload the page to start from theirs."
+    )
+
+
+def replace_fields(
+    conn: ConnectionConfig, fields: list[dict], actor: Actor, expected_version: int | None = None
+) -> ManualWebhook:
     """The fidesops PATCH: replace the list, or create it when absent. An identical list changes nothing.
 
     A changed list gets the next ``version``, so data entered against the old one becomes stale (S4).
+    ``expected_version``: the version the caller's list was edited from (the field editor; 0 when there
+    was no list); when the webhook has another one now, nothing is changed and ``FieldsChanged`` says so.
     """
     normalized = normalize_fields(fields)
     _require_manual(conn)
     webhook = conn.manual_webhook
+    current = webhook.version if webhook is not None else 0
+    if expected_version is not None and expected_version != current:
+        raise _changed_meanwhile(conn, current)
     if webhook is None:
         return _insert(conn, normalized, actor)
     before = _stored_normalized(webhook)
+    normalized = _with_ids(normalized, before if before is not None else list(webhook.fields))
     if before == normalized:
         return webhook
     old_labels = _labels(before) if before is not None else list(webhook.labels)
-    webhook.fields = normalized
-    # Incremented in SQL so two admins saving at once still get two distinct versions.
-    webhook.version = ManualWebhook.version + 1
-    db.session.flush()
+    # Incremented in SQL so two admins saving at once still get two distinct versions; with an expected
+    # version, only if it is still the current one (a check and its write in one statement).
+    change = update(ManualWebhook).where(ManualWebhook.id == webhook.id)
+    if expected_version is not None:
+        change = change.where(ManualWebhook.version == expected_version)
+    changed = db.session.execute(
+        change.values(fields=normalized, version=ManualWebhook.version + 1, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    if changed.rowcount != 1:
+        raise _changed_meanwhile(
+            conn, db.session.scalar(select(ManualWebhook.version).where(ManualWebhook.id == webhook.id))
+        )
+    db.session.refresh(webhook)
+    _keep_version(webhook)
     new_labels = _labels(normalized)
     record(
         actor,
