@@ -222,6 +222,22 @@ def test_create_connections_with_fidesops_messages(admin):
     assert [e.actor_type for e in events] == ["token"]
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_keys_made_only_of_dots_are_refused(admin, method):
+    body = [
+        {"name": name, "key": key, "connection_type": "manual_webhook", "access": "read"}
+        for name, key in (("Dot", "."), ("Dots", ".."), ("Dotted", ".crm.eu."))
+    ]
+    r = admin(method, "/connection", body)
+    assert r.status_code == 200
+    assert [c["key"] for c in r.json["succeeded"]] == [".crm.eu."]
+    assert [f["message"] for f in r.json["failed"]] == [
+        "Invalid key '.': a key cannot be only dots; add a letter, digit, '_' or '-'.",
+        "Invalid key '..': a key cannot be only dots; add a letter, digit, '_' or '-'.",
+    ]
+    assert admin("GET", "/connection/.crm.eu.").status_code == 200
+
+
 def test_patch_upserts_by_key_and_lists_pages(admin):
     admin(
         "PATCH",
