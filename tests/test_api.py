@@ -385,12 +385,13 @@ def test_create_and_list_privacy_requests(admin):
         ],
     )
     assert r.status_code == 200
-    assert [p["status"] for p in r.json["succeeded"]] == ["requires_input"]
+    assert [(p["status"], p["external_id"]) for p in r.json["succeeded"]] == [("requires_input", "T-1")]
     assert [f["message"] for f in r.json["failed"]][1] == "Policy with key nope does not exist."
     assert r.json["failed"][0]["message"].startswith("Invalid email address")
     second = new_request(admin, "customer-2@example.com")
     listed = admin("GET", "/privacy-request").json
     assert listed["total"] == 2 and listed["items"][0]["id"] == second["id"]  # newest first
+    assert [item["external_id"] for item in listed["items"]] == [None, "T-1"]  # stored encrypted, read back
     assert admin("GET", "/privacy-request?identity=Customer-1@example.com").json["total"] == 1
     assert admin("GET", f"/privacy-request?request_id={second['id']}").json["items"][0]["id"] == second["id"]
     assert admin("GET", "/privacy-request?status=complete").json["total"] == 0
