@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal.crypto import keyring
 from portal.extensions import db
 from portal.models import Role, User, utcnow
 from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
@@ -167,5 +168,18 @@ def authenticate(email: str, password: str) -> User | None:
         user.last_login_at = utcnow()
         record(Actor.for_user(user), "login.succeeded")
         return user
-    record(Actor("user", email.strip().lower()[:254], user_id=user.id if user else None), "login.failed")
+    record(Actor.for_user(user) if user else unknown_account_actor(email), "login.failed")
     return None
+
+
+UNKNOWN_ACCOUNT_PREFIX = "unknown:"
+
+
+def unknown_account_actor(typed: str) -> Actor:
+    """Who a failed sign-in with no such account is recorded as: never what was typed (it may be a password
+    typed in the wrong box), but a keyed hash of it, so repeated attempts with the same text still match.
+
+    The hash is keyed with the blind-index key: after a key rotation the same text hashes differently.
+    """
+    digest = keyring().blind_index(typed.strip().casefold(), purpose="sign-in")
+    return Actor("user", f"{UNKNOWN_ACCOUNT_PREFIX}{digest[:16]}")
