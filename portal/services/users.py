@@ -13,7 +13,7 @@ from portal.crypto import keyring
 from portal.extensions import db
 from portal.models import Role, User, utcnow
 from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
-from portal.services import Conflict, DomainError, NotFound, ValidationFailed
+from portal.services import Conflict, DomainError, NotFound, ValidationFailed, tokens
 from portal.services.audit import Actor, record
 
 
@@ -148,13 +148,20 @@ def change_password(user: User, current: str, new: str, actor: Actor) -> None:
     record(actor, "user.password_changed", target_user=user.email)
 
 
-def reset_password(user: User, new: str, actor: Actor) -> None:
-    """An admin sets a new password; the user must change it at next sign-in."""
+def reset_password(user: User, new: str, actor: Actor) -> int:
+    """An admin sets a new password; the user must change it at next sign-in. Returns how many of the
+    user's API tokens were revoked.
+
+    A reset usually follows a lost or stolen password, so everything the old one could have opened stops:
+    the user's sessions end and their API tokens are revoked (an admin issues new ones).
+    """
     _check_password(new, user.email)
     user.password_hash = hash_password(new)
     user.must_change_password = True
     user.session_version += 1
-    record(actor, "user.password_reset", target_user=user.email)
+    revoked = tokens.revoke_user_tokens(user, actor, reason="password_reset")
+    record(actor, "user.password_reset", target_user=user.email, tokens_revoked=revoked)
+    return revoked
 
 
 def authenticate(email: str, password: str) -> User | None:
