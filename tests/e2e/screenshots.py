@@ -46,7 +46,7 @@ def _seed(server: LiveServer) -> dict[str, str]:
             db.session.scalars(
                 select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.REQUIRES_INPUT)
             ),
-            key=lambda pr: pr.external_id,
+            key=lambda pr: pr.external_id or "",
         )
         complete = db.session.scalars(
             select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
