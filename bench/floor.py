@@ -216,6 +216,9 @@ def create_app() -> Flask:
             return jsonify(checked=False, fields={})
         return jsonify(checked=bool(row[1]), fields=json.loads(ring.decrypt(bytes(row[0]))))
 
+    def decrypted_text(value) -> str | None:
+        return None if value is None else ring.decrypt(bytes(value)).decode()
+
     def iso(value) -> str | None:
         if value is None:
             return None
@@ -240,7 +243,7 @@ def create_app() -> Flask:
         items = [
             {
                 "id": r[0],
-                "external_id": r[1],
+                "external_id": decrypted_text(r[1]),
                 "status": r[2],
                 "policy": {"key": r[3], "name": r[4]},
                 "created_at": iso(r[5]),
@@ -249,7 +252,7 @@ def create_app() -> Flask:
                 "finished_processing_at": iso(r[8]),
                 "reviewed_at": iso(r[9]),
                 "reviewed_by": r[10],
-                "denial_reason": r[11],
+                "denial_reason": decrypted_text(r[11]),
                 "error_message": r[12],
             }
             for r in rows

@@ -101,9 +101,14 @@ class Keyring:
                     raise DecryptionError("stored value is corrupted (authentication failed)") from exc
         raise DecryptionError("stored value was encrypted with a key that is not configured")
 
-    def blind_index(self, value: str) -> str:
-        """Keyed hash of a normalised value, so identities can be searched without storing them."""
-        return hmac.new(self._index_key, value.encode(), hashlib.sha256).hexdigest()
+    def blind_index(self, value: str, purpose: str = "") -> str:
+        """Keyed hash of a normalised value, so it can be searched without being stored in clear.
+
+        ``purpose`` separates kinds of values (an external id's hash never equals an email's); identities
+        have none. Stored values never hold NUL, so the separator cannot be forged.
+        """
+        message = f"{purpose}\x00{value}" if purpose else value
+        return hmac.new(self._index_key, message.encode(), hashlib.sha256).hexdigest()
 
 
 class UndecryptableValue:

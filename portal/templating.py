@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from jinja2 import pass_environment
+from jinja2.filters import do_truncate
 from markupsafe import Markup
 
 from portal.crypto import is_undecryptable
@@ -174,6 +176,18 @@ def _identity_html(identity) -> str:
     return text
 
 
+_UNDECRYPTABLE_HTML = '<span class="text-danger">Cannot be decrypted</span>'
+
+
+@pass_environment
+def decrypted(env, value, length: int | None = None) -> Markup | str:
+    """An encrypted text column (external id, denial reason), truncated to ``length`` like ``truncate``,
+    or an error in place of a value that cannot be decrypted: never a blank, never a failed page."""
+    if is_undecryptable(value):
+        return Markup(_UNDECRYPTABLE_HTML)  # noqa: S704 - a constant
+    return do_truncate(env, value, length) if length else value
+
+
 def identity_masked(identity) -> Markup:
     return Markup(_identity_html(identity))  # noqa: S704 - escaped
 
@@ -187,7 +201,6 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
     goes through ``_h`` (or one of the helpers above, which escape theirs).
     """
     from flask import current_app
-    from jinja2.filters import do_truncate
 
     env = current_app.jinja_env
     request_url = request_urls()
@@ -195,12 +208,11 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
     rows = []
     for pr in items:
         request_id = _h(pr.id)
-        external = (
-            '<div class="small text-body-secondary text-break">External: '
-            f"{_h(do_truncate(env, pr.external_id, 40))}</div>"
-            if pr.external_id
-            else ""
-        )
+        external = ""
+        if pr.external_id is not None:
+            shown = pr.external_id
+            shown = _UNDECRYPTABLE_HTML if is_undecryptable(shown) else _h(do_truncate(env, shown, 40))
+            external = f'<div class="small text-body-secondary text-break">External: {shown}</div>'
         if systems:
             n = done.get(pr.id, 0)
             warn = ' class="text-warning-emphasis"' if n < systems else ""
@@ -322,6 +334,7 @@ def init_app(app) -> None:
         relative_time=relative_time,
         mask_email=mask_email,
         mask_phone=mask_phone,
+        decrypted=decrypted,
     )
     app.jinja_env.tests["undecryptable"] = is_undecryptable
     app.jinja_env.globals.update(STATUS_BADGES=STATUS_BADGES, nav_extra_items=nav_extra_items, now_utc=utcnow)

@@ -222,6 +222,22 @@ def test_create_connections_with_fidesops_messages(admin):
     assert [e.actor_type for e in events] == ["token"]
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_keys_made_only_of_dots_are_refused(admin, method):
+    body = [
+        {"name": name, "key": key, "connection_type": "manual_webhook", "access": "read"}
+        for name, key in (("Dot", "."), ("Dots", ".."), ("Dotted", ".crm.eu."))
+    ]
+    r = admin(method, "/connection", body)
+    assert r.status_code == 200
+    assert [c["key"] for c in r.json["succeeded"]] == [".crm.eu."]
+    assert [f["message"] for f in r.json["failed"]] == [
+        "Invalid key '.': a key cannot be only dots; add a letter, digit, '_' or '-'.",
+        "Invalid key '..': a key cannot be only dots; add a letter, digit, '_' or '-'.",
+    ]
+    assert admin("GET", "/connection/.crm.eu.").status_code == 200
+
+
 def test_patch_upserts_by_key_and_lists_pages(admin):
     admin(
         "PATCH",
@@ -369,12 +385,13 @@ def test_create_and_list_privacy_requests(admin):
         ],
     )
     assert r.status_code == 200
-    assert [p["status"] for p in r.json["succeeded"]] == ["requires_input"]
+    assert [(p["status"], p["external_id"]) for p in r.json["succeeded"]] == [("requires_input", "T-1")]
     assert [f["message"] for f in r.json["failed"]][1] == "Policy with key nope does not exist."
     assert r.json["failed"][0]["message"].startswith("Invalid email address")
     second = new_request(admin, "customer-2@example.com")
     listed = admin("GET", "/privacy-request").json
     assert listed["total"] == 2 and listed["items"][0]["id"] == second["id"]  # newest first
+    assert [item["external_id"] for item in listed["items"]] == [None, "T-1"]  # stored encrypted, read back
     assert admin("GET", "/privacy-request?identity=Customer-1@example.com").json["total"] == 1
     assert admin("GET", f"/privacy-request?request_id={second['id']}").json["items"][0]["id"] == second["id"]
     assert admin("GET", "/privacy-request?status=complete").json["total"] == 0

@@ -495,11 +495,44 @@ def test_login_attempts_are_audited_without_the_password(client, make_user):
         assert TEST_PASSWORD not in str(event.details)
 
 
-def test_failed_login_for_an_unknown_email_is_audited(client):
-    login(client, "Nobody@Example.com", "whatever-password")
+def _failed_logins() -> list[AuditEvent]:
+    return db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "login.failed").order_by(AuditEvent.id)
+    ).all()
 
-    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "login.failed"))
-    assert (event.actor_type, event.actor_user_id, event.actor_label) == ("user", None, "nobody@example.com")
+
+@pytest.mark.parametrize("typed", ["Nobody@Example.com", "Correct-Horse-Battery-9"])
+def test_failed_login_for_an_unknown_account_is_audited_without_what_was_typed(client, make_user, typed):
+    make_user(role="staff", email="someone@example.com")
+    login(client, typed, "whatever-password")
+    login(client, f"  {typed.upper()} ", "whatever-password")  # the same text, typed differently
+    login(client, "other-text", "whatever-password")
+
+    events = _failed_logins()
+    labels = [event.actor_label for event in events]
+    assert [(e.actor_type, e.actor_user_id) for e in events] == [("user", None)] * 3
+    assert all(re.fullmatch(r"unknown:[0-9a-f]{16}", label) for label in labels), labels
+    assert labels[0] == labels[1] != labels[2]  # repeated attempts still match each other
+    stored_text = repr([(e.actor_label, e.details) for e in events]).lower()
+    assert typed.lower() not in stored_text and "nobody" not in stored_text and "horse" not in stored_text
+
+
+def test_the_audit_log_explains_an_unknown_account_and_finds_its_other_attempts(client, make_user, login_as):
+    login(client, "Correct-Horse-Battery-9", "whatever-password")
+    login(client, "correct-horse-battery-9", "whatever-password")
+    login(client, "someone-else", "whatever-password")
+    label = _failed_logins()[0].actor_label
+    login_as("admin")
+
+    page = html.unescape(client.get("/admin/audit?action=login.failed").get_data(as_text=True))
+    same = html.unescape(client.get(f"/admin/audit?actor={label}&actor_match=exact").get_data(as_text=True))
+    csv = client.get("/admin/audit.csv?action=login.failed").get_data(as_text=True)
+
+    assert "No such account (a keyed hash of what was typed)." in page
+    assert f'href="/admin/audit?actor={label}&actor_match=exact"' in page
+    assert "2 events match the filters." in same
+    assert f",{label},user,login.failed," in csv
+    assert "horse" not in (page + csv).lower()
 
 
 # --- CSRF and cookies ------------------------------------------------------------------------------

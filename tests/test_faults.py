@@ -5,6 +5,7 @@ a stored value is corrupted. Each time: a clear message, nothing half-saved, eve
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -27,7 +28,7 @@ from portal.models import (
     User,
 )
 from portal.models.canary import CANARY_PLAINTEXT
-from portal.services import manual_inputs, users
+from portal.services import manual_inputs, privacy_requests, users
 from tests.conftest import PG_URL, TEST_KEY, TEST_PASSWORD
 from tests.hardening_helpers import WEBHOOK_KEY, build_world, sign_in, text_of
 
@@ -394,6 +395,38 @@ def test_a_corrupted_identity_shows_an_error_on_that_request_only(app, client):
     assert reveal.status_code == 500 and UNDECRYPTABLE in text_of(reveal)
     assert other.status_code == 200 and "cannot be decrypted" not in text_of(other)
     assert other_reveal.status_code == 200 and "jane.subject@example.com" in text_of(other_reveal)
+
+
+def test_a_corrupted_external_id_or_denial_reason_shows_an_error_on_that_request_only(app, client):
+    world = build_world()
+    sign_in(client, world.users["admin"])
+    for request_id, external_id in ((world.waiting_id, "CRM-BROKEN"), (world.empty_waiting_id, "CRM-FINE")):
+        pr = db.session.get(PrivacyRequest, request_id)
+        pr.external_id = external_id
+        pr.external_id_index = privacy_requests.external_id_index(external_id)
+    denied = db.session.get(PrivacyRequest, world.empty_waiting_id)
+    denied.status, denied.denial_reason = "denied", "Not verified"
+    db.session.commit()
+    _corrupt("privacy_requests", "external_id", "id", world.waiting_id)
+    _corrupt("privacy_requests", "denial_reason", "id", world.empty_waiting_id)
+
+    queue = client.get("/requests/?status=all")
+    page = client.get(f"/requests/{world.waiting_id}")
+    denied_page = client.get(f"/requests/{world.empty_waiting_id}")
+    api = client.get(f"/api/v1/privacy-request?request_id={world.waiting_id}", headers=world.headers("admin"))
+    other = client.get(
+        f"/api/v1/privacy-request?request_id={world.complete_id}", headers=world.headers("admin")
+    )
+
+    def words(response) -> str:
+        return " ".join(re.sub(r"<[^>]+>", " ", text_of(response)).split())
+
+    assert queue.status_code == 200
+    assert "External: Cannot be decrypted" in words(queue) and "External: CRM-FINE" in words(queue)
+    assert page.status_code == 200 and "External id Cannot be decrypted" in words(page)
+    assert denied_page.status_code == 200 and "Denied. Reason: Cannot be decrypted" in words(denied_page)
+    assert api.status_code == 500 and api.get_json() == {"detail": UNDECRYPTABLE}  # an error, never a null
+    assert other.status_code == 200 and other.get_json()["items"][0]["id"] == world.complete_id
 
 
 def test_a_corrupted_manual_entry_shows_an_error_on_that_request_only(app, client):

@@ -187,6 +187,7 @@ def test_manual_values_are_saved_verbatim_or_nothing_changes(app, values):
 @example(name=SCRIPT, key=None, description=TEMPLATE_SYNTAX)
 @example(name="\u202eevil", key="ok.key-1_", description=None)
 @example(name="💥", key=None, description=None)
+@example(name="Dots", key="..", description=None)
 def test_connections_are_created_verbatim_or_refused(app, name, key, description):
     count = _count(ConnectionConfig)
     try:
@@ -197,7 +198,7 @@ def test_connections_are_created_verbatim_or_refused(app, name, key, description
         stored = db.session.get(ConnectionConfig, conn.id)
         assert stored.name == name.strip()
         assert stored.description == ((description or "").strip() or None)
-        assert KEY_PATTERN.match(stored.key)
+        assert KEY_PATTERN.match(stored.key) and stored.key.strip(".")
         if key and key.strip():
             assert stored.key == key.strip()
     except DomainError as exc:

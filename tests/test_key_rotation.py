@@ -13,10 +13,13 @@ from portal.models import ConnectionConfig, ManualInput, PrivacyRequest
 from portal.models.canary import CANARY_PLAINTEXT
 from portal.services import key_rotation, privacy_requests
 from tests.conftest import TEST_KEY
-from tests.hardening_helpers import SUBJECT_EMAIL, WEBHOOK_KEY, build_world
+from tests.hardening_helpers import SUBJECT_EMAIL, TEST_ACTOR, WEBHOOK_KEY, build_world
+from tests.workflow_helpers import new_request
 
 NEW_KEY = generate_key()
 SECRETS = {"url": "postgresql://reader:s3cret@db.internal/customers"}
+EXTERNAL_ID = "CRM-77"
+DENIAL_REASON = "Asked on behalf of someone else"
 
 
 @pytest.fixture
@@ -25,6 +28,12 @@ def stored(app, app_config, tmp_path):
     world = build_world()
     spare = db.session.scalar(sa.select(ConnectionConfig).where(ConnectionConfig.key == "spare"))
     spare.secrets = SECRETS
+    complete = db.session.get(PrivacyRequest, world.complete_id)
+    complete.external_id = EXTERNAL_ID
+    complete.external_id_index = privacy_requests.external_id_index(EXTERNAL_ID)
+    denied = new_request(email="denied@example.com")
+    db.session.execute(sa.update(PrivacyRequest).where(PrivacyRequest.id == denied).values(status="pending"))
+    privacy_requests.deny_request(denied, DENIAL_REASON, TEST_ACTOR)
     db.session.commit()
     _start(app_config, tmp_path)  # writes the canary with the current key
     entry = db.session.scalar(
@@ -38,6 +47,7 @@ def stored(app, app_config, tmp_path):
             world.complete_id,
             {WEBHOOK_KEY: [{"first_name": "Jane", "last_name": None, "notes": None}]},
         ),
+        "denied": denied,
     }
 
 
@@ -88,6 +98,9 @@ def _read_everything(app_config, tmp_path, key: str, stored: dict) -> dict:
                 sa.select(ConnectionConfig.secrets).where(ConnectionConfig.key == "spare")
             ),
             "found_by_email": [p.id for p in privacy_requests.list_requests(search=SUBJECT_EMAIL).items],
+            "external_id": pr.external_id,
+            "found_by_external_id": [p.id for p in privacy_requests.list_requests(search="crm-77").items],
+            "denial_reason": db.session.get(PrivacyRequest, stored["denied"]).denial_reason,
         }
         db.session.remove()
         db.engine.dispose()
@@ -101,12 +114,17 @@ def _expected(stored: dict) -> dict:
         "package": stored["package"][1],
         "secrets": SECRETS,
         "found_by_email": [stored["identity"][0]],
+        "external_id": EXTERNAL_ID,
+        "found_by_external_id": [stored["identity"][0]],
+        "denial_reason": DENIAL_REASON,
     }
 
 
 def test_every_encrypted_column_is_covered():
     assert set(key_rotation.encrypted_columns()) >= {
         ("privacy_requests", "id", "identity"),
+        ("privacy_requests", "id", "external_id"),
+        ("privacy_requests", "id", "denial_reason"),
         ("manual_inputs", "id", "values"),
         ("access_packages", "id", "summary"),
         ("access_package_chunks", "id", "data"),

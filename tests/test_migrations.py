@@ -15,6 +15,7 @@ from portal import create_app
 from portal.crypto import Keyring
 from portal.extensions import db
 from portal.models import AccessPackageChunk, Base, PrivacyRequest
+from portal.services import privacy_requests
 from tests.conftest import PG_URL, REQUIRE_ALL, TEST_KEY, _base_config, _postgres_unavailable_reason
 
 
@@ -162,7 +163,7 @@ def test_0005_changes_nothing_while_a_package_cannot_be_decrypted(fresh_app):
 
 
 def test_0009_gives_every_field_an_id_and_keeps_the_current_list_as_a_version(fresh_app):
-    _flask_db(fresh_app, "upgrade", "0007")
+    _flask_db(fresh_app, "upgrade", "0008")
     fields = [{"pii_field": "First Name", "dsr_package_label": "first_name"}, {"pii_field": "Email"}]
     with fresh_app.app_context(), db.engine.begin() as conn:
         conn.execute(
@@ -192,8 +193,108 @@ def test_0009_gives_every_field_an_id_and_keeps_the_current_list_as_a_version(fr
     assert len(set(ids)) == 2 and all(len(i) == 12 for i in ids)
     assert [(version, json.loads(text)) for version, text in kept] == [(3, stored)]
 
-    _flask_db(fresh_app, "downgrade", "0007")
+    _flask_db(fresh_app, "downgrade", "0008")
 
     assert "manual_webhook_versions" not in _tables(fresh_app)
     with fresh_app.app_context(), db.engine.connect() as conn:
         assert json.loads(conn.scalar(sa.text("SELECT CAST(fields AS TEXT) FROM manual_webhooks"))) == fields
+
+
+def _insert_plain_requests(app, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """Requests stored the 0007 way: external id and denial reason in clear."""
+    with app.app_context(), db.engine.begin() as conn:
+        policy_id = conn.scalar(sa.text("SELECT id FROM policies"))
+        identity = Keyring(TEST_KEY).encrypt(b'{"email": "ann@example.com"}')
+        conn.execute(
+            sa.text(
+                "INSERT INTO privacy_requests (id, external_id, denial_reason, policy_id, identity, status, "
+                "created_at, updated_at, due_date) VALUES (:id, :external_id, :reason, :policy_id, :identity, "
+                "'denied', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            [
+                {"id": i, "external_id": e, "reason": r, "policy_id": policy_id, "identity": identity}
+                for i, e, r in rows
+            ],
+        )
+
+
+def _stored_request_columns(app) -> dict[str, tuple]:
+    with app.app_context(), db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("privacy_requests")}
+        index = "external_id_index" if "external_id_index" in columns else "NULL"
+        rows = conn.execute(sa.text(f"SELECT id, external_id, denial_reason, {index} FROM privacy_requests"))
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _request_indexes(app) -> set[str]:
+    with app.app_context(), db.engine.connect() as conn:
+        return {index["name"] for index in sa.inspect(conn).get_indexes("privacy_requests")}
+
+
+# More rows than one batch of the migration (500), most of them with an external id or a reason.
+PLAIN_REQUESTS = [
+    ("pri_a", " Ticket-1 ", "Asked for sömeone else"),
+    ("pri_b", None, "No reason"),
+    ("pri_c", None, None),
+]
+PLAIN_REQUESTS += [
+    (f"pri_n{n:04d}", f"T-{n}" if n % 3 else None, "r" if n % 2 else None) for n in range(1200)
+]
+
+
+def test_0008_encrypts_external_ids_and_denial_reasons_and_the_downgrade_decrypts_them(fresh_app):
+    _flask_db(fresh_app, "upgrade", "0007")
+    _insert_plain_requests(fresh_app, PLAIN_REQUESTS)
+    ring = Keyring(TEST_KEY)
+
+    _flask_db(fresh_app, "upgrade")
+
+    stored = _stored_request_columns(fresh_app)
+    for request_id, external_id, reason in PLAIN_REQUESTS:
+        raw_external_id, raw_reason, index = stored[request_id]
+        assert (
+            None if raw_external_id is None else ring.decrypt(bytes(raw_external_id)).decode()
+        ) == external_id
+        assert (None if raw_reason is None else ring.decrypt(bytes(raw_reason)).decode()) == reason
+        expected_index = (
+            ring.blind_index(external_id.strip().casefold(), purpose="external_id") if external_id else None
+        )
+        assert index == expected_index
+    assert "ix_privacy_requests_external_id_index" in _request_indexes(fresh_app)
+    with fresh_app.app_context():
+        pr = db.session.get(PrivacyRequest, "pri_a")
+        assert (pr.external_id, pr.denial_reason) == (" Ticket-1 ", "Asked for sömeone else")
+        assert [p.id for p in privacy_requests.list_requests(search="TICKET-1").items] == ["pri_a"]
+        assert privacy_requests.list_requests(search="t-7").total == 1
+        db.session.remove()
+
+    _flask_db(fresh_app, "downgrade", "0007")
+
+    restored = _stored_request_columns(fresh_app)
+    assert {request_id: (e, r, None) for request_id, e, r in PLAIN_REQUESTS} == restored
+    indexes = _request_indexes(fresh_app)
+    assert (
+        "ix_privacy_requests_external_id" in indexes
+        and "ix_privacy_requests_external_id_index" not in indexes
+    )
+
+
+def test_0008_downgrade_changes_nothing_while_a_value_cannot_be_decrypted(fresh_app):
+    _flask_db(fresh_app, "upgrade", "0007")
+    _insert_plain_requests(fresh_app, PLAIN_REQUESTS[:3])
+    _flask_db(fresh_app, "upgrade")
+    with fresh_app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE privacy_requests SET denial_reason = :broken WHERE id = 'pri_b'"),
+            {"broken": b"\x01" + b"\x00" * 40},
+        )
+    before = _stored_request_columns(fresh_app)
+
+    result = fresh_app.test_cli_runner().invoke(args=["db", "downgrade", "0007"])
+
+    assert result.exit_code != 0
+    assert (
+        "The external id or denial reason of privacy request(s) pri_b cannot be decrypted with "
+        "PORTAL_ENCRYPTION_KEY" in result.output
+    )
+    assert _stored_request_columns(fresh_app) == before

@@ -306,17 +306,37 @@ def test_search_by_identity_keeps_it_out_of_the_url(client, staff, crm, term, ma
     assert term not in page  # the search box is not refilled with the identity
 
 
-def test_search_by_request_id_and_external_id_use_q(client, staff, crm):
+def test_search_by_request_id_uses_q(client, staff, crm):
     first = new_request("a@example.com", external_id="TICKET-42")
     second = new_request("b@example.com")
     response = client.post("/requests/", data={"status": "all", "search": second})
     assert parse_qs(urlsplit(response.headers["Location"]).query) == {"status": ["all"], "q": [second]}
     page = page_html(client.get(response.headers["Location"]))
     assert second in page and first not in page
-    response = client.post("/requests/", data={"status": "all", "search": "TICKET-42"})
-    page = page_html(client.get(response.headers["Location"]))
+    assert f'value="{second}"' in page  # request ids (not personal data) stay in the box
+
+
+@pytest.mark.parametrize("typed", ["TICKET-42", " ticket-42 ", "Ticket-42"])
+def test_search_by_external_id_is_case_insensitive_and_keeps_it_out_of_the_url(client, staff, crm, typed):
+    first = new_request("a@example.com", external_id="TICKET-42")
+    second = new_request("b@example.com", external_id="TICKET-420")
+    response = client.post("/requests/", data={"status": "all", "search": typed})
+    location = response.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert set(query) == {"status", "external"} and re.fullmatch(r"[0-9a-f]{64}", query["external"][0])
+    assert "ticket" not in location.lower()
+    page = page_html(client.get(location))
     assert first in page and second not in page
-    assert 'value="TICKET-42"' in page  # ids (not identities) stay in the box
+    assert "External: TICKET-42</div>" in page
+    assert "Showing requests with the external id you searched for." in text_of(client.get(location))
+    assert 'value="TICKET-42"' not in page  # not refilled into the box either
+    changed = client.post(
+        "/requests/", data={"status": "complete", "search": "", "external": query["external"]}
+    )
+    assert parse_qs(urlsplit(changed.headers["Location"]).query) == {
+        "status": ["complete"],
+        "external": query["external"],
+    }
 
 
 def test_search_with_unknown_non_identity_term_is_refused_without_echo(client, staff, crm):

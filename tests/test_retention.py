@@ -35,8 +35,10 @@ def closed(app):
     """Requests closed long ago and recently, in every closed status, and one still open."""
     world = build_world()
     old = world.complete_id  # complete, with a manual entry and a package, 100 days ago
+    _set_external_id(old, "CRM-OLD-1")
     _age(old, 100)
     recent = complete_request(email="recent@example.com")
+    _set_external_id(recent, "CRM-RECENT-1")
     _age(recent, 10)
     denied = new_request(email="denied@example.com")
     db.session.execute(update(PrivacyRequest).where(PrivacyRequest.id == denied).values(status="pending"))
@@ -57,6 +59,13 @@ def closed(app):
         "canceled": canceled,
         "open": open_but_old,
     }
+
+
+def _set_external_id(request_id: str, external_id: str) -> None:
+    pr = db.session.get(PrivacyRequest, request_id)
+    pr.external_id = external_id
+    pr.external_id_index = privacy_requests.external_id_index(external_id)
+    db.session.commit()
 
 
 def _request(request_id: str) -> PrivacyRequest:
@@ -87,6 +96,7 @@ def test_purge_removes_personal_data_of_requests_closed_over_90_days_ago(runner,
     assert "Purged 3 request(s) closed more than 90 days ago." in result.stderr
     old = _request(closed["old"])
     assert old.identity == {} and old.email_index is None and old.phone_index is None
+    assert old.external_id is None and old.external_id_index is None
     assert old.purged_at is not None
     assert _count(ManualInput, closed["old"]) == 0 and _count(AccessPackage, closed["old"]) == 0
     assert {
@@ -105,6 +115,7 @@ def test_recent_and_open_requests_are_kept(runner, closed):
     runner.invoke(args=["purge"])
 
     assert _request(closed["recent"]).identity == recent
+    assert _request(closed["recent"]).external_id == "CRM-RECENT-1"
     assert _request(closed["recent"]).purged_at is None
     assert _count(AccessPackage, closed["recent"]) == 1
     waiting = _request(closed["open"])
@@ -183,6 +194,7 @@ def test_pages_say_the_data_was_purged_under_the_retention_policy(app, runner, c
 
     assert f"Personal data purged on {purged_on} under the retention policy." in page
     assert "Request created" in page  # the timeline is still there
+    assert "CRM-OLD-1" not in page and "External id" not in page
     message = f"The access package of privacy request '{closed['old']}' was purged on {purged_on} under the retention policy."
     assert package.status_code == 404 and message in text_of(package)
     assert f"Purged on {purged_on} under the retention policy" in listing
@@ -191,12 +203,15 @@ def test_pages_say_the_data_was_purged_under_the_retention_policy(app, runner, c
     assert SUBJECT_EMAIL not in text_of(reveal)
 
 
-def test_a_purged_request_is_no_longer_found_by_email(app, runner, closed):
+def test_a_purged_request_is_no_longer_found_by_email_or_external_id(app, runner, closed):
     assert privacy_requests.list_requests(search=SUBJECT_EMAIL).total == 1
+    assert privacy_requests.list_requests(search="crm-old-1").total == 1
 
     runner.invoke(args=["purge"])
 
     assert privacy_requests.list_requests(search=SUBJECT_EMAIL).total == 0
+    assert privacy_requests.list_requests(search="crm-old-1").total == 0
+    assert privacy_requests.list_requests(search="crm-recent-1").total == 1
     assert privacy_requests.list_requests(search=closed["old"]).total == 1  # still there by its id
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import AuditEvent, User
+from portal.models import ApiToken, AuditEvent, User, utcnow
 from portal.security import verify_password
+from portal.services import tokens
+from portal.services.audit import Actor
 from tests.factories import TEST_PASSWORD
 
 
@@ -322,6 +325,63 @@ def test_reset_password_to_a_chosen_one(client, admin, make_user):
     assert response.headers["Location"] == f"/admin/users/{user.id}"
     row = stored("chosen@example.com")
     assert row.must_change_password and verify_password(row.password_hash, "another-long-secret")
+
+
+def _api_status(client, secret: str) -> int:
+    return client.get("/api/v1/privacy-request", headers={"Authorization": f"Bearer {secret}"}).status_code
+
+
+def test_reset_password_revokes_the_users_api_tokens_and_says_how_many(client, admin, make_user):
+    user = make_user(role="staff", email="stolen@example.com")
+    other = make_user(role="staff", email="bystander@example.com")
+    system = Actor.system("test")
+    live = [tokens.create_token(user, name, system)[1] for name in ("scripts", "crm sync")]
+    tokens.revoke_token(tokens.create_token(user, "old", system)[0], system)
+    expired, _ = tokens.create_token(user, "expired", system, expires_at=utcnow() - timedelta(days=1))
+    _, others = tokens.create_token(other, "theirs", system)
+    db.session.commit()
+    assert [_api_status(client, secret) for secret in live] == [200, 200]
+
+    response = client.post(f"/admin/users/{user.id}/reset-password", data={"reset-password_mode": "generate"})
+
+    assert "Their 2 API tokens were revoked; issue new ones if needed." in text_of(response)
+    assert [_api_status(client, secret) for secret in live] == [401, 401]
+    assert _api_status(client, others) == 200
+    events = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action.in_(["token.revoked", "user.password_reset"]))
+        .order_by(AuditEvent.id)
+    ).all()
+    assert [(e.action, e.details.get("token_name"), e.details.get("reason")) for e in events][-3:] == [
+        ("token.revoked", "scripts", "password_reset"),
+        ("token.revoked", "crm sync", "password_reset"),
+        ("user.password_reset", None, None),
+    ]
+    assert events[-1].details == {"target_user": "stolen@example.com", "tokens_revoked": 2}
+    assert events[-1].actor_label == admin.email
+    db.session.expire_all()
+    assert db.session.get(ApiToken, expired.id).revoked_at is None  # already unusable: left as it was
+
+
+@pytest.mark.parametrize(
+    ("token_names", "message"),
+    [([], "They had no API tokens to revoke."), (["scripts"], "Their 1 API token was revoked;")],
+)
+def test_a_chosen_password_reset_says_what_happened_to_the_tokens(
+    client, admin, make_user, token_names, message
+):
+    user = make_user(role="staff", email="chosen-reset@example.com")
+    for name in token_names:
+        tokens.create_token(user, name, Actor.system("test"))
+    db.session.commit()
+
+    response = client.post(
+        f"/admin/users/{user.id}/reset-password",
+        data={"reset-password_mode": "set", "reset-password": "another-long-secret"},
+        follow_redirects=True,
+    )
+
+    assert "they must change it at their next sign-in. " + message in text_of(response)
 
 
 def test_reset_password_rules_are_shown_on_the_edit_page(client, admin, make_user):

@@ -7,11 +7,13 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from portal.crypto import Keyring
 from portal.execution import dispatch, runner
 from portal.extensions import db
 from portal.models import AccessPackage, AuditEvent, ManualInput, PrivacyRequest
 from portal.services import InvalidState, NotFound, ValidationFailed, manual_inputs, privacy_requests
 from portal.services.audit import Actor
+from tests.conftest import TEST_KEY
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request, set_fields
 
 ADMIN = Actor("user", "admin@example.com")
@@ -406,6 +408,40 @@ def test_personal_data_is_encrypted_at_rest(app):
     assert "unique-subject-7341" not in text
     assert "UNIQUE-VALUE-98213" not in text
     assert db.session.get(PrivacyRequest, request_id).identity == {"email": "unique-subject-7341@example.com"}
+
+
+def test_external_id_and_denial_reason_are_encrypted_at_rest(app):
+    app.config["REQUIRE_APPROVAL"] = True
+    request_id = new_request("subject@example.com", external_id="  CRM-TICKET-5521 ")
+    privacy_requests.deny_request(request_id, "Asked for Jane Roe's sister, DENIAL-TEXT-7", ADMIN)
+    db.session.commit()
+    with db.engine.connect() as conn:
+        dump = "\n".join(repr(tuple(row)) for row in conn.execute(sa.text("SELECT * FROM privacy_requests")))
+        external_id, reason, index = conn.execute(
+            sa.text("SELECT external_id, denial_reason, external_id_index FROM privacy_requests")
+        ).one()
+    assert "CRM-TICKET-5521" not in dump and "DENIAL-TEXT-7" not in dump and "Jane Roe" not in dump
+    ring = Keyring(TEST_KEY)
+    assert ring.decrypt(bytes(external_id)) == b"CRM-TICKET-5521"
+    assert ring.decrypt(bytes(reason)) == b"Asked for Jane Roe's sister, DENIAL-TEXT-7"
+    assert index == ring.blind_index("crm-ticket-5521", purpose="external_id")
+    db.session.expire_all()
+    pr = db.session.get(PrivacyRequest, request_id)
+    assert (pr.external_id, pr.denial_reason) == (
+        "CRM-TICKET-5521",
+        "Asked for Jane Roe's sister, DENIAL-TEXT-7",
+    )
+
+
+@pytest.mark.parametrize("typed", ["CRM-TICKET-5521", "crm-ticket-5521", "  Crm-Ticket-5521\t"])
+def test_search_by_external_id_uses_its_blind_index_in_any_case(app, typed):
+    first = new_request("a@example.com", external_id="CRM-TICKET-5521")
+    new_request("b@example.com", external_id="CRM-TICKET-55210")
+    new_request("c@example.com")
+    assert [pr.id for pr in privacy_requests.list_requests(search=typed).items] == [first]
+    assert privacy_requests.classify_search(typed) == {"external": privacy_requests.external_id_index(typed)}
+    found = privacy_requests.list_requests(external_id_hash=privacy_requests.external_id_index(typed))
+    assert [(pr.id, pr.external_id) for pr in found.items] == [(first, "CRM-TICKET-5521")]
 
 
 def test_search_by_identity_uses_blind_index(app):

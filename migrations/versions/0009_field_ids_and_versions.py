@@ -1,7 +1,7 @@
 """field ids and versions: every field definition gets a stable id; every field list is kept per version
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07 16:00:00.000000
 
 Written by hand; portable between SQLite and PostgreSQL. Forms address fields by their id (never by
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -47,9 +47,7 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_manual_webhook_versions")),
-        sa.UniqueConstraint(
-            "webhook_id", "version", name=op.f("uq_manual_webhook_versions_webhook_id")
-        ),
+        sa.UniqueConstraint("webhook_id", "version", name=op.f("uq_manual_webhook_versions_webhook_id")),
     )
     conn = op.get_bind()
     for hook_id, fields, version, updated_at in conn.execute(

@@ -18,7 +18,9 @@ class AuditFilterForm(FlaskForm):
 
     request_id = StringField("Request id", validators=[Optional(), Length(max=64)])
     actor = StringField(
-        "Actor", validators=[Optional(), Length(max=300)], description="An email, a token name or “system”."
+        "Actor",
+        validators=[Optional(), Length(max=300)],
+        description="An email, a token name, “system”, or “unknown:…” (a sign-in with no such account).",
     )
     actor_match = SelectField("Actor match", choices=ACTOR_MATCHES, default="contains")
     action = SelectField("Action", choices=[ANY_ACTION], default="")

@@ -45,7 +45,7 @@ class NewConnectionForm(FlaskForm):
     key = StringField(
         "Key",
         validators=[Optional(), Length(max=MAX_KEY_LENGTH)],
-        description="Optional. Letters, digits, “_”, “.” and “-”. Left blank, it is made from the name "
+        description="Optional. Letters, digits, “_”, “.” and “-” (not only dots). Left blank, it is made from the name "
         "(“Zendesk (Support) – EU” → zendesk_support_eu). It names the data in access packages and "
         "cannot be changed later.",
     )

@@ -43,9 +43,22 @@ def _show_error(form, exc: DomainError, default_field: str | None = None) -> Non
         flash(str(exc), "danger")
 
 
-def _password_shown_once(user: User, password: str, *, created: bool):
+def _tokens_revoked_text(count: int) -> str:
+    """What a password reset did to the user's API tokens, as a sentence."""
+    if count == 0:
+        return "They had no API tokens to revoke."
+    return f"Their {count} API token{'s were' if count > 1 else ' was'} revoked; issue new ones if needed."
+
+
+def _password_shown_once(user: User, password: str, *, created: bool, tokens_revoked: int = 0):
     response = make_response(
-        render_template("admin/users/password_shown.html", user=user, password=password, created=created)
+        render_template(
+            "admin/users/password_shown.html",
+            user=user,
+            password=password,
+            created=created,
+            tokens_revoked=_tokens_revoked_text(tokens_revoked),
+        )
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -156,15 +169,16 @@ def reset_password(user_id: int):
         chosen = reset_form.chosen_password
         password = chosen if chosen is not None else generate_password()
         try:
-            users.reset_password(user, password, _actor())
+            revoked = users.reset_password(user, password, _actor())
         except DomainError as exc:
             _show_error(reset_form, exc, default_field="password")
         else:
             db.session.commit()
             if chosen is None:
-                return _password_shown_once(user, password, created=False)
+                return _password_shown_once(user, password, created=False, tokens_revoked=revoked)
             flash(
-                f"The password of {user.email} was reset; they must change it at their next sign-in.",
+                f"The password of {user.email} was reset; they must change it at their next sign-in. "
+                + _tokens_revoked_text(revoked),
                 "success",
             )
             return redirect(url_for("admin.edit_user", user_id=user.id))

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from portal.crypto import require_decrypted
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
 from portal.services import text_problem
 
@@ -138,7 +139,7 @@ def webhook_json(conn: ConnectionConfig, webhook: ManualWebhook) -> dict[str, An
 def privacy_request_json(pr: PrivacyRequest) -> dict[str, Any]:
     return {
         "id": pr.id,
-        "external_id": pr.external_id,
+        "external_id": require_decrypted(pr.external_id),  # a corrupted value answers 500, never null
         "status": pr.status,
         "policy": {"key": pr.policy.key, "name": pr.policy.name},
         "created_at": iso(pr.created_at),
@@ -147,7 +148,7 @@ def privacy_request_json(pr: PrivacyRequest) -> dict[str, Any]:
         "finished_processing_at": iso(pr.finished_processing_at),
         "reviewed_at": iso(pr.reviewed_at),
         "reviewed_by": pr.reviewed_by.email if pr.reviewed_by else None,
-        "denial_reason": pr.denial_reason,
+        "denial_reason": require_decrypted(pr.denial_reason),
         "error_message": pr.error_message,
     }
 

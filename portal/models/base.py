@@ -83,6 +83,34 @@ class EncryptedJSON(Encrypted):
             return UndecryptableValue(str(exc))
 
 
+class EncryptedText(Encrypted):
+    """Text, encrypted with the portal keyring; read back as str, or an ``UndecryptableValue``.
+
+    Never compare such a column with a value in SQL (each encryption differs): search its blind index.
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> bytes | None:
+        if value is None:
+            return None
+        from portal.crypto import DecryptionError, is_undecryptable, keyring
+
+        if is_undecryptable(value):
+            raise DecryptionError(f"refusing to store a value that could not be decrypted ({value.reason})")
+        return keyring().encrypt(value.encode())
+
+    def process_result_value(self, value: bytes | None, dialect) -> Any:
+        if value is None:
+            return None
+        from portal.crypto import DecryptionError, UndecryptableValue, keyring
+
+        try:
+            return keyring().decrypt(bytes(value)).decode()
+        except DecryptionError as exc:
+            return UndecryptableValue(str(exc))
+
+
 class EncryptedBytes(Encrypted):
     """Bytes, encrypted with the portal keyring; read back as bytes, or an ``UndecryptableValue``.
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, EncryptedJSON, utcnow
+from portal.models.base import Base, EncryptedJSON, EncryptedText, utcnow
 from portal.models.connections import ConnectionConfig
 from portal.models.policies import Policy
 from portal.models.users import User
@@ -55,7 +55,10 @@ class PrivacyRequest(Base):
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_request_id)
-    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # The requester's id in another system (a CRM ticket): it leads back to the person, so it is
+    # encrypted, searched through its keyed hash (case-insensitive) and purged like the identity.
+    external_id: Mapped[str | None] = mapped_column(EncryptedText)
+    external_id_index: Mapped[str | None] = mapped_column(String(64), index=True)
     policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
     # {"email": ..., "phone_number": ...}, encrypted. The *_index columns are keyed hashes for search.
     identity: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
@@ -69,7 +72,7 @@ class PrivacyRequest(Base):
     finished_processing_at: Mapped[datetime | None]
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None]
-    denial_reason: Mapped[str | None] = mapped_column(Text)
+    denial_reason: Mapped[str | None] = mapped_column(EncryptedText)  # free text about the subject
     error_message: Mapped[str | None] = mapped_column(Text)
     # Set by the runner that owns the current run (compare-and-swap); cleared when the run stops.
     runner_claim: Mapped[str | None] = mapped_column(String(64))

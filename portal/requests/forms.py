@@ -68,6 +68,7 @@ class QueueFilterForm(FlaskForm):
     )
     # The keyed hash of an identity searched before, kept while only the status changes.
     identity = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{64}$")])
+    external = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{64}$")])  # same, for an external id
     submit = SubmitField("Apply")
 
 

@@ -207,7 +207,8 @@ def new():
 
 
 def _search_redirect():
-    """POSTed searches become ``?q=`` (ids) or ``?identity=<keyed hash>``: no email or phone in the URL."""
+    """POSTed searches become ``?q=`` (request ids), ``?external=`` or ``?identity=`` (keyed hashes): no
+    external id, email or phone in the URL."""
     form = QueueFilterForm()
     if not form.validate_on_submit():
         flash("That search could not be understood; the filters were reset.", "warning")
@@ -221,6 +222,8 @@ def _search_redirect():
             flash(str(exc), "warning")
     elif form.identity.data:
         params["identity"] = form.identity.data
+    elif form.external.data:
+        params["external"] = form.external.data
     return redirect(url_for(".queue", **params))
 
 
@@ -233,17 +236,23 @@ def queue():
         status = DEFAULT_QUEUE_STATUS
     q = request.args.get("q", "").strip()[:254] or None
     identity = request.args.get("identity", "").strip()[:64] or None
+    external = request.args.get("external", "").strip()[:64] or None
     page_number = max(request.args.get("page", 1, type=int), 1)
     page = privacy_requests.list_requests(
         statuses=None if status == STATUS_ALL else [status],
         search=q,
         identity_hash=identity,
+        external_id_hash=external,
         page=page_number,
         size=current_app.config["PAGE_SIZE"],
         with_progress=True,
         lean=True,
     )
-    filters = {key: value for key, value in (("status", status), ("q", q), ("identity", identity)) if value}
+    filters = {
+        key: value
+        for key, value in (("status", status), ("q", q), ("identity", identity), ("external", external))
+        if value
+    }
     if page_number > page.pages:
         return redirect(url_for(".queue", page=page.pages, **filters))
     done, systems = page.done, page.systems
@@ -252,13 +261,15 @@ def queue():
         statuses=QUEUE_STATUSES,
         search=q or "",
         identity=identity or "",
+        external=external or "",
         page=page,
         done=done,
         systems=systems,
         status=status,
         status_label=STATUS_LABELS[status],
-        searching=bool(q or identity),
+        searching=bool(q or identity or external),
         identity_search=bool(identity),
+        external_search=bool(external),
         filters=filters,
         empty_message=EMPTY_QUEUE.get(status, f"No requests with status {STATUS_LABELS[status]}"),
         now=utcnow(),

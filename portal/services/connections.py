@@ -106,6 +106,12 @@ def _clean_key(key: str) -> str:
             "key",
             f"Invalid key '{key}': use only letters, digits, '_', '.' and '-' (no spaces).",
         )
+    if not key.strip("."):
+        # "." and ".." are path segments: a browser or proxy resolves them away, so such a key's pages
+        # could never be reached.
+        raise _fail(
+            "key", f"Invalid key '{key}': a key cannot be only dots; add a letter, digit, '_' or '-'."
+        )
     return key
 
 

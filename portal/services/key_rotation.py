@@ -10,9 +10,10 @@ compare-and-swap on the old bytes, so a value saved by the app meanwhile is neve
 one; it is counted instead, and a second run picks it up. Values already under the new key are skipped,
 so an interrupted rotation simply runs again.
 
-The blind indexes of identities (keyed hashes used for search) are derived from the first key, so they are
-recomputed for every request as part of the rotation. Between the moment processes start with the new key
-first and the end of the rotation, a search by email or phone may miss requests not yet rotated.
+The blind indexes of identities and external ids (keyed hashes used for search) are derived from the first
+key, so they are recomputed for every request as part of the rotation. Between the moment processes start
+with the new key first and the end of the rotation, a search by email, phone or external id may miss
+requests not yet rotated.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from portal.crypto import DecryptionError, Keyring
 from portal.extensions import db
 from portal.models import Base
 from portal.models.base import Encrypted
+from portal.services.privacy_requests import external_id_index
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -77,6 +79,17 @@ def _identity_indexes(ring: Keyring, plaintext: bytes) -> dict[str, str | None]:
     }
 
 
+def _external_id_index(ring: Keyring, plaintext: bytes) -> dict[str, str | None]:
+    return {"external_id_index": external_id_index(plaintext.decode(), ring)}
+
+
+# Encrypted columns searched through blind indexes: (table, column) → (index columns, their new values).
+REINDEXED: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Keyring, bytes], dict]]] = {
+    ("privacy_requests", "identity"): (("email_index", "phone_index"), _identity_indexes),
+    ("privacy_requests", "external_id"): (("external_id_index",), _external_id_index),
+}
+
+
 def rotate(
     ring: Keyring, *, after_batch: Callable[[], None], batch_size: int = DEFAULT_BATCH_SIZE
 ) -> RotationReport:
@@ -85,8 +98,8 @@ def rotate(
         raise ValueError("batch_size must be at least 1")
     report = RotationReport()
     for table_name, pk, column in encrypted_columns():
-        reindex = (table_name, column) == ("privacy_requests", "identity")
-        extra = ("email_index", "phone_index") if reindex else ()
+        extra, indexes = REINDEXED.get((table_name, column), ((), None))
+        reindex = indexes is not None
         table = raw_table(table_name, pk, column, *extra)
         size = _batch_size(table_name, column, batch_size)
         last = None
@@ -110,7 +123,7 @@ def rotate(
                     continue
                 values = {} if current else {column: ring.encrypt(plaintext)}
                 if reindex:
-                    values.update(_identity_indexes(ring, plaintext))
+                    values.update(indexes(ring, plaintext))
                 result = db.session.execute(
                     sa.update(table).where(table.c[pk] == row_id, table.c[column] == stored).values(values)
                 )

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, joinedload
 
-from portal.crypto import keyring
+from portal.crypto import Keyring, keyring
 from portal.execution import dispatch, gate
 from portal.extensions import db, run
 from portal.models import (
@@ -84,6 +84,14 @@ def normalize_identity(email: str | None, phone_number: str | None) -> dict[str,
 
 def identity_index(value: str) -> str:
     return keyring().blind_index(value)
+
+
+EXTERNAL_ID_PURPOSE = "external_id"
+
+
+def external_id_index(external_id: str, ring: Keyring | None = None) -> str:
+    """The blind index of an external id: surrounding spaces and case do not matter to a search."""
+    return (ring or keyring()).blind_index(external_id.strip().casefold(), purpose=EXTERNAL_ID_PURPOSE)
 
 
 def normalized_identity(term: str) -> str | None:
@@ -175,6 +183,7 @@ def create_request(
     now = utcnow()
     privacy_request = PrivacyRequest(
         external_id=external_id,
+        external_id_index=external_id_index(external_id) if external_id else None,
         policy=policy,
         identity=normalized,
         email_index=identity_index(normalized["email"]) if "email" in normalized else None,
@@ -427,7 +436,7 @@ def _done_counts(
 def search_condition(term: str):
     """A request id, an external id, an email or a phone number (matched through blind indexes)."""
     term = term.strip()
-    conditions = [PrivacyRequest.id == term, PrivacyRequest.external_id == term]
+    conditions = [PrivacyRequest.id == term, PrivacyRequest.external_id_index == external_id_index(term)]
     if normalized_identity(term) is not None:
         column = PrivacyRequest.email_index if "@" in term else PrivacyRequest.phone_index
         conditions.append(column == identity_hash_for(term))
@@ -551,6 +560,7 @@ def _list_statements(
     statuses: bool,
     request_id: bool,
     identity: bool,
+    external_id: bool,
     order: str,
     search: str | None = None,
     progress: tuple[tuple[int, int], ...] = (),
@@ -575,6 +585,8 @@ def _list_statements(
                 PrivacyRequest.phone_index == bindparam("identity"),
             )
         )
+    if external_id:
+        filters.append(PrivacyRequest.external_id_index == bindparam("external_id"))
     if order == "newest":
         # id descending too, so the (created_at, id) index serves the order read backwards.
         ordering = (PrivacyRequest.created_at.desc(), PrivacyRequest.id.desc())
@@ -610,6 +622,7 @@ def list_requests(
     statuses: list[str] | None = None,
     search: str | None = None,
     identity_hash: str | None = None,
+    external_id_hash: str | None = None,
     request_id: str | None = None,
     page: int = 1,
     size: int = 50,
@@ -626,6 +639,7 @@ def list_requests(
     fills the page's ``systems`` (gated webhooks) and ``done`` (id → how many have a current-version
     input, absent when none), on near pages in the same query. ``lean``: near pages read only what the
     queue shows (id, external id, status, due date, policy name, identity); the items' other fields are None.
+    ``identity_hash`` and ``external_id_hash`` are blind indexes (``identity_hash_for``, ``external_id_index``).
     The total is exact up to ``EXACT_COUNT_LIMIT``; above, see ``_count``.
     """
     if statuses:
@@ -635,7 +649,7 @@ def list_requests(
             raise ValidationFailed(message, [(("status",), message)])
     webhooks = gate.gated_webhooks() if with_progress else []
     current = tuple((g.connection.id, g.webhook.version) for g in webhooks)
-    shape = (bool(statuses), bool(request_id), bool(identity_hash), order)
+    shape = (bool(statuses), bool(request_id), bool(identity_hash), bool(external_id_hash), order)
     # A search term shapes the statement (id, external id or an identity index): built for that call only.
     if search:
         statements = _list_statements(*shape, search, current, lean)
@@ -647,6 +661,7 @@ def list_requests(
         "statuses": statuses,
         "request_id": request_id,
         "identity": identity_hash,
+        "external_id": external_id_hash,
         "limit": size,
         "offset": (page - 1) * size,
     }
@@ -664,7 +679,7 @@ def list_requests(
         items = summaries(list(run(statements.ids, params).scalars()), with_identity=with_identity)
         if current:
             done = _done_counts([item.id for item in items], webhooks)
-    key = (statuses and tuple(sorted(statuses)), search, identity_hash, request_id)
+    key = (statuses and tuple(sorted(statuses)), search, identity_hash, external_id_hash, request_id)
     return Page(items, _count(statements.count, params, key), page, size, len(webhooks), done)
 
 
@@ -731,20 +746,20 @@ def get_package(
 def classify_search(term: str) -> dict[str, str]:
     """Turn a search term into query parameters that never carry personal data.
 
-    A request id or external id that exists → ``{"q": term}``; an email or phone number → ``{"identity":
+    A request id that exists → ``{"q": term}``; an external id that exists (in any case) → ``{"external":
+    keyed hash}`` (for ``list_requests(external_id_hash=...)``); an email or phone number → ``{"identity":
     keyed hash}`` (for ``list_requests(identity_hash=...)``); an empty term → ``{}``. Anything else could be
     personal data (a name), so it is refused rather than echoed into a URL.
     """
     term = term.strip()
     if not term:
         return {}
-    known = db.session.scalar(
-        select(PrivacyRequest.id)
-        .where(or_(PrivacyRequest.id == term, PrivacyRequest.external_id == term))
-        .limit(1)
-    )
-    if known is not None:
+    if db.session.scalar(select(PrivacyRequest.id).where(PrivacyRequest.id == term)) is not None:
         return {"q": term}
+    external = external_id_index(term)
+    known = select(PrivacyRequest.id).where(PrivacyRequest.external_id_index == external).limit(1)
+    if db.session.scalar(known) is not None:
+        return {"external": external}
     if "@" in term:
         normalize_email(term)  # an invalid address says why (ValidationFailed)
     if normalized_identity(term) is not None:

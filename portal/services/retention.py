@@ -2,10 +2,11 @@
 
 A request is closed when it is ``complete`` (counted from ``finished_processing_at``), ``denied`` (from
 ``reviewed_at``) or ``canceled`` (from ``updated_at``, which nothing changes after a cancel). Purging
-deletes its manual inputs and its access package, replaces the identity with an empty one and clears the
-blind indexes (so the request can no longer be found by email or phone) and the free-text denial reason.
-The request row (id, status, policy, dates) and its audit trail stay: they hold no personal data. Every
-purge is audited as ``request.purged``.
+deletes its manual inputs and its access package, replaces the identity with an empty one, clears the
+external id (the requester's ticket in another system: it leads back to the person), the blind indexes (so
+the request can no longer be found by email, phone or external id) and the free-text denial reason. The
+request row (id, status, policy, dates) and its audit trail stay: they hold no personal data. Every purge
+is audited as ``request.purged``.
 
 Deleted rows are gone from the database at once; database backups keep them until the backups expire.
 Rotating the encryption key and discarding the old one makes those backups unreadable too.
@@ -105,6 +106,8 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
                 identity={},
                 email_index=None,
                 phone_index=None,
+                external_id=None,
+                external_id_index=None,
                 denial_reason=None,
                 purged_at=now,
             )

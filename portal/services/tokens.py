@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 
 from portal.extensions import db, run
 from portal.models import ApiToken, User, utcnow
@@ -97,7 +97,32 @@ def find_active_token(secret: str) -> ActiveToken | None:
     return ActiveToken(token_id, name, scopes, last_used_at, user_id, email, role)
 
 
-def revoke_token(token: ApiToken, actor: Actor) -> None:
+def revoke_token(token: ApiToken, actor: Actor, *, reason: str | None = None) -> None:
+    """Revoke ``token`` (audited, with ``reason`` when it is revoked as part of something else)."""
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-        record(actor, "token.revoked", token_name=token.name, owner=token.user.email, token_id=token.id)
+        details = {"reason": reason} if reason else {}
+        record(
+            actor,
+            "token.revoked",
+            token_name=token.name,
+            owner=token.user.email,
+            token_id=token.id,
+            **details,
+        )
+
+
+def revoke_user_tokens(user: User, actor: Actor, *, reason: str) -> int:
+    """Revoke every token of ``user`` that still works (neither revoked nor expired); returns how many."""
+    live = db.session.scalars(
+        select(ApiToken)
+        .where(
+            ApiToken.user_id == user.id,
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
+        )
+        .order_by(ApiToken.id)
+    ).all()
+    for token in live:
+        revoke_token(token, actor, reason=reason)
+    return len(live)

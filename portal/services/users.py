@@ -9,10 +9,11 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal.crypto import keyring
 from portal.extensions import db
 from portal.models import Role, User, utcnow
 from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
-from portal.services import Conflict, DomainError, NotFound, ValidationFailed
+from portal.services import Conflict, DomainError, NotFound, ValidationFailed, tokens
 from portal.services.audit import Actor, record
 
 
@@ -147,13 +148,20 @@ def change_password(user: User, current: str, new: str, actor: Actor) -> None:
     record(actor, "user.password_changed", target_user=user.email)
 
 
-def reset_password(user: User, new: str, actor: Actor) -> None:
-    """An admin sets a new password; the user must change it at next sign-in."""
+def reset_password(user: User, new: str, actor: Actor) -> int:
+    """An admin sets a new password; the user must change it at next sign-in. Returns how many of the
+    user's API tokens were revoked.
+
+    A reset usually follows a lost or stolen password, so everything the old one could have opened stops:
+    the user's sessions end and their API tokens are revoked (an admin issues new ones).
+    """
     _check_password(new, user.email)
     user.password_hash = hash_password(new)
     user.must_change_password = True
     user.session_version += 1
-    record(actor, "user.password_reset", target_user=user.email)
+    revoked = tokens.revoke_user_tokens(user, actor, reason="password_reset")
+    record(actor, "user.password_reset", target_user=user.email, tokens_revoked=revoked)
+    return revoked
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -167,5 +175,18 @@ def authenticate(email: str, password: str) -> User | None:
         user.last_login_at = utcnow()
         record(Actor.for_user(user), "login.succeeded")
         return user
-    record(Actor("user", email.strip().lower()[:254], user_id=user.id if user else None), "login.failed")
+    record(Actor.for_user(user) if user else unknown_account_actor(email), "login.failed")
     return None
+
+
+UNKNOWN_ACCOUNT_PREFIX = "unknown:"
+
+
+def unknown_account_actor(typed: str) -> Actor:
+    """Who a failed sign-in with no such account is recorded as: never what was typed (it may be a password
+    typed in the wrong box), but a keyed hash of it, so repeated attempts with the same text still match.
+
+    The hash is keyed with the blind-index key: after a key rotation the same text hashes differently.
+    """
+    digest = keyring().blind_index(typed.strip().casefold(), purpose="sign-in")
+    return Actor("user", f"{UNKNOWN_ACCOUNT_PREFIX}{digest[:16]}")

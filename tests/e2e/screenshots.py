@@ -42,11 +42,12 @@ def _seed(server: LiveServer) -> dict[str, str]:
         late.created_at = utcnow() - timedelta(days=33)
         late.due_date = utcnow() - timedelta(days=3)
         db.session.commit()
-        waiting = db.session.scalars(
-            select(PrivacyRequest)
-            .where(PrivacyRequest.status == RequestStatus.REQUIRES_INPUT)
-            .order_by(PrivacyRequest.external_id)
-        ).all()
+        waiting = sorted(  # by external id, in Python: it is encrypted
+            db.session.scalars(
+                select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.REQUIRES_INPUT)
+            ),
+            key=lambda pr: pr.external_id or "",
+        )
         complete = db.session.scalars(
             select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
         ).first()
