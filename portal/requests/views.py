@@ -7,6 +7,7 @@ values never travel in URLs: searches are POSTed and redirected with a keyed has
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -199,6 +200,12 @@ def new():
 
 # --- the queue --------------------------------------------------------------------------------------
 
+IDENTITY_HASH = re.compile(r"[0-9a-f]{64}")  # the only identity a URL may carry: its keyed hash
+URL_SEARCH_REFUSED = (
+    "Only a request id or external id is searched from the address bar. Search for an email address, a "
+    "phone number or anything else with the search box, which keeps them out of addresses and logs."
+)
+
 
 def _search_redirect():
     """POSTed searches become ``?q=`` (ids) or ``?identity=<keyed hash>``: no email or phone in the URL."""
@@ -226,7 +233,15 @@ def queue():
     if status not in STATUS_LABELS:
         status = DEFAULT_QUEUE_STATUS
     q = request.args.get("q", "").strip()[:254] or None
-    identity = request.args.get("identity", "").strip()[:64] or None
+    identity = request.args.get("identity", "").strip() or None
+    usable = {
+        "q": q if q is None or privacy_requests.searchable_from_url(q) else None,
+        "identity": identity if identity is None or IDENTITY_HASH.fullmatch(identity) else None,
+    }
+    if usable != {"q": q, "identity": identity}:
+        # Typed into the address bar: neither searched nor shown, and taken out of the address.
+        flash(URL_SEARCH_REFUSED, "warning")
+        return redirect(url_for(".queue", status=status, **usable))
     page_number = max(request.args.get("page", 1, type=int), 1)
     page = privacy_requests.list_requests(
         statuses=None if status == STATUS_ALL else [status],

@@ -733,11 +733,14 @@ def classify_search(term: str) -> dict[str, str]:
 
     A request id or external id that exists → ``{"q": term}``; an email or phone number → ``{"identity":
     keyed hash}`` (for ``list_requests(identity_hash=...)``); an empty term → ``{}``. Anything else could be
-    personal data (a name), so it is refused rather than echoed into a URL.
+    personal data (a name), so it is refused rather than echoed into a URL. An email address is always
+    searched by its hash, even when an external id equals it.
     """
     term = term.strip()
     if not term:
         return {}
+    if "@" in term:
+        return {"identity": identity_index(normalize_email(term))}  # an invalid address says why
     known = db.session.scalar(
         select(PrivacyRequest.id)
         .where(or_(PrivacyRequest.id == term, PrivacyRequest.external_id == term))
@@ -745,13 +748,21 @@ def classify_search(term: str) -> dict[str, str]:
     )
     if known is not None:
         return {"q": term}
-    if "@" in term:
-        normalize_email(term)  # an invalid address says why (ValidationFailed)
     if normalized_identity(term) is not None:
         return {"identity": identity_hash_for(term)}
     raise NotFound(
         "No request has that request id or external id, and it is not an email address or phone number."
     )
+
+
+def searchable_from_url(term: str) -> bool:
+    """Whether a search term that came in a URL (``?q=``) may be used: only what ``classify_search`` puts
+    there, an existing request id or external id. An email address, a phone number or a name typed into
+    the address bar is not searched, so a search by identity never works from (or invites) a URL."""
+    try:
+        return classify_search(term) == {"q": term.strip()}
+    except (ValidationFailed, NotFound):
+        return False
 
 
 _REQUEST_EVENTS = (
