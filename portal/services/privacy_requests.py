@@ -102,6 +102,17 @@ def identity_hash_for(term: str) -> str:
     return identity_index(value if value is not None else term.strip().lower())
 
 
+def identity_search_hash(email: str | None, phone_number: str | None) -> str:
+    """The keyed hash to search for one identity, checked as ``create_request`` checks it (a clear 422
+    for an invalid one, where the GET filter's ``identity_hash_for`` silently matches nothing)."""
+    given = [value for value in (email, phone_number) if value and value.strip()]
+    if len(given) != 1:
+        message = "Search for one identity: an email address or a phone number."
+        raise ValidationFailed(message, [(("identity",), message)])
+    (value,) = normalize_identity(email, phone_number).values()
+    return identity_index(value)
+
+
 # --- lookups ---------------------------------------------------------------------------------------
 
 
