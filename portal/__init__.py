@@ -32,9 +32,10 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
             f"queued on Redis for workers), not {app.config['TASK_BACKEND']!r}."
         )
     if not app.config.get("RATELIMIT_STORAGE_URI"):
-        # Several web processes must count sign-in failures in one place: Redis, when there is one.
+        # Every web process must count sign-in failures in one place: Redis when there is one, else the
+        # database (portal.rate_limits); memory would give each gunicorn worker limits of its own.
         celery = app.config["TASK_BACKEND"] == "celery"
-        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] if celery else "memory://"
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] if celery else "database://"
     if not (app.debug or app.testing) and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
         raise ConfigurationError(
             "Refusing to start with the default secret key. Set PORTAL_SECRET_KEY (or SECRET_KEY in "
@@ -85,7 +86,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    import portal.models  # noqa: F401  (registers every table on the metadata)
+    import portal.models
     from portal import crypto
     from portal.extensions import (
         bootstrap,
@@ -107,6 +108,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     keep_prepared_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
+    import portal.rate_limits  # noqa: F401  (registers the database:// rate-limit storage)
+
     limiter.init_app(app)
     limit_marked_views_only(app)
     bootstrap.init_app(app)
