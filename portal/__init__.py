@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from flask import Flask
 from sqlalchemy import event
@@ -44,6 +45,17 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
         )
 
 
+_QUERY_STRING = re.compile(r"\?[^\s\x1b]*")  # up to the protocol, or to the colour code that ends the path
+
+
+def _without_query_strings(record: logging.LogRecord) -> bool:
+    """The development server (``flask run``, ``make run``) logs each request line with its query string,
+    which may hold what a client put there (``?identity=<email>``): cut it, as gunicorn.conf.py does."""
+    if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str):
+        record.args = (_QUERY_STRING.sub("", record.args[0]), *record.args[1:])
+    return True
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """Foreign keys on, and a busy timeout so web and worker processes can share the file (every SQLite
@@ -82,6 +94,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     )
     _load_config(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    logging.getLogger("werkzeug").addFilter(_without_query_strings)  # added once, however many apps
     if not app.testing:
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import socket
 import sys
+import threading
 import time
 import uuid
 from http.client import HTTPConnection, HTTPException
@@ -160,6 +162,39 @@ def test_identity_searches_leave_no_identity_in_the_access_log(app, make_user, s
     # Remote address, time, method, path, protocol, status, bytes, duration.
     pattern = r'127\.0\.0\.1 - \[[^]]+\] "GET /api/v1/privacy-request HTTP/1\.1" 200 \d+ \d+ms "[^"]*"'
     assert len([line for line in access if re.fullmatch(pattern, line)]) == 2, text
+
+
+def test_the_development_server_logs_request_lines_without_query_strings(app, caplog):
+    """``make run`` (``flask run``) serves with Werkzeug, which logs each request line."""
+    from werkzeug.serving import make_server
+
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert fetch(server.port, "GET", f"/healthz?identity={SUBJECT}")[0] == 200
+        assert fetch(server.port, "GET", f"/requests/?q={SUBJECT}")[0] == 302
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert [re.sub(r"\x1b\[[\d;]*m", "", line).split("] ", 1)[1] for line in lines] == [
+        '"GET /healthz HTTP/1.1" 200 -',
+        '"GET /requests/ HTTP/1.1" 302 -',
+    ]
+    assert "jane" not in caplog.text
+
+
+def test_make_serve_and_the_readme_serve_with_the_config_file():
+    makefile = (PROJECT / "Makefile").read_text()
+    recipe = re.search(r"^serve:.*\n\t(.+)$", makefile, re.MULTILINE).group(1)
+    assert recipe.startswith("$(BIN)/gunicorn --config gunicorn.conf.py ")
+    readme = (PROJECT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("gunicorn --")]
+    assert commands and all(line.startswith("gunicorn --config gunicorn.conf.py ") for line in commands)
 
 
 # --- sign-in limits across two workers -------------------------------------------------------------
