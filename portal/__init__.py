@@ -99,7 +99,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    import portal.models
+    import portal.models  # noqa: F401  (registers every table on the metadata)
     from portal import crypto
     from portal.extensions import (
         bootstrap,
@@ -121,7 +121,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     keep_prepared_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
-    import portal.rate_limits  # noqa: F401  (registers the database:// rate-limit storage)
+    from portal import rate_limits  # noqa: F401  (registers the database:// rate-limit storage)
 
     limiter.init_app(app)
     limit_marked_views_only(app)
