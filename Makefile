@@ -44,9 +44,10 @@ run: install instance/config.py
 	$(FLASK) ensure-admin
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-# gunicorn, WEB_WORKERS processes. Run `flask --app app db upgrade` first (a deploy step, not done here).
+# gunicorn with gunicorn.conf.py (access log without query strings), WEB_WORKERS processes. Run
+# `flask --app app db upgrade` first (a deploy step, not done here).
 serve: install
-	$(BIN)/gunicorn --workers $(WEB_WORKERS) --bind $(HOST):$(PORT) --access-logfile - app:app
+	$(BIN)/gunicorn --config gunicorn.conf.py --workers $(WEB_WORKERS) --bind $(HOST):$(PORT)
 
 # A Celery worker (PORTAL_TASK_BACKEND=celery); start as many as the load needs, on any host.
 worker: install

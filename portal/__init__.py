@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from flask import Flask
 from sqlalchemy import event
@@ -32,15 +33,27 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
             f"queued on Redis for workers), not {app.config['TASK_BACKEND']!r}."
         )
     if not app.config.get("RATELIMIT_STORAGE_URI"):
-        # Several web processes must count sign-in failures in one place: Redis, when there is one.
+        # Every web process must count sign-in failures in one place: Redis when there is one, else the
+        # database (portal.rate_limits); memory would give each gunicorn worker limits of its own.
         celery = app.config["TASK_BACKEND"] == "celery"
-        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] if celery else "memory://"
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] if celery else "database://"
     if not (app.debug or app.testing) and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
         raise ConfigurationError(
             "Refusing to start with the default secret key. Set PORTAL_SECRET_KEY (or SECRET_KEY in "
             "instance/config.py) to a long random value, e.g. "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`."
         )
+
+
+_QUERY_STRING = re.compile(r"\?[^\s\x1b]*")  # up to the protocol, or to the colour code that ends the path
+
+
+def _without_query_strings(record: logging.LogRecord) -> bool:
+    """The development server (``flask run``, ``make run``) logs each request line with its query string,
+    which may hold what a client put there (``?identity=<email>``): cut it, as gunicorn.conf.py does."""
+    if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str):
+        record.args = (_QUERY_STRING.sub("", record.args[0]), *record.args[1:])
+    return True
 
 
 @event.listens_for(Engine, "connect")
@@ -81,6 +94,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     )
     _load_config(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    logging.getLogger("werkzeug").addFilter(_without_query_strings)  # added once, however many apps
     if not app.testing:
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -107,6 +121,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     keep_prepared_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
+    from portal import rate_limits  # noqa: F401  (registers the database:// rate-limit storage)
+
     limiter.init_app(app)
     limit_marked_views_only(app)
     bootstrap.init_app(app)

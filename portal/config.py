@@ -47,10 +47,12 @@ class DefaultConfig:
     # request would only move its expiry by seconds.
     SESSION_REFRESH_EACH_REQUEST = False
 
-    # Login throttling (Flask-Limiter). None → "memory://" with the inline backend, REDIS_URL with celery, so
-    # every web process counts against the same limits. If that storage is down, each process falls back to
-    # counting in memory rather than failing sign-ins.
+    # Login throttling (Flask-Limiter): failed sign-ins per account and address, and per address over all
+    # accounts. None → the portal's database ("database://", portal.rate_limits) with the inline backend,
+    # REDIS_URL with celery, so every web process counts against the same limits. If that storage is down,
+    # each process falls back to counting in memory rather than failing sign-ins.
     LOGIN_RATE_LIMIT = "5 per minute"
+    LOGIN_IP_RATE_LIMIT = "30 per minute"
     RATELIMIT_STORAGE_URI: str | None = None
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = False

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from http.client import HTTPConnection
@@ -90,16 +91,23 @@ def free_port() -> int:
 
 
 def process_env(app_config: dict, instance: Path, **overrides: object) -> dict[str, str]:
-    """The environment of a production-like process sharing the test's database, key and queue."""
+    """The environment of a production-like process sharing the test's database, key and queue (the
+    celery backend when ``app_config`` names a Redis, else the inline one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
+    celery = {}
+    if "REDIS_URL" in app_config:
+        celery = {
+            "TASK_BACKEND": "celery",
+            "REDIS_URL": app_config["REDIS_URL"],
+            "CELERY_QUEUE": app_config["CELERY_QUEUE"],
+            "RATELIMIT_KEY_PREFIX": app_config["CELERY_QUEUE"],
+        }
     settings = {
         "DATABASE_URL": app_config["DATABASE_URL"],
         "ENCRYPTION_KEY": app_config["ENCRYPTION_KEY"],
         "SECRET_KEY": "scale-out-test-secret",
-        "TASK_BACKEND": "celery",
-        "REDIS_URL": app_config["REDIS_URL"],
-        "CELERY_QUEUE": app_config["CELERY_QUEUE"],
-        "RATELIMIT_KEY_PREFIX": app_config["CELERY_QUEUE"],
+        "TASK_BACKEND": "inline",
+        **celery,
         "INSTANCE_PATH": str(instance),
         "SESSION_COOKIE_SECURE": "false",
         "REMEMBER_COOKIE_SECURE": "false",
@@ -159,6 +167,26 @@ class Processes:
         for proc in self.running:
             if proc.poll() is None:
                 self.kill(proc)
+
+
+def concurrently(n: int, call) -> list:
+    """Run ``call`` in ``n`` threads released at the same moment; their results in thread order."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - reported in the assertion
+            results[i] = repr(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
 
 
 # --- a tiny HTTP client (one connection per call, so it is safe in threads) ------------------------

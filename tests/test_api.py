@@ -117,6 +117,7 @@ ROUTES = [
     ("GET", "/access_manual_webhook", "webhook:read"),
     ("POST", "/privacy-request", "privacy-request:create"),
     ("GET", "/privacy-request", "privacy-request:read"),
+    ("POST", "/privacy-request/search", "privacy-request:read"),
     ("PATCH", "/privacy-request/administrate/approve", "privacy-request:review"),
     ("PATCH", "/privacy-request/administrate/deny", "privacy-request:review"),
     ("PATCH", "/privacy-request/p/access_manual_webhook/x", "privacy-request:upload_data"),
@@ -155,6 +156,18 @@ def test_every_api_route_declares_a_scope_and_is_documented(app, admin):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             operation = document["paths"][path][method.lower()]
             assert operation["x-scope"] == view.required_scope
+
+
+def test_openapi_sends_identity_searches_to_the_post_search(admin):
+    paths = admin("GET", "/openapi.json").json["paths"]
+    (identity,) = [p for p in paths["/privacy-request"]["get"]["parameters"] if p["name"] == "identity"]
+    assert "puts the identity in the URL, and so in access logs" in identity["description"]
+    assert "use `POST /privacy-request/search` instead" in identity["description"]
+    search = paths["/privacy-request/search"]["post"]
+    assert search["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PrivacyRequestSearchIn"
+    }
+    assert search["responses"]["200"] == paths["/privacy-request"]["get"]["responses"]["200"]
 
 
 def test_openapi_requires_a_token_or_a_session(client, login_as):
@@ -398,6 +411,81 @@ def test_create_and_list_privacy_requests(admin):
     assert admin("GET", "/privacy-request?status=complete&status=requires_input").json["total"] == 2
     bad = admin("GET", "/privacy-request?status=bogus")
     assert bad.status_code == 422
+
+
+def test_search_takes_the_identity_in_the_body_and_answers_as_the_list_does(admin):
+    make_manual(admin)  # requests wait in requires_input
+    first = new_request(admin, "customer-1@example.com")
+    second = new_request(admin, "customer-2@example.com")
+    by_phone = admin("POST", "/privacy-request", [{"identity": {"phone_number": "+1 555 010 1234"}}]).json[
+        "succeeded"
+    ][0]
+
+    found = admin("POST", "/privacy-request/search", {"identity": {"email": "Customer-1@Example.com"}})
+    assert found.status_code == 200
+    assert found.json == admin("GET", "/privacy-request?identity=customer-1@example.com").json
+    assert [item["id"] for item in found.json["items"]] == [first["id"]]
+    assert set(found.json) == {"items", "total", "page", "size"} and found.json["total"] == 1
+
+    fides_style = admin("POST", "/privacy-request/search", {"identities": {"phone_number": "+15550101234"}})
+    assert [item["id"] for item in fides_style.json["items"]] == [by_phone["id"]]
+    by_id = admin("POST", "/privacy-request/search", {"request_id": second["id"], "status": "requires_input"})
+    assert [item["id"] for item in by_id.json["items"]] == [second["id"]]
+    statuses = admin("POST", "/privacy-request/search", {"status": ["complete", "requires_input"]})
+    assert statuses.json["total"] == 3
+    assert admin("POST", "/privacy-request/search", {"status": ["complete"]}).json["total"] == 0
+    everything = admin("POST", "/privacy-request/search", {})
+    assert everything.json == admin("GET", "/privacy-request").json
+
+    paged = admin("POST", "/privacy-request/search", {"page": 2, "size": 2})
+    assert (paged.json["page"], paged.json["size"], paged.json["total"]) == (2, 2, 3)
+    assert [item["id"] for item in paged.json["items"]] == [first["id"]]  # newest first
+    in_query = admin("POST", "/privacy-request/search?page=2&size=2", {})
+    assert in_query.json == paged.json
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        (
+            {"identity": {}},
+            ["body", "identity"],
+            "Search for one identity: an email address or a phone number.",
+        ),
+        (
+            {"identity": {"email": "a@example.com", "phone_number": "+15550101234"}},
+            ["body", "identity"],
+            "Search for one identity: an email address or a phone number.",
+        ),
+        ({"identity": {"email": "not-an-email"}}, ["body", "identity", "email"], None),
+        (
+            {"identity": {"loyalty_id": "CH-1"}},
+            ["body", "identity", "loyalty_id"],
+            "Extra inputs are not permitted",
+        ),
+        ({"external_id": "T-1"}, ["body", "external_id"], "Extra inputs are not permitted"),
+        ({"status": "bogus"}, ["body", "status"], "Unknown status: bogus."),
+        ({"size": 101}, ["body", "size"], None),
+    ],
+)
+def test_search_refuses_what_it_cannot_apply(admin, body, loc, message):
+    """A filter that is not applied would widen the answer: refused with 422, never ignored."""
+    new_request(admin)
+    response = admin("POST", "/privacy-request/search", body)
+    assert response.status_code == 422
+    (error,) = response.json["detail"]
+    assert error["loc"] == loc
+    if message:
+        assert error["msg"] == message
+
+
+def test_search_needs_a_json_body_and_the_read_scope(api):
+    reader = api("reviewer")
+    assert reader("POST", "/privacy-request/search", {}).status_code == 200
+    response = reader("POST", "/privacy-request/search", data="identity=a@example.com")
+    assert response.status_code == 415
+    narrowed = api("admin", scopes=["connection:read"])
+    assert narrowed("POST", "/privacy-request/search", {}).status_code == 403
 
 
 def test_approve_and_deny(app, admin):

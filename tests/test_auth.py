@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, User
+from portal.models import AuditEvent, RateLimitCounter, User
 from portal.security import verify_password
 from portal.services import users
 from portal.services.audit import Actor
@@ -429,6 +430,84 @@ def test_successful_logins_do_not_count(app, make_user):
     for _ in range(5):
         assert login(client, user.email, "wrong-password-123").status_code == 200
     assert login(client, user.email).status_code == 429
+
+
+@pytest.fixture
+def counted_in_the_database(app_config):
+    """Requested before ``app``: the default storage of the inline backend (the suite uses memory)."""
+    app_config["RATELIMIT_STORAGE_URI"] = None
+
+
+def test_failures_are_counted_in_the_database_that_every_process_shares(
+    counted_in_the_database, app, app_config, make_user
+):
+    from portal import create_app
+
+    user = make_user(role="staff")
+    client = app.test_client()
+    for _ in range(5):
+        assert login(client, user.email, "wrong-password-123").status_code == 200
+
+    # Another process (a second gunicorn worker, or the portal restarted) sees the same counts.
+    other_process = create_app(app_config)
+    try:
+        response = login(other_process.test_client(), user.email)
+    finally:
+        with other_process.app_context():
+            db.engine.dispose()
+    assert response.status_code == 429 and TOO_MANY in text_of(response)
+
+    keys = db.session.scalars(select(RateLimitCounter.key)).all()
+    assert len(keys) == 2  # this account from this address, and this address
+    assert all(re.fullmatch(r"[0-9a-f]{64}", key) for key in keys)  # no address, no account
+    assert app.config["RATELIMIT_STORAGE_URI"] == "database://"
+
+
+def test_failures_from_one_address_are_limited_over_all_accounts(app, client, make_user):
+    """30 failed sign-ins a minute per address, whichever accounts they name; then even the right
+    password of an account never tried from there gets 429. Other addresses are not affected."""
+    user = make_user(role="staff")
+    for n in range(30):
+        assert login(client, f"guess-{n}@example.com", "wrong-password-123").status_code == 200
+
+    response = login(app.test_client(), user.email)
+    assert response.status_code == 429 and TOO_MANY in text_of(response)
+    from_elsewhere = app.test_client().post(
+        "/auth/login",
+        data={"email": user.email, "password": TEST_PASSWORD},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert from_elsewhere.headers["Location"] == "/"
+    assert app.config["LOGIN_IP_RATE_LIMIT"] == "30 per minute"
+
+
+def test_the_limiters_log_and_keys_hold_no_email(app, client, make_user, caplog):
+    caplog.set_level(logging.INFO)
+    user = make_user(role="staff")
+    for _ in range(6):
+        login(client, user.email, "wrong-password-123")
+
+    assert "exceeded" in caplog.text  # Flask-Limiter logged the breach, with its key
+    assert user.email not in caplog.text and user.email.split("@")[0] not in caplog.text
+
+
+def test_database_counters_start_again_when_their_window_ends(counted_in_the_database, app, monkeypatch):
+    from portal import rate_limits
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(rate_limits.time, "time", lambda: now[0])
+    storage = rate_limits.DatabaseStorage()
+
+    assert [storage.incr("a", 60), storage.incr("a", 60), storage.incr("b", 60, amount=3)] == [1, 2, 3]
+    assert (storage.get("a"), storage.get_expiry("a")) == (2, 1_000_060.0)
+    now[0] += 61
+    assert (storage.get("a"), storage.get("b")) == (0, 0)
+    assert storage.incr("c", 60) == 1  # and the ended windows of other keys are deleted
+    assert db.session.scalar(select(func.count()).select_from(RateLimitCounter)) == 1
+    assert storage.incr("a", 60) == 1
+    storage.clear("a")
+    assert storage.get("a") == 0 and storage.check() is True
+    assert storage.reset() == 1
 
 
 # --- roles -----------------------------------------------------------------------------------------

@@ -351,6 +351,76 @@ def test_search_with_unknown_non_identity_term_is_refused_without_echo(client, s
     assert "Jane Customer" not in page
 
 
+URL_SEARCH_REFUSED = (
+    "Only a request id or external id is searched from the address bar. Search for an email address, a "
+    "phone number or anything else with the search box, which keeps them out of addresses and logs."
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ({"status": "all", "q": "jane@example.com"}, {"status": ["all"]}),
+        ({"status": "all", "q": "+1 555 010 1234"}, {"status": ["all"]}),
+        ({"status": "all", "q": "Jane Customer"}, {"status": ["all"]}),
+        ({"status": "all", "identity": "jane@example.com"}, {"status": ["all"]}),
+        (
+            {"status": "all", "q": "TICKET-42", "identity": "+15550101234"},
+            {"status": ["all"], "external": ["EXTERNAL-HASH"]},
+        ),
+    ],
+)
+def test_an_identity_typed_into_the_address_bar_is_neither_searched_nor_shown(
+    client, staff, crm, query, kept
+):
+    """Only what the search box itself puts in a URL is used: an existing id, or an identity's keyed hash."""
+    new_request("jane@example.com", identity={"phone_number": "+15550101234"}, external_id="TICKET-42")
+    if "external" in kept:  # an external id in the address is replaced by its keyed hash
+        kept = {**kept, "external": [privacy_requests.external_id_index("TICKET-42")]}
+    response = client.get("/requests/", query_string=query)
+
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert parse_qs(urlsplit(location).query) == kept
+    page = client.get(location)
+    assert URL_SEARCH_REFUSED in text_of(page)
+    for name, value in query.items():
+        found_by_it = name == "q" and "external" in kept  # the request found shows its external id
+        if name not in kept and not found_by_it:
+            assert value not in page_html(page)  # not in the search box, the links or the text
+
+
+def test_an_email_that_is_also_an_external_id_is_searched_by_its_hash(client, staff, crm):
+    request_id = new_request("jane@example.com", external_id="jane@example.com")
+    response = client.post("/requests/", data={"status": "all", "search": "jane@example.com"})
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert set(query) == {"status", "identity"}
+    assert request_id in page_html(client.get(response.headers["Location"]))
+    refused = client.get("/requests/", query_string={"status": "all", "q": "jane@example.com"})
+    assert refused.headers["Location"] == "/requests/?status=all"
+
+
+def test_a_numeric_external_id_still_works_from_the_address_bar(client, staff, crm):
+    """A ticket number can look like a phone number; an existing external id is not an identity."""
+    request_id = new_request("jane@example.com", external_id="20240815")
+    response = client.post("/requests/", data={"status": "all", "search": "20240815"})
+    external = privacy_requests.external_id_index("20240815")
+    assert parse_qs(urlsplit(response.headers["Location"]).query) == {
+        "status": ["all"],
+        "external": [external],
+    }
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200 and request_id in page_html(page)
+    assert URL_SEARCH_REFUSED not in text_of(page)
+    # An old link with the external id itself is searched too, and the id taken out of the address.
+    old_link = client.get("/requests/", query_string={"status": "all", "q": "20240815"})
+    assert parse_qs(urlsplit(old_link.headers["Location"]).query) == {
+        "status": ["all"],
+        "external": [external],
+    }
+    assert URL_SEARCH_REFUSED not in text_of(client.get(old_link.headers["Location"]))
+
+
 def test_changing_status_keeps_an_identity_search(client, staff, crm):
     request_id = new_request("jane@example.com")
     first = client.post("/requests/", data={"status": "requires_input", "search": "jane@example.com"})

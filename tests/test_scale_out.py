@@ -12,7 +12,6 @@ import contextlib
 import logging
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -34,6 +33,7 @@ from tests.scale_out_helpers import (
     PROJECT,
     REDIS_URL,
     Processes,
+    concurrently,
     csrf_token,
     fetch,
     forget_queue,
@@ -99,7 +99,7 @@ def test_unknown_task_backend_is_refused(app_config):
         create_app({**app_config, "TASK_BACKEND": "rq"})
 
 
-def test_celery_backend_counts_sign_ins_in_redis_unless_told_otherwise(app_config):
+def test_celery_backend_counts_sign_ins_in_redis_and_inline_in_the_database(app_config):
     config = {**app_config, "TASK_BACKEND": "celery", "REDIS_URL": DEAD_REDIS_URL}
     del config["RATELIMIT_STORAGE_URI"]
     assert create_app(config).config["RATELIMIT_STORAGE_URI"] == DEAD_REDIS_URL
@@ -108,7 +108,7 @@ def test_celery_backend_counts_sign_ins_in_redis_unless_told_otherwise(app_confi
     )
     inline = {**app_config}
     del inline["RATELIMIT_STORAGE_URI"]
-    assert create_app(inline).config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert create_app(inline).config["RATELIMIT_STORAGE_URI"] == "database://"  # shared by every worker
 
 
 def test_celery_app_is_configured_from_the_portal_config(app_config):
@@ -562,7 +562,7 @@ class TestWithRealProcesses:
         logged = _access_log_reader(access_log)
 
         def both_workers_up() -> bool:  # each worker boots on its own: wait until both have answered
-            _concurrently(4, lambda: _answers(port, "/healthz"))
+            concurrently(4, lambda: _answers(port, "/healthz"))
             return len({pid for pid, path in logged() if path == "/healthz"}) == 2
 
         wait_for(both_workers_up, 60, "both gunicorn workers to serve /healthz", procs.logs)
@@ -583,7 +583,7 @@ class TestWithRealProcesses:
         def rounds(path: str, call, expected: int) -> set[str]:
             """20 simultaneous requests, again (5 rounds at most) until both workers have served ``path``."""
             for sent in range(1, 6):
-                assert _concurrently(20, call) == [expected] * 20
+                assert concurrently(20, call) == [expected] * 20
                 wait_for(
                     lambda sent=sent: len([1 for _, p in logged() if p == path]) >= 20 * sent,
                     15,
@@ -628,26 +628,6 @@ def _answers(port: int, path: str) -> int | None:
         return fetch(port, "GET", path)[0]
     except (OSError, HTTPException):
         return None
-
-
-def _concurrently(n: int, call) -> list:
-    """Run ``call`` in ``n`` threads released at the same moment; their results in thread order."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def work(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported in the assertion
-            results[i] = repr(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_the_request_page_says_queued_for_later_when_the_broker_is_down(broker_down, client, login_as):

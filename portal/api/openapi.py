@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from portal import scopes
 from portal.api import ApiError, bp
-from portal.api.schemas import ConnectionIn, PrivacyRequestIn, ReviewIn, WebhookIn
+from portal.api.schemas import ConnectionIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn, WebhookIn
 from portal.models.requests import STATUS_VALUES
 from portal.services import tokens
 
@@ -201,10 +201,19 @@ PAGING = [
 ]
 
 
-def _op(summary: str, scope: str, responses: dict, *, body: dict | None = None, params=(), extra=()) -> dict:
+def _op(
+    summary: str,
+    scope: str,
+    responses: dict,
+    *,
+    body: dict | None = None,
+    params=(),
+    extra=(),
+    description: str = "",
+) -> dict:
     operation: dict[str, Any] = {
         "summary": summary,
-        "description": f"Scope: `{scope}`.",
+        "description": f"{description} Scope: `{scope}`.".lstrip(),
         "security": [{"bearer": [scope]}],
         "x-scope": scope,
         "parameters": list(params),
@@ -221,7 +230,10 @@ def _bulk_list(model: str) -> dict:
 
 def build_document() -> dict:
     _, defs = models_json_schema(
-        [(m, "validation") for m in (ConnectionIn, WebhookIn, PrivacyRequestIn, ReviewIn)],
+        [
+            (m, "validation")
+            for m in (ConnectionIn, WebhookIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     components = {**defs.get("$defs", {}), **RESPONSE_SCHEMAS}
@@ -330,11 +342,25 @@ def build_document() -> dict:
                         "name": "identity",
                         "in": "query",
                         "schema": {"type": "string"},
-                        "description": "Email or phone number",
+                        "description": "Email or phone number. Kept for fidesops compatibility, but it puts "
+                        "the identity in the URL, and so in access logs, proxy logs and browser history: use "
+                        "`POST /privacy-request/search` instead.",
                     },
                     *PAGING,
                 ],
                 extra={"422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/privacy-request/search": {
+            "post": _op(
+                "Search privacy requests, newest first: the filters of the GET list in the body",
+                s.PRIVACY_REQUEST_READ,
+                {"200": _json(ref("PrivacyRequestPage"))},
+                body=ref("PrivacyRequestSearchIn"),
+                params=PAGING,
+                extra=BODY_ERRORS,
+                description="Search by identity here rather than with the GET list's `identity` "
+                "parameter: a body stays out of URLs and logs. Unknown fields are refused (422).",
             ),
         },
         "/privacy-request/administrate/approve": {

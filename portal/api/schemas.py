@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from portal.crypto import require_decrypted
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
@@ -51,6 +51,39 @@ class PrivacyRequestIn(ApiModel):
 
 
 PrivacyRequestListIn = TypeAdapter(Annotated[list[PrivacyRequestIn], Field(max_length=MAX_BULK)])
+
+
+class SearchIdentityIn(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str | None, Field(max_length=254)] = None
+    phone_number: Annotated[str | None, Field(max_length=40)] = None
+
+
+class PrivacyRequestSearchIn(ApiModel):
+    """The filters of ``GET /privacy-request`` in a body, so that an identity never sits in a URL.
+
+    Unknown fields are refused rather than ignored: a filter silently dropped would widen the answer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: SearchIdentityIn | None = Field(
+        None,
+        validation_alias=AliasChoices("identity", "identities"),
+        description="One identity: {'email': ...} or {'phone_number': ...}. Also accepted as 'identities' "
+        "(fides' name).",
+    )
+    status: Annotated[
+        list[str] | None, BeforeValidator(lambda value: [value] if isinstance(value, str) else value)
+    ] = Field(None, description="A status, or a list of them (any of).")
+    request_id: Annotated[str | None, Field(max_length=200)] = None
+    page: Annotated[int | None, Field(ge=1, le=MAX_PAGE)] = Field(
+        None, description="Also accepted as a query parameter; the body's wins."
+    )
+    size: Annotated[int | None, Field(ge=1, le=100)] = Field(
+        None, description="Also accepted as a query parameter; the body's wins."
+    )
 
 
 class ReviewIn(ApiModel):

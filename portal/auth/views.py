@@ -1,3 +1,5 @@
+import hmac
+
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -9,19 +11,35 @@ from portal.services import ValidationFailed, users
 from portal.services.audit import Actor, record
 
 
-def _login_limit_key() -> str:
+def _account_limit_key() -> str:
+    """The address and a keyed hash of the account: Flask-Limiter logs keys, and Redis keeps them."""
     email = (request.form.get("email") or "").strip().lower()[:254]
-    return f"login:{request.remote_addr}:{email}"
+    secret = current_app.secret_key
+    secret = secret if isinstance(secret, bytes) else secret.encode()
+    account = hmac.new(secret, email.encode(), "sha256").hexdigest()[:32]
+    return f"login:{request.remote_addr}:{account}"
+
+
+def _address_limit_key() -> str:
+    return f"login-address:{request.remote_addr}"
 
 
 def _login_failed(response) -> bool:
     return response.status_code != 302
 
 
+# Both are checked before the form is read, so while either is exceeded even the right password gets 429;
+# only failures count (a 429 is one too).
 @bp.route("/login", methods=["GET", "POST"])
 @rate_limited(
+    lambda: current_app.config["LOGIN_IP_RATE_LIMIT"],
+    key_func=_address_limit_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+)
+@rate_limited(
     lambda: current_app.config["LOGIN_RATE_LIMIT"],
-    key_func=_login_limit_key,
+    key_func=_account_limit_key,
     methods=["POST"],
     deduct_when=_login_failed,
 )

@@ -7,6 +7,7 @@ from portal.models.connections import ConnectionConfig, ConnectionType, ManualWe
 from portal.models.datasets import CollectionStep, DatasetConfig
 from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
+from portal.models.rate_limits import RateLimitCounter
 from portal.models.requests import ManualInput, PrivacyRequest, RequestStatus
 from portal.models.users import ApiToken, Role, User
 
@@ -27,6 +28,7 @@ __all__ = [
     "ManualWebhookVersion",
     "Policy",
     "PrivacyRequest",
+    "RateLimitCounter",
     "RequestStatus",
     "Role",
     "User",

@@ -7,6 +7,7 @@ values never travel in URLs: searches are POSTed and redirected with a keyed has
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -205,6 +206,12 @@ def new():
 
 # --- the queue --------------------------------------------------------------------------------------
 
+IDENTITY_HASH = re.compile(r"[0-9a-f]{64}")  # the only identity a URL may carry: its keyed hash
+URL_SEARCH_REFUSED = (
+    "Only a request id or external id is searched from the address bar. Search for an email address, a "
+    "phone number or anything else with the search box, which keeps them out of addresses and logs."
+)
+
 
 def _search_redirect():
     """POSTed searches become ``?q=`` (request ids), ``?external=`` or ``?identity=`` (keyed hashes): no
@@ -235,8 +242,24 @@ def queue():
     if status not in STATUS_LABELS:
         status = DEFAULT_QUEUE_STATUS
     q = request.args.get("q", "").strip()[:254] or None
-    identity = request.args.get("identity", "").strip()[:64] or None
-    external = request.args.get("external", "").strip()[:64] or None
+    identity = request.args.get("identity", "").strip() or None
+    external = request.args.get("external", "").strip() or None
+    usable = {
+        "identity": identity if identity is None or IDENTITY_HASH.fullmatch(identity) else None,
+        "external": external if external is None or IDENTITY_HASH.fullmatch(external) else None,
+        "q": None,
+    }
+    refused = usable["identity"] != identity or usable["external"] != external
+    if q:
+        found = privacy_requests.url_search_params(q)  # a request id stays; an external id becomes its hash
+        refused = refused or not found
+        usable.update(found)
+    if refused or usable["q"] != q:
+        # Typed into the address bar: an identity or a name is neither searched nor shown; whatever it
+        # was, it is taken out of the address.
+        if refused:
+            flash(URL_SEARCH_REFUSED, "warning")
+        return redirect(url_for(".queue", status=status, **{k: v for k, v in usable.items() if v}))
     page_number = max(request.args.get("page", 1, type=int), 1)
     page = privacy_requests.list_requests(
         statuses=None if status == STATUS_ALL else [status],

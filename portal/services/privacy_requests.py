@@ -110,6 +110,17 @@ def identity_hash_for(term: str) -> str:
     return identity_index(value if value is not None else term.strip().lower())
 
 
+def identity_search_hash(email: str | None, phone_number: str | None) -> str:
+    """The keyed hash to search for one identity, checked as ``create_request`` checks it (a clear 422
+    for an invalid one, where the GET filter's ``identity_hash_for`` silently matches nothing)."""
+    given = [value for value in (email, phone_number) if value and value.strip()]
+    if len(given) != 1:
+        message = "Search for one identity: an email address or a phone number."
+        raise ValidationFailed(message, [(("identity",), message)])
+    (value,) = normalize_identity(email, phone_number).values()
+    return identity_index(value)
+
+
 # --- lookups ---------------------------------------------------------------------------------------
 
 
@@ -749,24 +760,37 @@ def classify_search(term: str) -> dict[str, str]:
     A request id that exists → ``{"q": term}``; an external id that exists (in any case) → ``{"external":
     keyed hash}`` (for ``list_requests(external_id_hash=...)``); an email or phone number → ``{"identity":
     keyed hash}`` (for ``list_requests(identity_hash=...)``); an empty term → ``{}``. Anything else could be
-    personal data (a name), so it is refused rather than echoed into a URL.
+    personal data (a name), so it is refused rather than echoed into a URL. An email address is always
+    searched by its hash, even when an external id equals it.
     """
     term = term.strip()
     if not term:
         return {}
+    if "@" in term:
+        return {"identity": identity_index(normalize_email(term))}  # an invalid address says why
     if db.session.scalar(select(PrivacyRequest.id).where(PrivacyRequest.id == term)) is not None:
         return {"q": term}
     external = external_id_index(term)
     known = select(PrivacyRequest.id).where(PrivacyRequest.external_id_index == external).limit(1)
     if db.session.scalar(known) is not None:
         return {"external": external}
-    if "@" in term:
-        normalize_email(term)  # an invalid address says why (ValidationFailed)
     if normalized_identity(term) is not None:
         return {"identity": identity_hash_for(term)}
     raise NotFound(
         "No request has that request id or external id, and it is not an email address or phone number."
     )
+
+
+def url_search_params(term: str) -> dict[str, str]:
+    """What a search term that came in a URL (``?q=``) may be used as: an existing request id stays
+    ``q``; an existing external id becomes its keyed hash (``external``); anything else — an email
+    address, a phone number, a name typed into the address bar — is nothing ({}), so a search by identity
+    never works from (or invites) a URL."""
+    try:
+        found = classify_search(term)
+    except (ValidationFailed, NotFound):
+        return {}
+    return {} if "identity" in found else found
 
 
 _REQUEST_EVENTS = (
