@@ -20,6 +20,7 @@ from portal.admin.connection_forms import (
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType
+from portal.routing import page_number
 from portal.security import safe_next_url
 from portal.services import DomainError, NotFound, ValidationFailed
 from portal.services import connections as connection_service
@@ -63,7 +64,7 @@ def _show_errors(form, exc: DomainError, default_field: str) -> None:
 @bp.route("/connections")
 def connections():
     size = current_app.config["PAGE_SIZE"]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     items, total = connection_service.list_connections(page, size)
     pages = max((total + size - 1) // size, 1)
     if page > pages:

@@ -9,10 +9,10 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
+from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
 
 MAX_BULK = 50
-MAX_PAGE = 1_000_000
 
 
 class ApiModel(BaseModel):
@@ -158,11 +158,11 @@ def page_params(default_size: int = 50, max_size: int = 100) -> tuple[int, int]:
 
     values = {}
     for name, default in (("page", 1), ("size", default_size)):
-        raw = request.args.get(name, str(default))
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        value = bounded_int(request.args.get(name, str(default)), 1, MAX_PAGE)
+        if value is None:
             message = f"must be an integer from 1 to {MAX_PAGE}"
             raise ValidationFailed(f"{name} {message}", [(("query", name), message)])
-        values[name] = int(raw)
+        values[name] = value
     if values["size"] > max_size:
         raise ValidationFailed(
             f"size must be at most {max_size}", [(("query", "size"), f"must be at most {max_size}")]

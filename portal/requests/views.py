@@ -13,6 +13,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from portal import routing
 from portal.dynamic_forms import (
     attach_service_errors,
     build_manual_input_form,
@@ -227,7 +228,7 @@ def queue():
         status = DEFAULT_QUEUE_STATUS
     q = request.args.get("q", "").strip()[:254] or None
     identity = request.args.get("identity", "").strip()[:64] or None
-    page_number = max(request.args.get("page", 1, type=int), 1)
+    page_number = routing.page_number()
     page = privacy_requests.list_requests(
         statuses=None if status == STATUS_ALL else [status],
         search=q,
