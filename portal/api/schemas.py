@@ -13,6 +13,8 @@ from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
 
 MAX_BULK = 50
+# Python's own default (sys.get_int_max_str_digits): converting longer digit strings costs quadratic time.
+MAX_JSON_INTEGER_DIGITS = 4300
 
 
 class ApiModel(BaseModel):
@@ -79,6 +81,16 @@ def _contains_null(data: Any) -> bool:
     return False
 
 
+def _json_integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise BodyError(
+            400,
+            f"The body holds a number with more than {MAX_JSON_INTEGER_DIGITS:,} digits, which is not "
+            "accepted.",
+        )
+    return int(text)
+
+
 def json_body() -> Any:
     """The parsed JSON body; 415 for another content type, 400 for malformed JSON."""
     if request.mimetype != "application/json":
@@ -87,7 +99,7 @@ def json_body() -> Any:
         )
     raw = request.get_data(cache=False)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_json_integer)
     except UnicodeDecodeError:
         raise BodyError(400, "Malformed JSON body: it is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
