@@ -221,7 +221,7 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
         hints=hints,
         summary=list(summary),
         focus_row=focus_row,
-        max_rows=form.fields.max_entries,
+        max_rows=webhook_service.MAX_FIELDS,
     )
 
 
@@ -229,7 +229,11 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
 def webhook_fields(key: str):
     conn = _manual_or_404(key)
     if request.method == "GET":
-        rows = conn.manual_webhook.fields if conn.manual_webhook else [BLANK_ROW]
+        # A list stored before the limit existed may be longer: the editor shows (and saves) the first
+        # MAX_FIELDS rows, and the page says so.
+        rows = (
+            conn.manual_webhook.fields[: webhook_service.MAX_FIELDS] if conn.manual_webhook else [BLANK_ROW]
+        )
         return _render_fields(conn, WebhookFieldsForm(formdata=None, data={"fields": rows}))
 
     form = WebhookFieldsForm()
@@ -241,7 +245,7 @@ def webhook_fields(key: str):
         # Add / Remove / Move re-render what was typed, without saving anything.
         if row_action:
             rows, focus = _apply_row_action(rows, *row_action)
-        elif len(rows) < form.fields.max_entries:
+        elif len(rows) < webhook_service.MAX_FIELDS:
             rows.append(dict(BLANK_ROW))
             focus = len(rows) - 1
         else:

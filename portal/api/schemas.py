@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
 from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
+from portal.services.webhooks import MAX_FIELDS
 
 MAX_BULK = 50
 # Python's own default (sys.get_int_max_str_digits): converting longer digit strings costs quadratic time.
@@ -34,9 +35,11 @@ ConnectionListIn = TypeAdapter(Annotated[list[ConnectionIn], Field(max_length=MA
 
 
 class WebhookIn(ApiModel):
+    # The limit is the service's rule (one message for the API and the field editor); here it is documented.
     fields: list[Any] = Field(
-        description="Field definitions: pii_field (required), dsr_package_label, and the extensions "
-        "type (text|textarea|email|number|date|boolean), required, help_text."
+        description=f"Field definitions (at most {MAX_FIELDS}): pii_field (required), dsr_package_label, and "
+        "the extensions type (text|textarea|email|number|date|boolean), required, help_text.",
+        json_schema_extra={"maxItems": MAX_FIELDS},
     )
 
 
