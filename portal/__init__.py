@@ -136,8 +136,10 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal.dashboard import bp as dashboard_bp
     from portal.packages import bp as packages_bp
     from portal.requests import bp as requests_bp
+    from portal.routing import DatabaseIdConverter
     from portal.security import reject_null_bytes
 
+    app.url_map.converters["id"] = DatabaseIdConverter  # before any blueprint adds a rule using it
     app.before_request(reject_null_bytes)
     auth.init_login(app)
     templating.init_app(app)

@@ -98,9 +98,16 @@ def guard_blueprint(bp, *roles: str) -> None:
 # --- redirects -------------------------------------------------------------------------------------
 
 
+def _has_control_character(text: str) -> bool:
+    # CR/LF would split the Location header (Werkzeug refuses to send it); browsers drop tabs and newlines
+    # from URLs, so "/\t/evil.example" would lead to another site.
+    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in text)
+
+
 def safe_next_url(target: str | None, fallback_endpoint: str = "dashboard.index") -> str:
-    """Only same-site relative paths are followed after login (no open redirects)."""
-    if target:
+    """Only same-site relative paths are followed after login (no open redirects); anything else, or a
+    path with a control character in it, goes to ``fallback_endpoint``."""
+    if target and not _has_control_character(target):
         parts = urlsplit(target)
         if (
             not parts.scheme

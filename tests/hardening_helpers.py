@@ -4,7 +4,9 @@ webhook, and requests in the states the routes care about."""
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from portal.execution import dispatch
 from portal.extensions import db
@@ -117,3 +119,62 @@ def route_methods(app):
 def url_for_rule(rule, params: dict) -> str:
     values = {name: params[name] for name in rule.arguments}
     return rule.build(values, append_unknown=False)[1]
+
+
+# Form data that an allowed caller would post (other forms need none to reach their view's logic).
+FORM_DATA = {
+    "requests.new": {"email": "form-made@example.com", "policy": "default_access_policy"},
+    "requests.manual_input": {"field_0": "Jane", "version": "1"},
+}
+
+
+def api_body(world, endpoint: str):
+    """The JSON body an allowed caller would send to an API route (None for routes without one)."""
+    fields = {"fields": [{"pii_field": "Email"}]}
+    return {
+        "api.create_connections": [{"name": "Made By API", "connection_type": "manual_webhook"}],
+        "api.upsert_connections": [
+            {"name": "Upserted", "key": "upserted", "connection_type": "manual_webhook"}
+        ],
+        "api.create_webhook": fields,
+        "api.patch_webhook": fields,
+        "api.patch_datasets": [],
+        "api.put_secrets": {"url": "sqlite:///nowhere.sqlite3"},
+        "api.create_privacy_requests": [{"identity": {"email": "api-made@example.com"}}],
+        "api.approve_privacy_requests": {"request_ids": [world.waiting_id]},
+        "api.deny_privacy_requests": {"request_ids": [world.waiting_id]},
+        "api.search_privacy_requests": {"identity": {"email": "subject@example.com"}},
+        "api.upload_manual_input": {"first_name": "Jane"},
+    }.get(endpoint)
+
+
+def path_with(rule, values: dict) -> str:
+    """The rule's path with ``values`` put in as they are (``rule.build`` refuses what its converters
+    would not produce, such as an id beyond 64 bits)."""
+    return re.sub(r"<(?:[^:<>]+:)?(\w+)>", lambda m: quote(str(values[m.group(1)]), safe=""), rule.rule)
+
+
+_LEAD = re.compile(r'<p class="lead">(.*?)</p>', re.S)
+_FORM_ERROR = re.compile(
+    r'<div[^>]*class="[^"]*\b(?:invalid-feedback|alert-danger)\b[^"]*"[^>]*>(.*?)</div>', re.S
+)
+
+
+def problem_of(response) -> str:
+    """What a refused request says: the API's ``detail``, the error page's message, or the first form
+    error of a form sent back ("" when none)."""
+    if response.is_json:
+        return str((response.get_json() or {}).get("detail") or "")
+    page = response.get_data(as_text=True)
+    match = _LEAD.search(page) or _FORM_ERROR.search(page)
+    return html.unescape(re.sub(r"<[^>]+>", " ", match.group(1))).strip() if match else ""
+
+
+def server_error_or_silence(method: str, url: str, response) -> str | None:
+    """None when ``response`` is a page or a 4xx that says what was wrong; else what went wrong."""
+    shown = url if len(url) < 160 else url[:150] + f"…({len(url)} chars)"
+    if response.status_code >= 500:
+        return f"{method} {shown} → {response.status_code}"
+    if response.status_code >= 400 and method != "HEAD" and not problem_of(response):
+        return f"{method} {shown} → {response.status_code} without a message"
+    return None

@@ -21,9 +21,11 @@ from portal.models import ApiToken, ManualInput, PrivacyRequest, User
 from portal.services import tokens, users
 from tests.factories import make_user
 from tests.hardening_helpers import (
+    FORM_DATA,
     ROLES,
     TEST_ACTOR,
     WEBHOOK_KEY,
+    api_body,
     build_world,
     params_for,
     route_methods,
@@ -135,32 +137,6 @@ API: dict[tuple[str, str], tuple] = {
 API_CALLERS = (None, "revoked", "reviewer", "staff", "admin")
 
 
-FORM_DATA = {
-    "requests.new": {"email": "form-made@example.com", "policy": "default_access_policy"},
-    "requests.manual_input": {"field_0": "Jane", "version": "1"},
-}
-
-
-def _body(world, endpoint: str):
-    """JSON bodies that an allowed caller would send."""
-    fields = {"fields": [{"pii_field": "Email"}]}
-    return {
-        "api.create_connections": [{"name": "Made By API", "connection_type": "manual_webhook"}],
-        "api.upsert_connections": [
-            {"name": "Upserted", "key": "upserted", "connection_type": "manual_webhook"}
-        ],
-        "api.create_webhook": fields,
-        "api.patch_webhook": fields,
-        "api.patch_datasets": [],
-        "api.put_secrets": {"url": "sqlite:///nowhere.sqlite3"},
-        "api.create_privacy_requests": [{"identity": {"email": "api-made@example.com"}}],
-        "api.search_privacy_requests": {"identity": {"email": "subject@example.com"}},
-        "api.approve_privacy_requests": {"request_ids": [world.waiting_id]},
-        "api.deny_privacy_requests": {"request_ids": [world.waiting_id]},
-        "api.upload_manual_input": {"first_name": "Jane"},
-    }.get(endpoint)
-
-
 def _status(response) -> int | str:
     location = response.headers.get("Location", "")
     if response.status_code == 302 and location.startswith("/auth/login"):
@@ -210,7 +186,7 @@ def test_html_route_answers_each_role_as_expected(app, endpoint, method):
 def test_api_route_answers_each_token_as_expected(app, endpoint, method):
     world = build_world()
     url = url_for_rule(_html_route(app, endpoint, method), params_for(world, endpoint))
-    body = _body(world, endpoint)
+    body = api_body(world, endpoint)
     observed = []
     for caller in API_CALLERS:
         client = app.test_client()

@@ -7,22 +7,56 @@ every run, so CI cannot flake) and is pinned in requirements-dev.txt.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
+import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from werkzeug.routing import IntegerConverter
 
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest
-from portal.services import DomainError, ValidationFailed, connections, manual_inputs, privacy_requests
+from portal.routing import DatabaseIdConverter
+from portal.services import (
+    DomainError,
+    ValidationFailed,
+    audit_log,
+    connections,
+    datasets,
+    manual_inputs,
+    privacy_requests,
+)
 from portal.services import webhooks as webhook_service
 from portal.services.connections import KEY_PATTERN
 from portal.services.manual_inputs import MAX_VALUE_LENGTH
-from tests.hardening_helpers import FIELDS, TEST_ACTOR, WEBHOOK_KEY, build_world, sign_in, text_of
+from portal.services.webhooks import MAX_FIELDS
+from tests.collection_helpers import SHOP_YAML, add_database, sqlite_source
+from tests.factories import TEST_PASSWORD
+from tests.hardening_helpers import (
+    FIELDS,
+    FORM_DATA,
+    TEST_ACTOR,
+    WEBHOOK_KEY,
+    api_body,
+    build_world,
+    params_for,
+    path_with,
+    problem_of,
+    route_methods,
+    server_error_or_silence,
+    sign_in,
+    text_of,
+    url_for_rule,
+)
 
 
 def without_id(definition: dict) -> dict:
@@ -610,3 +644,663 @@ def test_values_up_to_10k_characters_are_kept_whole(app, world, length, status):
 
 def test_fields_of_the_world_are_what_the_tests_assume():
     assert [f["dsr_package_label"] for f in FIELDS] == ["first_name", "last_name", "notes"]
+
+
+# --- numbers, dates and redirects: each finding ----------------------------------------------------
+
+OVERLONG = "9" * 5000  # more digits than Python's int() reads (4,300)
+HUGE = [str(2**31), str(2**63), "99999999999999999999"]  # past 32 bits, past 64 bits, 20 digits
+NOT_FOUND_PAGE = "This page does not exist, or was removed."
+OVERLONG_JSON = "The body holds a number with more than 4,300 digits, which is not accepted."
+
+
+def _error_page_message(response) -> str:
+    return problem_of(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("PATCH", "/privacy-request/{waiting}/access_manual_webhook/crm", '{"first_name": %s}'),
+        (
+            "PATCH",
+            "/connection/crm/access_manual_webhook",
+            '{"fields": [{"pii_field": "x", "required": %s}]}',
+        ),
+        ("POST", "/privacy-request", "%s"),
+        ("PATCH", "/privacy-request/administrate/approve", '{"request_ids": [%s]}'),
+    ],
+)
+def test_a_json_number_of_more_than_4300_digits_is_a_clear_400(app, world, method, path, template):
+    client = app.test_client()
+    before = (_webhook_state(), _entry_state(world.waiting_id), _count(PrivacyRequest))
+
+    response = _api(client, world, method, path.format(waiting=world.waiting_id), template % OVERLONG)
+
+    assert response.status_code == 400
+    assert response.get_json() == {"detail": OVERLONG_JSON}
+    assert (_webhook_state(), _entry_state(world.waiting_id), _count(PrivacyRequest)) == before
+
+
+def test_a_json_number_of_4300_digits_is_read(app, world):
+    client = app.test_client()
+    path = f"/privacy-request/{world.waiting_id}/access_manual_webhook/{WEBHOOK_KEY}"
+
+    response = _api(client, world, "PATCH", path, '{"first_name": %s}' % ("9" * 4300))
+
+    assert response.status_code == 422
+    assert response.get_json()["detail"][0]["msg"] == "first_name: must be a string or null"
+
+
+@pytest.mark.parametrize("path", ["/privacy-request", "/connection"])
+def test_an_api_page_beyond_the_limit_is_a_422_naming_it(app, world, path):
+    detail = [
+        {"loc": ["query", "page"], "msg": "must be an integer from 1 to 1000000", "type": "value_error"}
+    ]
+    answers = {
+        value: app.test_client().get(f"/api/v1{path}?page={value}", headers=world.headers("admin"))
+        for value in [*HUGE, OVERLONG]
+    }
+
+    assert {value[:20]: r.status_code for value, r in answers.items()} == {
+        value[:20]: 422 for value in answers
+    }
+    assert all(response.get_json() == {"detail": detail} for response in answers.values())
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/requests/", "/packages/", "/admin/audit", "/admin/tokens", "/admin/users", "/admin/connections"],
+)
+def test_a_huge_page_number_shows_a_normal_page(admin_client, path):
+    for value in [*HUGE, OVERLONG, "-" + HUGE[2]]:
+        response = admin_client.get(f"{path}?page={value}", follow_redirects=True)
+
+        assert response.status_code == 200, value[:20]
+        assert "<h1" in response.get_data(as_text=True)
+        assert "Server error" not in text_of(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/admin/users/{}"),
+        ("POST", "/admin/users/{}"),
+        ("GET", "/admin/users/{}/deactivate"),
+        ("POST", "/admin/users/{}/reset-password"),
+        ("POST", "/admin/tokens/{}/revoke"),
+    ],
+)
+def test_an_id_out_of_the_database_s_range_is_a_404(admin_client, method, path):
+    """Ids are INTEGER columns: on PostgreSQL 2^31 already overflowed (a 500), on SQLite 2^63 did."""
+    for value in [*HUGE, OVERLONG, "0", "007", "١"]:
+        response = admin_client.open(path.format(value), method=method)
+
+        assert response.status_code == 404, value[:20]
+        assert _error_page_message(response) == NOT_FOUND_PAGE  # the route did not match: nothing looked up
+
+    largest = admin_client.open(path.format(2**31 - 1), method=method)
+    assert largest.status_code == 404
+    assert _error_page_message(largest) in (NOT_FOUND_PAGE, f"No user with id {2**31 - 1}.")
+
+
+def test_every_integer_in_a_path_is_a_database_id(app):
+    """A new route with a plain ``<int:...>`` would let an id beyond 32 bits reach the database."""
+    integers = [
+        (rule.rule, name)
+        for rule in app.url_map.iter_rules()
+        for name, converter in rule._converters.items()
+        if isinstance(converter, IntegerConverter) and not isinstance(converter, DatabaseIdConverter)
+    ]
+    assert integers == []
+    assert any(
+        isinstance(c, DatabaseIdConverter) for r in app.url_map.iter_rules() for c in r._converters.values()
+    )
+
+
+def _audit_events(app):
+    for day, action in ((1, "request.created"), (2, "request.approved")):
+        db.session.add(
+            AuditEvent(
+                actor_type="system",
+                actor_label="calendar",
+                action=action,
+                created_at=datetime(2024, 5, day, 12, tzinfo=UTC),
+            )
+        )
+    db.session.commit()
+
+
+def _exported_actions(admin_client, query: str) -> list[str]:
+    exported = admin_client.get(f"/admin/audit.csv?{query}&actor=calendar&actor_match=exact")
+    assert exported.status_code == 200, query
+    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0] == audit_log.CSV_HEADER
+    return [row[4] for row in rows[1:]]
+
+
+def test_the_audit_log_reaches_both_ends_of_the_calendar(app, admin_client):
+    _audit_events(app)
+    both = ["request.approved", "request.created"]
+
+    for query in ["date_to=9999-12-31", "date_from=0001-01-01", "date_from=0001-01-01&date_to=9999-12-31"]:
+        page = admin_client.get(f"/admin/audit?{query}&actor=calendar&actor_match=exact")
+        assert page.status_code == 200, query
+        assert "request.approved" in text_of(page) and "request.created" in text_of(page)
+        assert _exported_actions(admin_client, query) == both
+
+    assert _exported_actions(admin_client, "date_to=9999-12-30") == both
+    assert _exported_actions(admin_client, "date_from=9999-12-31") == []
+    assert _exported_actions(admin_client, "date_to=0001-01-01") == []
+
+
+def test_a_csv_export_whose_query_cannot_run_is_an_error_page_not_a_lone_header(
+    app, admin_client, monkeypatch
+):
+    def broken(filters):
+        raise RuntimeError("the database refused the statement")
+
+    monkeypatch.setattr(audit_log, "events_query", broken)
+
+    response = admin_client.get("/admin/audit.csv")
+
+    assert response.status_code == 500
+    assert response.mimetype == "text/html"
+    assert "Something went wrong on our side" in _error_page_message(response)
+
+
+def test_a_csv_export_that_fails_midway_says_so_in_the_file_and_fails_the_download(
+    app, admin_client, monkeypatch
+):
+    _audit_events(app)
+    written = []
+    real_row = audit_log._csv_row
+
+    def row_then_fail(event):
+        if written:
+            raise RuntimeError("connection lost")
+        written.append(event.id)
+        return real_row(event)
+
+    monkeypatch.setattr(audit_log, "CSV_BATCH", 1)
+    monkeypatch.setattr(audit_log, "_csv_row", row_then_fail)
+    response = admin_client.get("/admin/audit.csv")
+    chunks = []
+
+    with pytest.raises(RuntimeError, match="connection lost"):
+        for chunk in response.response:
+            chunks.append(chunk)
+
+    assert len(written) == 1  # the fault fired after one row went out
+    lines = b"".join(chunks).decode("utf-8-sig").splitlines()
+    assert lines[0] == ",".join(audit_log.CSV_HEADER)
+    assert len(lines) == 3
+    assert lines[-1] == audit_log.CSV_CUT_OFF
+
+
+def test_sign_in_with_a_control_character_in_next_goes_to_the_dashboard(app, world):
+    admin = world.users["admin"]
+    targets = [
+        "/requests/\r\nSet-Cookie: stolen=1",
+        "/requests/\nLocation: https://evil.example",
+        "/requests/\r",
+        "/\t/evil.example",
+        "/requests/\x1b[2J",
+        "/requests/\x7f",
+        "/requests/\x85",
+    ]
+    for target in targets:
+        client = app.test_client()
+
+        response = client.post(
+            "/auth/login", data={"email": admin.email, "password": TEST_PASSWORD, "next": target}
+        )
+
+        assert (response.status_code, response.headers.get("Location")) == (302, "/"), repr(target)
+        assert client.get("/").status_code == 200  # signed in
+
+
+def test_a_control_character_in_the_next_of_a_connection_toggle_goes_to_the_list(admin_client):
+    response = admin_client.post(
+        f"/admin/connections/{WEBHOOK_KEY}/toggle",
+        data={"action": "disable", "next": "/x\r\nSet-Cookie: a=b"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/connections"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "dataset:\n- fides_key: shop\n  collections: []\n  x: " + OVERLONG,
+            "a number of more than 4,300 digits",
+        ),
+        ("dataset:\n- fides_key: shop\n  description: 2024-02-30\n  collections: []", "such as 2024-02-30"),
+    ],
+)
+def test_a_dataset_with_an_unreadable_number_or_date_is_refused(app, text, message):
+    with pytest.raises(ValidationFailed) as refused:
+        datasets.parse_text(text)
+
+    assert message in str(refused.value)
+
+
+# --- the field limit -------------------------------------------------------------------------------
+
+TOO_MANY = f"A manual webhook has at most {MAX_FIELDS} fields; this list has {MAX_FIELDS + 1}."
+
+
+def _field_rows(count: int) -> list[dict]:
+    return [{"pii_field": f"Field {n}"} for n in range(count)]
+
+
+def _editor_data(rows: list[dict], button: str = "save") -> dict:
+    data = {button: "y"}
+    for index, row in enumerate(rows):
+        for key, value in row.items():
+            data[f"fields-{index}-{key}"] = value
+    return data
+
+
+def _store_fields_directly(count: int) -> None:
+    """A webhook saved before the limit existed (the API took any number of fields then)."""
+    webhook = connections.get_connection(WEBHOOK_KEY).manual_webhook
+    webhook.fields = webhook_service.normalize_fields(_field_rows(MAX_FIELDS))
+    webhook.fields = webhook.fields + [
+        {**webhook.fields[0], "pii_field": f"Old {n}", "dsr_package_label": f"old_{n}"}
+        for n in range(count - MAX_FIELDS)
+    ]
+    webhook.version = webhook.version + 1
+    db.session.commit()
+
+
+@pytest.mark.parametrize(("method", "key"), [("PATCH", WEBHOOK_KEY), ("POST", "spare")])
+def test_the_api_refuses_more_fields_than_the_limit_with_a_422_naming_it(app, world, method, key):
+    before = _webhook_state()
+
+    response = _api(
+        app.test_client(),
+        world,
+        method,
+        f"/connection/{key}/access_manual_webhook",
+        {"fields": _field_rows(MAX_FIELDS + 1)},
+    )
+
+    assert response.status_code == 422
+    assert response.get_json() == {
+        "detail": [{"loc": ["body", "fields"], "msg": TOO_MANY, "type": "value_error"}]
+    }
+    assert _webhook_state() == before
+
+
+def test_the_api_accepts_as_many_fields_as_the_limit(app, world):
+    response = _api(
+        app.test_client(),
+        world,
+        "PATCH",
+        f"/connection/{WEBHOOK_KEY}/access_manual_webhook",
+        {"fields": _field_rows(MAX_FIELDS)},
+    )
+
+    assert response.status_code == 200
+    assert len(response.get_json()["fields"]) == MAX_FIELDS
+
+
+def test_the_editor_saves_as_many_rows_as_the_limit_with_long_values(admin_client, world):
+    rows = [
+        {
+            "pii_field": f"Field {n} ".ljust(200, "x"),
+            "type": "textarea",
+            "required": "y",
+            "help_text": "h" * 500,
+        }
+        for n in range(MAX_FIELDS)
+    ]
+
+    saved = admin_client.post(f"/admin/connections/{WEBHOOK_KEY}/fields", data=_editor_data(rows))
+
+    assert saved.status_code == 302, text_of(saved)[:500]
+    stored = connections.get_connection(WEBHOOK_KEY).manual_webhook.fields
+    assert [f["pii_field"] for f in stored] == [row["pii_field"] for row in rows]
+    page = admin_client.get(f"/admin/connections/{WEBHOOK_KEY}/fields").get_data(as_text=True)
+    assert page.count("data-field-row") == MAX_FIELDS
+    assert 'name="add"' not in page
+
+
+def test_the_editor_refuses_more_rows_than_the_limit_and_saves_nothing(admin_client, world):
+    before = _webhook_state()
+
+    response = admin_client.post(
+        f"/admin/connections/{WEBHOOK_KEY}/fields", data=_editor_data(_field_rows(MAX_FIELDS + 1))
+    )
+
+    assert response.status_code == 200
+    assert TOO_MANY in text_of(response)
+    assert "Nothing was saved" in text_of(response)
+    assert _webhook_state() == before
+
+
+def test_the_editor_adds_no_row_beyond_the_limit(admin_client, world):
+    response = admin_client.post(
+        f"/admin/connections/{WEBHOOK_KEY}/fields", data=_editor_data(_field_rows(MAX_FIELDS), button="add")
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count("data-field-row") == MAX_FIELDS
+    assert 'name="add"' not in page
+
+
+def test_a_webhook_stored_with_more_fields_than_the_limit_opens_and_saves_in_the_editor(admin_client, world):
+    _store_fields_directly(MAX_FIELDS + 50)
+    version = connections.get_connection(WEBHOOK_KEY).manual_webhook.version
+
+    page = admin_client.get(f"/admin/connections/{WEBHOOK_KEY}/fields")
+
+    assert page.status_code == 200
+    shown = page.get_data(as_text=True)
+    assert shown.count("data-field-row") == MAX_FIELDS
+    words = " ".join(re.sub(r"<[^>]+>", "", text_of(page)).split())
+    assert (
+        f"This webhook has {MAX_FIELDS + 50} fields, more than the {MAX_FIELDS} a webhook may have now "
+        "(it was saved before that limit)." in words
+    )
+    assert (
+        "The editor shows the first 200: saving here keeps the fields shown and removes the other 50."
+        in words
+    )
+
+    form = form_values_of(page)
+    data = {name: value for name, value in form.items() if name.startswith("fields-")}
+    saved = admin_client.post(f"/admin/connections/{WEBHOOK_KEY}/fields", data={**data, "save": "y"})
+
+    assert saved.status_code == 302
+    webhook = connections.get_connection(WEBHOOK_KEY).manual_webhook
+    assert (len(webhook.fields), webhook.version) == (MAX_FIELDS, version + 1)
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "webhook.changed").order_by(AuditEvent.id.desc())
+    ).first()
+    assert event.details["removed_labels"] == [f"old_{n}" for n in range(50)]
+
+
+def test_a_row_number_of_thousands_of_digits_is_ignored_by_the_editor(admin_client, world):
+    response = admin_client.post(
+        f"/admin/connections/{WEBHOOK_KEY}/fields",
+        data={"fields-0-pii_field": "Kept", f"fields-{OVERLONG}-pii_field": "Ignored", "save": "y"},
+    )
+
+    assert response.status_code == 302
+    assert [f["pii_field"] for f in connections.get_connection(WEBHOOK_KEY).manual_webhook.fields] == ["Kept"]
+
+
+def test_the_form_limits_leave_room_for_the_largest_field_editor(app):
+    # Five inputs a row (pii_field, label, type, required, help_text), the button and the CSRF token.
+    assert app.config["MAX_FORM_PARTS"] >= MAX_FIELDS * 5 + 2
+    row_bytes = len("fields-199-dsr_package_label=") * 5 + 200 + 200 + 500 + len("textarea")
+    assert app.config["MAX_FORM_MEMORY_SIZE"] >= MAX_FIELDS * row_bytes
+
+
+# --- every route of the url_map, signed in as an admin with an all-scopes token ---------------------
+# Each walk sends one class of hostile input to every route and lists every answer that is a server
+# error, or a 4xx without a message. Reads go first and deletions (and signing out) last, so one
+# world serves a whole walk.
+
+EXTREME_DATES = ["9999-12-31", "0001-01-01", "2024-02-30", "99999-01-01", "yesterday"]
+HOSTILE_NEXT = "/requests/\r\nSet-Cookie: stolen=1"
+LAST = {
+    "api.delete_connection",
+    "api.delete_webhook",
+    "api.delete_dataset",
+    "admin.delete_connection",
+    "admin.delete_webhook",
+    "admin.delete_dataset",
+    "auth.logout",
+}
+
+
+DATABASE_ENDPOINTS = {
+    "admin.database",
+    "admin.database_secrets",
+    "admin.test_database",
+    "admin.save_datasets",
+    "admin.download_dataset",
+    "admin.delete_dataset",
+    "api.list_datasets",
+    "api.patch_datasets",
+    "api.get_dataset",
+    "api.delete_dataset",
+    "api.put_secrets",
+    "api.test_connection",
+}
+
+
+@pytest.fixture
+def walk_world(world, tmp_path):
+    """The hardening world, plus a SQLite database connection with a dataset for the database routes."""
+    with sqlite_source(tmp_path) as secrets:
+        world.extra["database"] = add_database("Shop", "sqlite", secrets, SHOP_YAML).key
+        world.extra["secrets"] = secrets
+        yield world
+
+
+def _params(world, endpoint: str) -> dict:
+    params = params_for(world, endpoint)
+    if endpoint in DATABASE_ENDPOINTS:
+        params.update(key=world.extra["database"], fides_key="shop")
+    return params
+
+
+def _url(world, rule) -> str:
+    return url_for_rule(rule, _params(world, rule.endpoint))
+
+
+def _body(world, endpoint: str):
+    if endpoint == "api.patch_datasets":
+        return yaml.safe_load(SHOP_YAML)["dataset"]
+    if endpoint == "api.put_secrets":
+        return world.extra["secrets"]
+    return api_body(world, endpoint)
+
+
+def _walk(app) -> list:
+    routes = list(route_methods(app))
+    return sorted(routes, key=lambda rm: (rm[0].endpoint in LAST, rm[1] != "GET", rm[0].rule, rm[1]))
+
+
+def _admin(app, world):
+    client = app.test_client()
+    sign_in(client, world.users["admin"])
+    return client
+
+
+def _with_query(url: str, **params) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _call(client, world, rule, method: str, url: str, **kwargs):
+    headers = world.headers("admin") if rule.rule.startswith("/api/") else {}
+    with client.open(url, method=method, headers=headers, **kwargs) as response:
+        response.get_data()
+        return response
+
+
+def test_every_get_route_answers_huge_page_numbers(app, walk_world):
+    world = walk_world
+    client, wrong, answered = _admin(app, world), [], {}
+    for rule, method in _walk(app):
+        if method != "GET":
+            continue
+        base = _url(world, rule)
+        for value in [*HUGE, OVERLONG, "-" + HUGE[2]]:
+            url = _with_query(base, page=value, size=value, per_page=value, timeline=value)
+            response = _call(client, world, rule, method, url)
+            answered[(rule.endpoint, value)] = response.status_code
+            wrong.append(server_error_or_silence(method, url, response))
+
+    assert [w for w in wrong if w] == []
+    assert answered[("requests.queue", OVERLONG)] == 302  # to the last page
+    assert answered[("admin.users", OVERLONG)] == 200
+    assert answered[("api.list_privacy_requests", OVERLONG)] == 422
+
+
+def test_every_get_route_answers_extreme_dates(app, walk_world):
+    world = walk_world
+    _audit_events(app)
+    client, wrong, answered = _admin(app, world), [], {}
+    for rule, method in _walk(app):
+        if method != "GET":
+            continue
+        base = _url(world, rule)
+        queries = [{"date_from": d} for d in EXTREME_DATES] + [{"date_to": d} for d in EXTREME_DATES]
+        for query in [*queries, {"date_from": "0001-01-01", "date_to": "9999-12-31"}]:
+            url = _with_query(base, **query)
+            response = _call(client, world, rule, method, url)
+            answered[(rule.endpoint, tuple(query.items()))] = response
+            wrong.append(server_error_or_silence(method, url, response))
+
+    assert [w for w in wrong if w] == []
+    whole = answered[("admin.audit_csv", (("date_from", "0001-01-01"), ("date_to", "9999-12-31")))]
+    assert whole.status_code == 200 and "request.approved" in whole.get_data(as_text=True)
+    assert answered[("admin.audit_csv", (("date_to", "2024-02-30"),))].status_code == 400
+
+
+def test_every_path_segment_answers_huge_and_overlong_numbers(app, walk_world):
+    world = walk_world
+    client, wrong, ids = _admin(app, world), [], 0
+    for rule, method in _walk(app):
+        params = _params(world, rule.endpoint)
+        body = _body(world, rule.endpoint)
+        for name in sorted(rule.arguments - {"filename"}):
+            for value in [*HUGE, OVERLONG]:
+                url = path_with(rule, {**params, name: value})
+                response = _call(client, world, rule, method, url, json=body)
+                wrong.append(server_error_or_silence(method, url, response))
+                if isinstance(rule._converters[name], DatabaseIdConverter):
+                    ids += 1
+                    if response.status_code != 404 or problem_of(response) != NOT_FOUND_PAGE:
+                        wrong.append(
+                            f"{method} {rule.rule} with {name}={value[:20]} → {response.status_code}"
+                        )
+
+    assert [w for w in wrong if w] == []
+    assert ids >= 6 * 3  # every users and tokens route was tried
+
+
+def _numbers_in(body, number):
+    """``body`` with every scalar replaced by ``number`` (keys kept), or ``number`` itself."""
+    if isinstance(body, dict):
+        return {key: _numbers_in(value, number) for key, value in body.items()}
+    if isinstance(body, list):
+        return [_numbers_in(value, number) for value in body]
+    return number
+
+
+def test_every_json_route_answers_huge_integers_in_its_body(app, walk_world):
+    world = walk_world
+    client, wrong, overlong = app.test_client(), [], 0
+    marker = 7_654_321_234_567
+    for rule, method in _walk(app):
+        if not rule.rule.startswith("/api/") or method not in ("POST", "PATCH", "PUT"):
+            continue
+        url = _url(world, rule)
+        body = _body(world, rule.endpoint)
+        shapes = [_numbers_in(body, number) for number in (2**31, 2**64, -(2**63) - 1, 10**40)] + [
+            2**64,
+            {"x": 2**64},
+        ]
+        for shape in shapes:
+            response = _call(
+                client, world, rule, method, url, data=json.dumps(shape), content_type="application/json"
+            )
+            wrong.append(server_error_or_silence(method, url, response))
+        raw = json.dumps(_numbers_in(body, marker)).replace(str(marker), OVERLONG)
+        response = _call(client, world, rule, method, url, data=raw, content_type="application/json")
+        wrong.append(server_error_or_silence(method, url, response))
+        if body is not None:
+            overlong += 1
+            if (response.status_code, problem_of(response)) != (400, OVERLONG_JSON):
+                wrong.append(f"{method} {url} with a {len(OVERLONG)}-digit number → {response.status_code}")
+
+    assert [w for w in wrong if w] == []
+    assert overlong >= 10
+
+
+def _form_field_names(client, world, app) -> set[str]:
+    """Every input, select and textarea name on every page an admin can open."""
+    names: set[str] = set()
+    for rule, method in _walk(app):
+        if method == "GET" and not rule.rule.startswith(("/api/", "/static", "/bootstrap")):
+            page = _call(client, world, rule, method, _url(world, rule))
+            if page.mimetype != "text/html":
+                continue
+            names |= set(
+                re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', page.get_data(as_text=True))
+            )
+    return names - {"csrf_token"}
+
+
+@pytest.mark.parametrize("value", [*HUGE[:2], OVERLONG, "9999-12-31", "0001-01-01", "2024-02-30"])
+def test_every_html_form_answers_hostile_numbers_and_dates_in_every_field(app, walk_world, value):
+    world = walk_world
+    client, wrong = _admin(app, world), []
+    names = _form_field_names(client, world, app)
+    assert {"next", "expires_on", "fields-0-pii_field", "email", "name"} <= names
+    for rule, method in _walk(app):
+        if method != "POST" or rule.rule.startswith("/api/"):
+            continue
+        url = _url(world, rule)
+        response = _call(client, world, rule, method, url, data=dict.fromkeys(names, value))
+        wrong.append(server_error_or_silence(method, url, response))
+
+    assert [w for w in wrong if w] == []
+
+
+# Form data with which each form does what it is for, so that it reaches its redirect.
+NEXT_FORM_DATA = {
+    **FORM_DATA,
+    "auth.login": {"password": TEST_PASSWORD},
+    "admin.toggle_connection": {"action": "disable"},
+}
+
+
+@pytest.mark.parametrize("target", [HOSTILE_NEXT, "/\t/evil.example", "/x\x7f", "//evil.example"])
+def test_no_form_follows_a_next_with_control_characters_or_to_another_site(app, walk_world, target):
+    world, wrong, redirects = walk_world, [], 0
+    for rule, method in _walk(app):
+        if method != "POST" or rule.rule.startswith("/api/"):
+            continue
+        client = app.test_client() if rule.endpoint == "auth.login" else _admin(app, world)
+        data = {**NEXT_FORM_DATA.get(rule.endpoint, {}), "next": target}
+        if rule.endpoint == "auth.login":
+            data["email"] = world.users["admin"].email
+        url = _with_query(_url(world, rule), next=target)
+        response = _call(client, world, rule, method, url, data=data)
+        wrong.append(server_error_or_silence(method, url, response))
+        if response.status_code in (301, 302, 303):
+            redirects += 1
+            location = response.headers["Location"]
+            if not location.startswith("/") or location.startswith("//") or "evil" in location:
+                wrong.append(f"{method} {rule.rule} → {location!r}")
+
+    assert [w for w in wrong if w] == []
+    assert redirects >= 15
+
+
+def test_every_route_answers_with_a_webhook_longer_than_the_limit(app, walk_world):
+    world = walk_world
+    _store_fields_directly(MAX_FIELDS + 50)
+    client, wrong, answered = _admin(app, world), [], {}
+    for rule, method in _walk(app):
+        url = _url(world, rule)
+        body = _body(world, rule.endpoint)
+        kwargs = {"json": body} if body is not None else {"data": FORM_DATA.get(rule.endpoint)}
+        response = _call(client, world, rule, method, url, **kwargs)
+        answered[(rule.endpoint, method)] = response.status_code
+        wrong.append(server_error_or_silence(method, url, response))
+
+    assert [w for w in wrong if w] == []
+    assert answered[("admin.webhook_fields", "GET")] == 200
+    assert answered[("requests.manual_input", "GET")] == 200
+    assert answered[("api.get_webhook", "GET")] == 200

@@ -11,6 +11,7 @@ from werkzeug.routing import BuildError
 from portal.admin import bp
 from portal.admin.audit_forms import AuditFilterForm
 from portal.models import utcnow
+from portal.routing import page_number
 from portal.services import audit_log
 
 
@@ -41,7 +42,7 @@ def audit():
         filtered = filters.active
         events = audit_log.list_events(
             filters,
-            page=request.args.get("page", 1, type=int),
+            page=page_number(),
             per_page=current_app.config["PAGE_SIZE"],
         )
     return render_template(

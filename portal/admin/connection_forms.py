@@ -106,10 +106,27 @@ class FieldRowForm(Form):
         return {"id": self.id.data, **row} if self.id.data else row
 
 
+ROW_NUMBER_DIGITS = 6  # rows are numbered from 0; the form limits allow a few hundred
+
+
+class FieldRows(FieldList):
+    """Every posted row (the form limits bound how many), so the service, not a silent cut, refuses a
+    list longer than MAX_FIELDS; a row number too long to be one is ignored rather than parsed."""
+
+    @classmethod
+    def _extract_indices(cls, prefix, formdata):
+        offset = len(prefix) + 1
+        for name in formdata:
+            if name.startswith(prefix):
+                index = name[offset:].split("-", 1)[0]
+                if index.isascii() and index.isdigit() and len(index) <= ROW_NUMBER_DIGITS:
+                    yield int(index)
+
+
 class WebhookFieldsForm(FlaskForm):
     """The field editor. Add, Remove and Move re-render the posted rows; only Save writes."""
 
-    fields = FieldList(FormField(FieldRowForm), min_entries=0, max_entries=200)
+    fields = FieldRows(FormField(FieldRowForm), min_entries=0)
     version = HiddenField()  # the version the list was loaded at ("0": none saved yet)
     add = SubmitField("Add a field")
     save = SubmitField("Save fields")

@@ -20,6 +20,7 @@ from portal.admin.connection_forms import (
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType
+from portal.routing import page_number
 from portal.security import safe_next_url
 from portal.services import DomainError, FieldsChanged, NotFound, ValidationFailed
 from portal.services import connections as connection_service
@@ -63,7 +64,7 @@ def _show_errors(form, exc: DomainError, default_field: str) -> None:
 @bp.route("/connections")
 def connections():
     size = current_app.config["PAGE_SIZE"]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     items, total = connection_service.list_connections(page, size)
     pages = max((total + size - 1) // size, 1)
     if page > pages:
@@ -220,7 +221,7 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
         hints=hints,
         summary=list(summary),
         focus_row=focus_row,
-        max_rows=form.fields.max_entries,
+        max_rows=webhook_service.MAX_FIELDS,
     )
 
 
@@ -229,7 +230,11 @@ def webhook_fields(key: str):
     conn = _manual_or_404(key)
     current = conn.manual_webhook.version if conn.manual_webhook else 0
     if request.method == "GET":
-        rows = conn.manual_webhook.fields if conn.manual_webhook else [BLANK_ROW]
+        # A list stored before the limit existed may be longer: the editor shows (and saves) the first
+        # MAX_FIELDS rows, and the page says so.
+        rows = (
+            conn.manual_webhook.fields[: webhook_service.MAX_FIELDS] if conn.manual_webhook else [BLANK_ROW]
+        )
         return _render_fields(
             conn, WebhookFieldsForm(formdata=None, data={"fields": rows, "version": current})
         )
@@ -243,7 +248,7 @@ def webhook_fields(key: str):
         # Add / Remove / Move re-render what was typed, without saving anything.
         if row_action:
             rows, focus = _apply_row_action(rows, *row_action)
-        elif len(rows) < form.fields.max_entries:
+        elif len(rows) < webhook_service.MAX_FIELDS:
             rows.append(dict(BLANK_ROW))
             focus = len(rows) - 1
         else:

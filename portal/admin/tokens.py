@@ -14,6 +14,7 @@ from portal.admin import bp
 from portal.admin.token_forms import NewTokenForm
 from portal.extensions import db
 from portal.models import ApiToken, User
+from portal.routing import page_number
 from portal.scopes import effective_scopes
 from portal.services import DomainError, tokens
 from portal.services.audit import Actor
@@ -57,6 +58,7 @@ def tokens_index():
         select(ApiToken)
         .options(selectinload(ApiToken.user))
         .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc()),
+        page=page_number(),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
@@ -65,7 +67,7 @@ def tokens_index():
     )
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: int):
     token = db.session.get(ApiToken, token_id)
     if token is None:

@@ -14,6 +14,7 @@ from portal.admin import bp
 from portal.admin.user_forms import ConfirmForm, EditUserForm, NewUserForm, ResetPasswordForm
 from portal.extensions import db
 from portal.models import User
+from portal.routing import page_number
 from portal.security import generate_password
 from portal.services import DomainError, NotFound, ValidationFailed, users
 from portal.services.audit import Actor
@@ -74,6 +75,7 @@ def _render_edit(user: User, form: EditUserForm | None = None, reset_form: Reset
 def list_users():
     pagination = db.paginate(
         select(User).order_by(User.email),
+        page=page_number(),
         per_page=current_app.config["PAGE_SIZE"],
         max_per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
@@ -107,7 +109,7 @@ def new_user():
     return render_template("admin/users/new.html", form=form)
 
 
-@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int):
     user = _user_or_404(user_id)
     form = EditUserForm(obj=user)
@@ -149,19 +151,19 @@ def _set_active(user_id: int, active: bool):
     return render_template("admin/users/confirm_status.html", user=user, form=form, active=active)
 
 
-@bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>/deactivate", methods=["GET", "POST"])
 def deactivate_user(user_id: int):
     """GET asks for confirmation; POST deactivates."""
     return _set_active(user_id, active=False)
 
 
-@bp.route("/users/<int:user_id>/reactivate", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>/reactivate", methods=["GET", "POST"])
 def reactivate_user(user_id: int):
     """GET asks for confirmation; POST reactivates."""
     return _set_active(user_id, active=True)
 
 
-@bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+@bp.route("/users/<id:user_id>/reset-password", methods=["POST"])
 def reset_password(user_id: int):
     user = _user_or_404(user_id)
     reset_form = ResetPasswordForm(prefix="reset")

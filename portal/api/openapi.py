@@ -12,6 +12,7 @@ from portal import scopes
 from portal.api import ApiError, bp
 from portal.api.schemas import ConnectionIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn, WebhookIn
 from portal.models.requests import STATUS_VALUES
+from portal.routing import MAX_PAGE
 from portal.services import tokens
 
 
@@ -191,7 +192,7 @@ PAGING = [
     {
         "name": "page",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
     },
     {
         "name": "size",

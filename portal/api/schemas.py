@@ -10,10 +10,13 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from portal.crypto import require_decrypted
 from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
+from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
+from portal.services.webhooks import MAX_FIELDS
 
 MAX_BULK = 50
-MAX_PAGE = 1_000_000
+# Python's own default (sys.get_int_max_str_digits): converting longer digit strings costs quadratic time.
+MAX_JSON_INTEGER_DIGITS = 4300
 
 
 class ApiModel(BaseModel):
@@ -33,9 +36,11 @@ ConnectionListIn = TypeAdapter(Annotated[list[ConnectionIn], Field(max_length=MA
 
 
 class WebhookIn(ApiModel):
+    # The limit is the service's rule (one message for the API and the field editor); here it is documented.
     fields: list[Any] = Field(
-        description="Field definitions: pii_field (required), dsr_package_label, and the extensions "
-        "type (text|textarea|email|number|date|boolean), required, help_text."
+        description=f"Field definitions (at most {MAX_FIELDS}): pii_field (required), dsr_package_label, and "
+        "the extensions type (text|textarea|email|number|date|boolean), required, help_text.",
+        json_schema_extra={"maxItems": MAX_FIELDS},
     )
 
 
@@ -113,6 +118,16 @@ def _contains_null(data: Any) -> bool:
     return False
 
 
+def _json_integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise BodyError(
+            400,
+            f"The body holds a number with more than {MAX_JSON_INTEGER_DIGITS:,} digits, which is not "
+            "accepted.",
+        )
+    return int(text)
+
+
 def json_body() -> Any:
     """The parsed JSON body; 415 for another content type, 400 for malformed JSON."""
     if request.mimetype != "application/json":
@@ -121,7 +136,7 @@ def json_body() -> Any:
         )
     raw = request.get_data(cache=False)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_json_integer)
     except UnicodeDecodeError:
         raise BodyError(400, "Malformed JSON body: it is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -192,11 +207,11 @@ def page_params(default_size: int = 50, max_size: int = 100) -> tuple[int, int]:
 
     values = {}
     for name, default in (("page", 1), ("size", default_size)):
-        raw = request.args.get(name, str(default))
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        value = bounded_int(request.args.get(name, str(default)), 1, MAX_PAGE)
+        if value is None:
             message = f"must be an integer from 1 to {MAX_PAGE}"
             raise ValidationFailed(f"{name} {message}", [(("query", name), message)])
-        values[name] = int(raw)
+        values[name] = value
     if values["size"] > max_size:
         raise ValidationFailed(
             f"size must be at most {max_size}", [(("query", "size"), f"must be at most {max_size}")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, abort, current_app, render_template, request, stream_with_context, url_for
+from flask import Response, abort, current_app, render_template, stream_with_context, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
@@ -21,6 +21,7 @@ from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
 from portal.models.packages import StoredPackage
 from portal.packages import bp
+from portal.routing import page_number
 from portal.services import NotFound, privacy_requests, reports
 from portal.services.audit import Actor
 
@@ -81,7 +82,7 @@ def index():
     page = privacy_requests.list_requests(
         statuses=[RequestStatus.COMPLETE.value],
         order="completed",
-        page=request.args.get("page", 1, type=int),
+        page=page_number(),
         size=current_app.config["PAGE_SIZE"],
     )
     return render_template("packages/index.html", page=page)

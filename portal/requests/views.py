@@ -15,6 +15,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from portal import routing
 from portal.dynamic_forms import (
     ManualInputForm,
     attach_service_errors,
@@ -260,7 +261,7 @@ def queue():
         if refused:
             flash(URL_SEARCH_REFUSED, "warning")
         return redirect(url_for(".queue", status=status, **{k: v for k, v in usable.items() if v}))
-    page_number = max(request.args.get("page", 1, type=int), 1)
+    page_number = routing.page_number()
     page = privacy_requests.list_requests(
         statuses=None if status == STATUS_ALL else [status],
         search=q,

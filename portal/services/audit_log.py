@@ -61,6 +61,9 @@ KNOWN_ACTIONS = (
 ACTOR_KINDS = ("user", "token", "system")
 CSV_HEADER = ["id", "time_utc", "actor", "actor_kind", "action", "request_id", "connection_key", "details"]
 CSV_BATCH = 500
+CSV_CUT_OFF = (
+    "The export stopped early because of an error: events are missing below this line. Export again."
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def events_query(filters: AuditFilter) -> Select:
         stmt = stmt.where(AuditEvent.action == filters.action)
     if filters.date_from:
         stmt = stmt.where(AuditEvent.created_at >= _start_of(filters.date_from))
-    if filters.date_to:
+    if filters.date_to and filters.date_to < date.max:  # up to the last day of the calendar: no bound
         stmt = stmt.where(AuditEvent.created_at < _start_of(filters.date_to + timedelta(days=1)))
     return stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
 
@@ -158,9 +161,29 @@ def _csv_row(event: AuditEvent) -> list[Any]:
 def iter_csv(filters: AuditFilter) -> Iterator[bytes]:
     """The filtered trail as CSV chunks (header first), read in batches so memory stays flat.
 
-    UTF-8 with a byte-order mark and CSV-injection safe, like the package CSVs (see ``reports``).
+    UTF-8 with a byte-order mark and CSV-injection safe, like the package CSVs (see ``reports``). The
+    query runs before this returns, so a filter that cannot run is the caller's error, never a file with
+    a header and nothing else.
     """
-    yield ("\ufeff" + csv_text(CSV_HEADER, [])).encode("utf-8")
-    result = db.session.execute(events_query(filters).execution_options(yield_per=CSV_BATCH))
-    for batch in result.scalars().partitions():
-        yield csv_text(None, [_csv_row(event) for event in batch]).encode("utf-8")
+    chunks = _csv_chunks(events_query(filters))
+    return _after(next(chunks), chunks)
+
+
+def _after(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _csv_chunks(statement: Select) -> Iterator[bytes]:
+    result = db.session.execute(statement.execution_options(yield_per=CSV_BATCH))
+    try:
+        yield ("\ufeff" + csv_text(CSV_HEADER, [])).encode("utf-8")
+        for batch in result.scalars().partitions():
+            yield csv_text(None, [_csv_row(event) for event in batch]).encode("utf-8")
+    except Exception:
+        # The status line is long gone: say so in the file, then fail the transfer, so neither a person
+        # opening the file nor a browser or script downloading it takes it for the whole trail.
+        yield csv_text(None, [[CSV_CUT_OFF]]).encode("utf-8")
+        raise
+    finally:
+        result.close()  # also when the download is abandoned (a server-side cursor on PostgreSQL)

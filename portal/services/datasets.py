@@ -59,6 +59,12 @@ def parse_text(text: str) -> list[Any]:
     except RecursionError:
         message = "The dataset is nested too deeply."
         raise ValidationFailed(message, [(("dataset",), message)]) from None
+    except ValueError:  # PyYAML reads numbers and dates with Python's int() and date()
+        message = (
+            "The dataset holds a number or a date that cannot be read: a number of more than 4,300 digits, "
+            "or a day that does not exist, such as 2024-02-30."
+        )
+        raise ValidationFailed(message, [(("dataset",), message)]) from None
     if isinstance(document, dict) and "dataset" in document:
         document = document["dataset"]
     elif isinstance(document, dict) and "fides_key" in document:

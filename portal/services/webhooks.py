@@ -47,6 +47,9 @@ FIELD_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 MAX_PII_FIELD_LENGTH = 200
 MAX_LABEL_LENGTH = 200
 MAX_HELP_TEXT_LENGTH = 500
+# Staff fill every field in for each request, on one page: 200 is more than any system needs, and what
+# the field editor shows and posts back within the form limits (portal/config.py).
+MAX_FIELDS = 200
 
 AT_LEAST_ONE_FIELD = "ensure this value has at least 1 items"
 PII_FIELDS_UNIQUE = "pii_fields must be unique"
@@ -164,6 +167,9 @@ def normalize_fields(raw: list[dict]) -> list[dict]:
         raise ValidationFailed("fields must be a list of field definitions.", [((), "must be a list")])
     if not raw:
         raise ValidationFailed(AT_LEAST_ONE_FIELD, [((), AT_LEAST_ONE_FIELD)])
+    if len(raw) > MAX_FIELDS:
+        message = f"A manual webhook has at most {MAX_FIELDS} fields; this list has {len(raw):,}."
+        raise ValidationFailed(message, [((), message)])
 
     rows: list[dict[str, Any]] = []
     errors: list[tuple[Location, str]] = []

@@ -4,6 +4,9 @@ import re
 
 import pytest
 
+from portal.extensions import db
+from portal.services import connections as connection_service
+from portal.services.webhooks import MAX_FIELDS
 from tests.e2e.helpers import expect, new_document
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +97,32 @@ def test_admin_creates_a_webhook_and_arranges_its_fields(browsing, live_server):
     # The dashboard no longer lists it among the webhooks without fields.
     page.get_by_role("link", name="Dashboard").first.click()
     expect(page.get_by_text("Every enabled manual webhook has fields.")).to_be_visible()
+
+
+def test_a_webhook_saved_with_more_fields_than_the_limit_opens_and_can_be_brought_under_it(
+    browsing, live_server
+):
+    fields = [{"pii_field": f"Field {n}"} for n in range(MAX_FIELDS)]
+    key = live_server.create_webhook("Legacy CRM", fields)
+    with live_server.app.app_context():  # saved before the limit: written past the service's rule
+        webhook = connection_service.get_connection(key).manual_webhook
+        webhook.fields = [
+            *webhook.fields,
+            *(
+                {**webhook.fields[0], "pii_field": f"Old {n}", "dsr_package_label": f"old_{n}"}
+                for n in range(30)
+            ),
+        ]
+        db.session.commit()
+    page = browsing.sign_in(live_server.create_user("admin"))
+
+    page.goto(f"{live_server.url}/admin/connections/{key}/fields")
+
+    expect(page.get_by_role("note").filter(has_text="This webhook has 230 fields")).to_contain_text(
+        "saving here keeps the fields shown and removes the other 30."
+    )
+    expect(rows(page)).to_have_count(MAX_FIELDS)
+    expect(page.get_by_role("button", name="Add a field")).to_have_count(0)
+    page.get_by_role("button", name="Save fields").last.click()
+    expect(page.get_by_role("status").first).to_contain_text(f"Saved {MAX_FIELDS} field(s) as version 2.")
+    expect(page.get_by_role("note").filter(has_text="This webhook has")).to_have_count(0)
