@@ -907,11 +907,12 @@ def _editor_data(rows: list[dict], button: str = "save") -> dict:
 def _store_fields_directly(count: int) -> None:
     """A webhook saved before the limit existed (the API took any number of fields then)."""
     webhook = connections.get_connection(WEBHOOK_KEY).manual_webhook
-    webhook.fields = webhook_service.normalize_fields(_field_rows(MAX_FIELDS))
-    webhook.fields = webhook.fields + [
-        {**webhook.fields[0], "pii_field": f"Old {n}", "dsr_package_label": f"old_{n}"}
+    fields = webhook_service.normalize_fields(_field_rows(MAX_FIELDS))
+    fields = fields + [
+        {**fields[0], "pii_field": f"Old {n}", "dsr_package_label": f"old_{n}"}
         for n in range(count - MAX_FIELDS)
     ]
+    webhook.fields = [{**field, "id": f"f{n}"} for n, field in enumerate(fields)]
     webhook.version = webhook.version + 1
     db.session.commit()
 
