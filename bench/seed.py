@@ -155,7 +155,7 @@ class BulkWriter:
                 cursor.execute("PRAGMA synchronous=OFF")
                 marks = ", ".join("?" * len(columns))
                 for batch in chunks(rows):
-                    cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", batch)
+                    cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", batch)  # noqa: S608 - the schema's own names
             else:
                 with raw.driver_connection.cursor() as cursor:
                     cursor.execute("SET synchronous_commit = off")
@@ -284,10 +284,10 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
     from portal.crypto import keyring
     from portal.extensions import db
     from portal.models import Policy, utcnow
+    from portal.models.audit import Actor
     from portal.models.packages import Packer
     from portal.services import connections, tokens, users, webhooks
-    from portal.services.audit import Actor
-    from portal.services.privacy_requests import external_id_index
+    from portal.services.identities import external_id_index
 
     pools = pools or Pools()
     rng = random.Random(rng_seed)
@@ -550,7 +550,7 @@ def add_collection_source(path: Path, request_ids: list[str], writer: BulkWriter
                 )
                 for n in range(SOURCE_ROWS * SOURCE_NOISE)
             )
-            connection.executemany(f"INSERT INTO {table} (email, kind, detail, at) VALUES (?, ?, ?, ?)", rows)
+            connection.executemany(f"INSERT INTO {table} (email, kind, detail, at) VALUES (?, ?, ?, ?)", rows)  # noqa: S608 - the bench's own table names
         connection.commit()
     finally:
         connection.close()

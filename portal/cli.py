@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import Role, User
+from portal.models.audit import Actor
 from portal.security import generate_password
 from portal.services import DomainError, privacy_requests, tokens, users
-from portal.services.audit import Actor
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -87,8 +87,8 @@ def register_cli(app) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Requeue lost runs (killed worker, broker down); for cron when Celery beat is not used."""
-        from portal.execution.sweeper import purge_if_enabled
         from portal.execution.sweeper import sweep as run_sweep
+        from portal.services.retention import purge_if_enabled
 
         requeued = run_sweep()
         for item in requeued:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, Role
+from portal.models.audit import Actor
 from portal.security import generate_password
 from portal.services import (
     connections,
@@ -23,7 +24,6 @@ from portal.services import (
     users,
     webhooks,
 )
-from portal.services.audit import Actor
 
 DEMO = Actor.system("seed-demo")
 DEMO_WEBHOOK_KEY = "manual_webhook_key"

@@ -6,19 +6,16 @@ definition's stable id (never its position, so a reorder or rename cannot move a
 and the form carries the webhook version it was built from; ``dsr_package_label``s never become attribute
 names (a label may be ``dict`` or ``__class__``) and ``pii_field`` is only ever label *text*.
 
-``manual_inputs.validate_values`` is the authority: a save is checked by it alone. When it refuses, the
-form's own checks (required, email, number, date, length) run for messages shown next to each input.
+The rules are ``manual_inputs``': a save is checked by ``validate_values``, and the form's own type checks
+call the same ``typed_problem``, saying it in a person's words next to each input.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    EmailField,
     Field,
     HiddenField,
     SelectChoice,
@@ -27,17 +24,31 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import Email, Length, Optional, StopValidation, ValidationError
-from wtforms.widgets import DateInput
+from wtforms.validators import Length, Optional, StopValidation, ValidationError
+from wtforms.widgets import DateInput, EmailInput
 
+from portal import cache
 from portal.services import ValidationFailed
-from portal.services.manual_inputs import FALSE_WORDS, MAX_VALUE_LENGTH, TRUE_WORDS
+from portal.services.manual_inputs import (
+    FALSE_WORDS,
+    MAX_VALUE_LENGTH,
+    TRUE_WORDS,
+    ManualSystem,
+    typed_problem,
+)
 
 BOOLEAN_CHOICES = [SelectChoice("", "(blank)"), SelectChoice("true", "Yes"), SelectChoice("false", "No")]
 NOTHING_ENTERED = (
     "Fill in at least one field, or press “Nothing found in this system” if this system holds no data "
     "about the person."
 )
+# ``manual_inputs.PROBLEMS`` as the form says them, next to the input.
+FORM_MESSAGES = {
+    "email": "Enter an email address, e.g. name@example.com.",
+    "number": "Enter a number, e.g. 42 or 3.5.",
+    "finite": "Enter a finite number, e.g. 42 or 3.5.",
+    "date": "Enter a date as YYYY-MM-DD.",
+}
 
 
 def field_name(field_id: str) -> str:
@@ -58,20 +69,16 @@ class RequiredOnSave:
             raise StopValidation("This field is required.")
 
 
-def _number(form, field) -> None:
-    try:
-        number = float(field.data.strip())
-    except ValueError:
-        raise ValidationError("Enter a number, e.g. 42 or 3.5.") from None
-    if not math.isfinite(number):
-        raise ValidationError("Enter a finite number, e.g. 42 or 3.5.")
+class TypedValue:
+    """The service's check of a typed value (``manual_inputs.typed_problem``), in the form's words."""
 
+    def __init__(self, kind: str):
+        self.kind = kind
 
-def _iso_date(form, field) -> None:
-    try:
-        date.fromisoformat(field.data.strip())
-    except ValueError:
-        raise ValidationError("Enter a date as YYYY-MM-DD.") from None
+    def __call__(self, form, field) -> None:
+        problem, _ = typed_problem(self.kind, field.data)
+        if problem:
+            raise ValidationError(FORM_MESSAGES[problem])
 
 
 def _make_field(definition: dict[str, Any]) -> Field:
@@ -84,35 +91,54 @@ def _make_field(definition: dict[str, Any]) -> Field:
         return SelectField(label, [presence], choices=BOOLEAN_CHOICES, default="", description=description)
     if kind == "textarea":
         return TextAreaField(label, [presence, length], description=description, render_kw={"rows": 4})
+    checks = [presence, length, TypedValue(kind)]
     if kind == "email":
-        message = "Enter an email address, e.g. name@example.com."
-        return EmailField(label, [presence, length, Email(message=message)], description=description)
+        return StringField(label, checks, description=description, widget=EmailInput())
     if kind == "number":
-        return StringField(
-            label, [presence, length, _number], description=description, render_kw={"inputmode": "decimal"}
-        )
+        return StringField(label, checks, description=description, render_kw={"inputmode": "decimal"})
     if kind == "date":
-        return StringField(label, [presence, length, _iso_date], description=description, widget=DateInput())
+        return StringField(label, checks, description=description, widget=DateInput())
     return StringField(label, [presence, length], description=description)
 
 
 class ManualInputForm(FlaskForm):
-    """Base of every generated form: the two submit buttons and the at-least-one-value rule for Save."""
+    """Base of every generated form: the version it was built from, the two submit buttons, and the
+    at-least-one-value rule for Save."""
 
     class Meta:
         # Every POST is checked by CSRFProtect before a view runs; the form checking the token again (and
-        # signing a fresh one each time it is built) cost a tenth of a millisecond per save (issue 9). Its
-        # template renders ``csrf_token()`` itself.
+        # signing a fresh one each time it is built) cost a tenth of a millisecond per save. Its template
+        # renders ``csrf_token()`` itself.
         csrf = False
 
+    definitions: tuple[dict[str, Any], ...] = ()
     labels: tuple[str, ...] = ()
     field_ids: tuple[str, ...] = ()
-    version = HiddenField()
+    current_version: int = 0  # the version the class was built for
+    version = HiddenField()  # what a posted form says it was built from (no default: missing is None)
     save = SubmitField("Save")
     nothing_found = SubmitField("Nothing found in this system")
 
+    @classmethod
+    def showing(cls, stored: dict[str, str | None]) -> ManualInputForm:
+        """An unposted form showing the stored ``{label: value}``, carrying the version it is built for."""
+        return cls(
+            formdata=None, data={**prefill(cls.definitions, stored), "version": str(cls.current_version)}
+        )
+
     def manual_fields(self) -> list[Field]:
         return [self[field_name(field_id)] for field_id in self.field_ids]
+
+    def values(self) -> dict[str, str | None]:
+        """What was typed as ``{label: value or None}``: blank inputs are None, others kept as typed."""
+        return {
+            label: None if _blank(field.data) else field.data
+            for label, field in zip(self.labels, self.manual_fields(), strict=True)
+        }
+
+    def built_from(self) -> int | None:
+        """The webhook version the posted form was built from (None: missing, or not a version)."""
+        return version_number(self.version.data)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -123,33 +149,50 @@ class ManualInputForm(FlaskForm):
             return False
         return valid
 
+    def show_service_errors(self, error: ValidationFailed) -> None:
+        """Show the service's ``((label,), message)`` errors next to the matching inputs."""
+        ids = dict(zip(self.labels, self.field_ids, strict=True))
+        for location, message in error.errors:
+            label = location[0] if location else None
+            if label in ids:
+                field = self[field_name(ids[label])]
+                text = message.removeprefix(f"{label}: ")
+                field.errors = [
+                    *field.errors,
+                    text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."),
+                ]
+            else:
+                self.form_errors.append(message)
+        if not error.errors:
+            self.form_errors.append(str(error))
+
+
+def version_number(value: str | None) -> int | None:
+    """A webhook version as a form posts it back (None: missing, or not a plain version number)."""
+    value = value or ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+
 
 def build_manual_input_form(fields: list[dict[str, Any]], version: int) -> type[ManualInputForm]:
     """A new form class for these field definitions at ``version`` (never a shared, mutated one)."""
     attributes: dict[str, Any] = {
         field_name(definition["id"]): _make_field(definition) for definition in fields
     }
+    attributes["definitions"] = tuple(fields)
     attributes["labels"] = tuple(definition["dsr_package_label"] for definition in fields)
     attributes["field_ids"] = tuple(definition["id"] for definition in fields)
-    attributes["version"] = HiddenField(default=str(version))
+    attributes["current_version"] = version
     return type("GeneratedManualInputForm", (ManualInputForm,), attributes)
 
 
-# id(fields) → (fields, form class). The entry keeps ``fields`` alive, so its id cannot be reused by another
-# object while cached; the gate's cache hands out one tuple per webhook version, so a save finds its class.
-_FORM_CLASSES: dict[int, tuple[tuple[dict[str, Any], ...], type[ManualInputForm]]] = {}
-
-
-def manual_input_form_for(fields: tuple[dict[str, Any], ...], version: int) -> type[ManualInputForm]:
-    """``build_manual_input_form`` for a field list from the gate's cache (an immutable tuple, one per
-    webhook version), built once: building a form class costs as much as validating a save (issue 9)."""
-    cached = _FORM_CLASSES.get(id(fields))
-    if cached is not None and cached[0] is fields:
-        return cached[1]
-    if len(_FORM_CLASSES) > 1_000:
-        _FORM_CLASSES.clear()
-    form_class = build_manual_input_form(list(fields), version)
-    _FORM_CLASSES[id(fields)] = (fields, form_class)
+def manual_input_form_for(system: ManualSystem) -> type[ManualInputForm]:
+    """The form class of a webhook version, built once (``cache.form_classes``): building one costs as
+    much as validating a save."""
+    form_class = cache.form_classes.get(system.fields_key)
+    if form_class is None:
+        form_class = cache.form_classes[system.fields_key] = build_manual_input_form(
+            list(system.fields), system.version
+        )
     return form_class
 
 
@@ -162,55 +205,9 @@ def _prefill_value(definition: dict[str, Any], value: str | None) -> str:
     return value
 
 
-def prefill(fields: list[dict[str, Any]], stored: dict[str, str | None]) -> dict[str, str]:
+def prefill(fields, stored: dict[str, str | None]) -> dict[str, str]:
     """Form data for the stored ``{label: value}`` (labels that no longer exist are simply absent)."""
     return {
         field_name(definition["id"]): _prefill_value(definition, stored.get(definition["dsr_package_label"]))
         for definition in fields
     }
-
-
-def submitted_values(form_class: type[ManualInputForm], formdata) -> dict[str, str | None]:
-    """The submitted data as ``{label: value or None}``, read without building the form: blank inputs
-    become None, others are kept as typed (what ``form_class(formdata)``'s fields would hold).
-
-    A valid save needs no form object: ``manual_inputs.validate_values`` checks everything the form would,
-    and more. The view builds the form only to show errors (issue 9: building and validating it cost a
-    tenth of every save).
-    """
-    values = {}
-    for field_id, label in zip(form_class.field_ids, form_class.labels, strict=True):
-        value = formdata.get(field_name(field_id))
-        values[label] = None if _blank(value) else value
-    return values
-
-
-def version_number(value: str | None) -> int | None:
-    """A webhook version as a form posts it back (None: missing, or not a plain version number)."""
-    value = value or ""
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
-
-
-def submitted_version(formdata) -> int | None:
-    """The webhook version the posted manual-input form was built from."""
-    return version_number(formdata.get("version"))
-
-
-def pressed(formdata, button: str) -> bool:
-    """Whether the submit button named ``button`` sent this form, as WTForms' ``SubmitField`` reads it."""
-    return formdata.get(button, "") not in ("", "false")
-
-
-def attach_service_errors(form: ManualInputForm, error: ValidationFailed) -> None:
-    """Show the service's ``((label,), message)`` errors next to the matching inputs."""
-    ids = dict(zip(form.labels, form.field_ids, strict=True))
-    for location, message in error.errors:
-        label = location[0] if location else None
-        if label in ids:
-            field = form[field_name(ids[label])]
-            text = message.removeprefix(f"{label}: ")
-            field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
-        else:
-            form.form_errors.append(message)
-    if not error.errors:
-        form.form_errors.append(str(error))

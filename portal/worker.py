@@ -67,8 +67,8 @@ def run_privacy_request(request_id: str) -> None:
 
 
 def sweep() -> None:
-    from portal.execution.sweeper import purge_if_enabled
     from portal.execution.sweeper import sweep as run_sweep
+    from portal.services.retention import purge_if_enabled
 
     for item in run_sweep():
         log.info("Requeued %s (%s).", item.request_id, item.reason)

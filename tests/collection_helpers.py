@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from portal.extensions import db
+from portal.models.audit import Actor
 from portal.services import datasets, db_connections
-from portal.services.audit import Actor
 from tests.conftest import PG_URL, REQUIRE_ALL, _postgres_unavailable_reason
 from tests.factories import make_connection
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 from portal.extensions import db
+from portal.models.audit import Actor
 from portal.services import users
-from portal.services.audit import Actor
 
 _seq = itertools.count(1)
 TEST_PASSWORD = "correct-horse-staple-42"

@@ -11,8 +11,8 @@ from urllib.parse import quote
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, User
+from portal.models.audit import Actor
 from portal.services import manual_inputs, privacy_requests, tokens
-from portal.services.audit import Actor
 from tests.factories import make_connection, make_user
 from tests.workflow_helpers import STAFF, add_webhook, new_request
 from tests.workflow_helpers import field as webhook_field

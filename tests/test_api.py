@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualInput, PrivacyRequest
+from portal.models.audit import Actor
 from portal.scopes import ALL_SCOPES, ROLE_SCOPES
 from portal.services import tokens
-from portal.services.audit import Actor
 
 V1 = "/api/v1"
 FIELDS = [

@@ -10,8 +10,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from portal.extensions import db
+from portal.models.audit import Actor
 from portal.services import tokens
-from portal.services.audit import Actor
 from tests.workflow_helpers import add_webhook, field, new_request
 
 EXAMPLES_PER_OPERATION = 8

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent
-from portal.services.audit import Actor, record
+from portal.models.audit import Actor
 from tests.test_packages import SUBJECT_EMAIL, completed_request
 
 ADA = Actor("user", "ada@example.com", user_id=None)
@@ -31,8 +31,19 @@ def plain(response) -> str:
 
 
 def event(action: str, at: datetime, actor: Actor = ADA, request_id=None, connection_key=None, **details):
-    e = record(actor, action, privacy_request_id=request_id, connection_key=connection_key, **details)
-    e.created_at = at
+    """An event as ``record`` writes it, at a given time."""
+    e = AuditEvent(
+        created_at=at,
+        actor_type=actor.kind,
+        actor_user_id=actor.user_id,
+        actor_token_id=actor.token_id,
+        actor_label=actor.label,
+        action=action,
+        privacy_request_id=request_id,
+        connection_key=connection_key,
+        details=details,
+    )
+    db.session.add(e)
     db.session.commit()
     return e
 

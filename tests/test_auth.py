@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, RateLimitCounter, User
+from portal.models.audit import Actor
 from portal.security import verify_password
 from portal.services import users
-from portal.services.audit import Actor
 from tests.factories import TEST_PASSWORD
 
 WRONG_CREDENTIALS = "Wrong email or password, or the account is deactivated."

@@ -8,8 +8,8 @@ import yaml
 
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig
+from portal.models.audit import Actor
 from portal.services import tokens
-from portal.services.audit import Actor
 from tests.collection_helpers import LOYALTY_YAML, SHOP_YAML, sqlite_source
 
 V1 = "/api/v1"

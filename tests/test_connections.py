@@ -9,9 +9,9 @@ from sqlalchemy import event, func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualWebhook
-from portal.services import Conflict, NotFound, ValidationFailed, gate_hooks
+from portal.models.audit import Actor
+from portal.services import Conflict, NotFound, ValidationFailed, privacy_requests
 from portal.services import connections as svc
-from portal.services.audit import Actor
 from tests.factories import make_connection, make_webhook
 
 ADMIN = Actor.system("test-admin")
@@ -34,7 +34,7 @@ def actions(key: str | None = None) -> list[str]:
 @pytest.fixture
 def gate_calls(monkeypatch):
     calls = []
-    monkeypatch.setattr(gate_hooks, "webhooks_changed", lambda actor: calls.append(actor))
+    monkeypatch.setattr(privacy_requests, "reevaluate_waiting", lambda actor: calls.append(actor))
     return calls
 
 
@@ -422,9 +422,9 @@ def test_state_changes_need_the_csrf_token(app, client, login_as):
 
 
 def test_the_service_refuses_to_change_a_connection_type(app):
+    from portal.models.audit import Actor
     from portal.services import ValidationFailed
     from portal.services import connections as service
-    from portal.services.audit import Actor
 
     conn = service.create_connection(name="Shop DB", connection_type="postgres", actor=Actor.system("t"))
     with pytest.raises(ValidationFailed, match="Cannot change the connection_type of 'shop_db'"):

@@ -7,12 +7,8 @@ from werkzeug.datastructures import MultiDict
 
 from portal.dynamic_forms import (
     NOTHING_ENTERED,
-    attach_service_errors,
     build_manual_input_form,
     prefill,
-    pressed,
-    submitted_values,
-    submitted_version,
 )
 from portal.services import ValidationFailed
 from tests.workflow_helpers import field
@@ -61,24 +57,24 @@ def test_each_call_builds_a_fresh_class_with_its_own_fields(ctx):
 def test_inputs_are_named_after_field_ids_and_the_form_carries_its_version(ctx):
     fields = [field("Name", id="a1b2"), field("Age", id="c3d4")]
     reordered = [fields[1], {**fields[0], "pii_field": "Full name", "dsr_package_label": "full_name"}]
-    form = build_manual_input_form(reordered, 7)()
+    form = build_manual_input_form(reordered, 7).showing({})
     assert [f.name for f in form.manual_fields()] == ["field_c3d4", "field_a1b2"]
     assert [f.label.text for f in form.manual_fields()] == ["Age", "Full name"]
     assert form.version() == '<input id="version" name="version" type="hidden" value="7">'
-    posted = MultiDict({"field_a1b2": "Jane", "field_c3d4": "42", "version": "7"})
-    assert submitted_values(type(form), posted) == {"age": "42", "full_name": "Jane"}
-    assert submitted_version(posted) == 7
+    posted = type(form)(formdata=MultiDict({"field_a1b2": "Jane", "field_c3d4": "42", "version": "7"}))
+    assert posted.values() == {"age": "42", "full_name": "Jane"}
+    assert posted.built_from() == 7
 
 
 @pytest.mark.parametrize("posted", ["", "x", "-1", "1.0", "٣", "99999999999"])
-def test_a_version_that_is_not_a_plain_number_is_none(posted):
-    assert submitted_version(MultiDict({"version": posted})) is None
+def test_a_version_that_is_not_a_plain_number_is_none(ctx, posted):
+    assert bound(FIELDS, version=posted).built_from() is None
 
 
 def test_labels_never_become_attribute_names(ctx):
     fields = with_ids([field("Dict", "dict"), field("Klass", "__class__"), field("Private", "_x")])
     form = bound(fields, field_0="a")
-    assert submitted_values(type(form), MultiDict({"field_0": "a"})) == {
+    assert form.values() == {
         "dict": "a",
         "__class__": None,
         "_x": None,
@@ -135,11 +131,11 @@ def test_required_only_matters_when_something_is_entered(ctx):
     assert empty.form_errors == [NOTHING_ENTERED] and empty.field_0.errors == []
 
 
-def test_submitted_values_map_back_to_labels_with_blank_as_none_as_the_form_reads_them(ctx):
+def test_values_map_back_to_labels_with_blank_as_none_as_the_form_reads_them(ctx):
     data = {"field_0": "Jane ", "field_1": "   ", "field_3": "12", "field_5": "true", "field_7": "ignored"}
     form = bound(FIELDS, **data)
     assert form.validate()
-    values = submitted_values(type(form), MultiDict(data))
+    values = form.values()
     assert values == {
         "first_name": "Jane ",
         "notes": None,
@@ -156,8 +152,7 @@ def test_submitted_values_map_back_to_labels_with_blank_as_none_as_the_form_read
     ("data", "expected"),
     [({"nothing_found": "Nothing found in this system"}, True), ({"nothing_found": ""}, False), ({}, False)],
 )
-def test_pressed_reads_a_submit_button_as_wtforms_does(ctx, data, expected):
-    assert pressed(MultiDict(data), "nothing_found") is expected
+def test_the_nothing_found_button_is_read_as_wtforms_reads_a_submit_button(ctx, data, expected):
     assert bound(FIELDS, **data).nothing_found.data is expected
 
 
@@ -182,9 +177,9 @@ def test_service_errors_are_attached_to_the_matching_inputs(ctx):
         "balance: must be a number; ???",
         [(("balance",), "balance: must be a number"), (("elsewhere",), "something else broke")],
     )
-    attach_service_errors(form, error)
+    form.show_service_errors(error)
     assert form.field_3.errors == ["Must be a number."]
     assert form.form_errors == ["something else broke"]
     bare = bound(FIELDS, field_0="Jane")
-    attach_service_errors(bare, ValidationFailed("The upload must be an object."))
+    bare.show_service_errors(ValidationFailed("The upload must be an object."))
     assert bare.form_errors == ["The upload must be an object."]

@@ -28,7 +28,7 @@ from portal.models import (
     User,
 )
 from portal.models.canary import CANARY_PLAINTEXT
-from portal.services import manual_inputs, privacy_requests, users
+from portal.services import identities, manual_inputs, users
 from tests.conftest import PG_URL, TEST_KEY, TEST_PASSWORD
 from tests.hardening_helpers import WEBHOOK_KEY, build_world, sign_in, text_of
 
@@ -403,7 +403,7 @@ def test_a_corrupted_external_id_or_denial_reason_shows_an_error_on_that_request
     for request_id, external_id in ((world.waiting_id, "CRM-BROKEN"), (world.empty_waiting_id, "CRM-FINE")):
         pr = db.session.get(PrivacyRequest, request_id)
         pr.external_id = external_id
-        pr.external_id_index = privacy_requests.external_id_index(external_id)
+        pr.external_id_index = identities.external_id_index(external_id)
     denied = db.session.get(PrivacyRequest, world.empty_waiting_id)
     denied.status, denied.denial_reason = "denied", "Not verified"
     db.session.commit()

@@ -83,10 +83,10 @@ def test_a_save_at_a_version_changed_meanwhile_is_refused_and_not_counted_done(a
     write itself sees it, stores nothing and says so."""
     _systems()
     request_id = new_request()
-    target = manual_inputs.upload_target(request_id, "crm")
+    system = manual_inputs.manual_system(request_id, "crm")
     _bump_version("crm")
     with pytest.raises(FieldsChanged, match="The fields of Crm changed while you were typing"):
-        manual_inputs.save_manual_input(request_id, "crm", {"name": "Jane"}, STAFF, target)
+        manual_inputs.save_manual_input(request_id, "crm", {"name": "Jane"}, STAFF, system)
     db.session.rollback()
     assert progress_of(request_id) == (0, 2) == _gate_answer(request_id)
     assert manual_inputs.view_manual_input(request_id, "crm").entry is None

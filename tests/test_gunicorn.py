@@ -23,8 +23,8 @@ from urllib.parse import urlencode
 import pytest
 
 from portal.extensions import db
+from portal.models.audit import Actor
 from portal.services import tokens
-from portal.services.audit import Actor
 from tests.conftest import REQUIRE_ALL, TEST_PASSWORD
 from tests.scale_out_helpers import (
     PROJECT,

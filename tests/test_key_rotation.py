@@ -11,7 +11,7 @@ from portal.crypto import Keyring, generate_key
 from portal.extensions import db
 from portal.models import ConnectionConfig, ManualInput, PrivacyRequest
 from portal.models.canary import CANARY_PLAINTEXT
-from portal.services import key_rotation, privacy_requests
+from portal.services import identities, key_rotation, privacy_requests, request_lists
 from tests.conftest import TEST_KEY
 from tests.hardening_helpers import SUBJECT_EMAIL, TEST_ACTOR, WEBHOOK_KEY, build_world
 from tests.workflow_helpers import new_request
@@ -30,7 +30,7 @@ def stored(app, app_config, tmp_path):
     spare.secrets = SECRETS
     complete = db.session.get(PrivacyRequest, world.complete_id)
     complete.external_id = EXTERNAL_ID
-    complete.external_id_index = privacy_requests.external_id_index(EXTERNAL_ID)
+    complete.external_id_index = identities.external_id_index(EXTERNAL_ID)
     denied = new_request(email="denied@example.com")
     db.session.execute(sa.update(PrivacyRequest).where(PrivacyRequest.id == denied).values(status="pending"))
     privacy_requests.deny_request(denied, DENIAL_REASON, TEST_ACTOR)
@@ -97,9 +97,9 @@ def _read_everything(app_config, tmp_path, key: str, stored: dict) -> dict:
             "secrets": db.session.scalar(
                 sa.select(ConnectionConfig.secrets).where(ConnectionConfig.key == "spare")
             ),
-            "found_by_email": [p.id for p in privacy_requests.list_requests(search=SUBJECT_EMAIL).items],
+            "found_by_email": [p.id for p in request_lists.list_requests(search=SUBJECT_EMAIL).items],
             "external_id": pr.external_id,
-            "found_by_external_id": [p.id for p in privacy_requests.list_requests(search="crm-77").items],
+            "found_by_external_id": [p.id for p in request_lists.list_requests(search="crm-77").items],
             "denial_reason": db.session.get(PrivacyRequest, stored["denied"]).denial_reason,
         }
         db.session.remove()

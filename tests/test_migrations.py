@@ -15,7 +15,7 @@ from portal import create_app
 from portal.crypto import Keyring
 from portal.extensions import db
 from portal.models import AccessPackageChunk, Base, PrivacyRequest
-from portal.services import privacy_requests
+from portal.services import request_lists
 from tests.conftest import PG_URL, REQUIRE_ALL, TEST_KEY, _base_config, _postgres_unavailable_reason
 
 
@@ -264,8 +264,8 @@ def test_0008_encrypts_external_ids_and_denial_reasons_and_the_downgrade_decrypt
     with fresh_app.app_context():
         pr = db.session.get(PrivacyRequest, "pri_a")
         assert (pr.external_id, pr.denial_reason) == (" Ticket-1 ", "Asked for sömeone else")
-        assert [p.id for p in privacy_requests.list_requests(search="TICKET-1").items] == ["pri_a"]
-        assert privacy_requests.list_requests(search="t-7").total == 1
+        assert [p.id for p in request_lists.list_requests(search="TICKET-1").items] == ["pri_a"]
+        assert request_lists.list_requests(search="t-7").total == 1
         db.session.remove()
 
     _flask_db(fresh_app, "downgrade", "0007")

@@ -15,16 +15,16 @@ import sqlalchemy as sa
 
 from portal import create_app
 from portal.crypto import Keyring, generate_key
-from portal.execution import dispatch, runner
+from portal.execution import dispatch
 from portal.execution.connectors.fides import CollectionNode, DatasetGraph
 from portal.execution.connectors.sql import traverse
 from portal.execution.package import PackageWriter
 from portal.extensions import db
 from portal.models import AccessPackage, AccessPackageChunk, AuditEvent, PrivacyRequest, utcnow
 from portal.models import packages as packages_model
+from portal.models.audit import Actor
 from portal.models.packages import PackageChanged, StoredPackage
 from portal.services import key_rotation, reports, retention, tokens
-from portal.services.audit import Actor
 from tests.collection_helpers import JANE, LOYALTY_YAML, SHOP_YAML, add_database, sqlite_source
 from tests.conftest import TEST_KEY
 from tests.workflow_helpers import new_request, store_package
@@ -383,17 +383,20 @@ def test_a_run_that_fails_after_storing_its_package_rolls_it_back(app, shop, mon
     save = PackageWriter.save
     monkeypatch.setattr(PackageWriter, "save", lambda self, rid: saved.append(rid) or save(self, rid))
 
-    change_and_record = runner.change_and_record
+    failed = []
 
-    def failing_record(change, params, actor, action, **details):
-        if action == "request.completed":
+    def fail_on_completion(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO audit_events") and "request.completed" in str(parameters):
+            failed.append(statement)
             raise RuntimeError("boom")  # the request's completion and its event fail together
-        return change_and_record(change, params, actor, action, **details)
 
-    monkeypatch.setattr(runner, "change_and_record", failing_record)
-    pr = rerun(request_id)
+    sa.event.listen(db.engine, "before_cursor_execute", fail_on_completion)
+    try:
+        pr = rerun(request_id)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", fail_on_completion)
 
-    assert saved == [request_id] and pr.status == "error"
+    assert failed and saved == [request_id] and pr.status == "error"
     assert pr.error_message.startswith("Unexpected error while processing (RuntimeError).")
     assert chunk_rows(request_id) == before
     assert package_of(request_id) == JANE

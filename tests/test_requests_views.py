@@ -15,8 +15,8 @@ from sqlalchemy import event
 from portal.execution import collection
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest, utcnow
-from portal.services import manual_inputs, privacy_requests
-from portal.services.audit import Actor
+from portal.models.audit import Actor
+from portal.services import identities, manual_inputs, privacy_requests
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request, post_manual, set_fields
 
 SCRIPT = "<script>alert(1)</script>"
@@ -376,7 +376,7 @@ def test_an_identity_typed_into_the_address_bar_is_neither_searched_nor_shown(
     """Only what the search box itself puts in a URL is used: an existing id, or an identity's keyed hash."""
     new_request("jane@example.com", identity={"phone_number": "+15550101234"}, external_id="TICKET-42")
     if "external" in kept:  # an external id in the address is replaced by its keyed hash
-        kept = {**kept, "external": [privacy_requests.external_id_index("TICKET-42")]}
+        kept = {**kept, "external": [identities.external_id_index("TICKET-42")]}
     response = client.get("/requests/", query_string=query)
 
     assert response.status_code == 302
@@ -404,7 +404,7 @@ def test_a_numeric_external_id_still_works_from_the_address_bar(client, staff, c
     """A ticket number can look like a phone number; an existing external id is not an identity."""
     request_id = new_request("jane@example.com", external_id="20240815")
     response = client.post("/requests/", data={"status": "all", "search": "20240815"})
-    external = privacy_requests.external_id_index("20240815")
+    external = identities.external_id_index("20240815")
     assert parse_qs(urlsplit(response.headers["Location"]).query) == {
         "status": ["all"],
         "external": [external],

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from portal.config import DefaultConfig
 from portal.extensions import db
 from portal.models import AccessPackage, AuditEvent, ManualInput, PrivacyRequest, utcnow
-from portal.services import privacy_requests
+from portal.services import identities, privacy_requests, request_lists
 from tests.hardening_helpers import SUBJECT_EMAIL, TEST_ACTOR, build_world, complete_request, sign_in, text_of
 from tests.workflow_helpers import new_request
 
@@ -64,7 +64,7 @@ def closed(app):
 def _set_external_id(request_id: str, external_id: str) -> None:
     pr = db.session.get(PrivacyRequest, request_id)
     pr.external_id = external_id
-    pr.external_id_index = privacy_requests.external_id_index(external_id)
+    pr.external_id_index = identities.external_id_index(external_id)
     db.session.commit()
 
 
@@ -204,15 +204,15 @@ def test_pages_say_the_data_was_purged_under_the_retention_policy(app, runner, c
 
 
 def test_a_purged_request_is_no_longer_found_by_email_or_external_id(app, runner, closed):
-    assert privacy_requests.list_requests(search=SUBJECT_EMAIL).total == 1
-    assert privacy_requests.list_requests(search="crm-old-1").total == 1
+    assert request_lists.list_requests(search=SUBJECT_EMAIL).total == 1
+    assert request_lists.list_requests(search="crm-old-1").total == 1
 
     runner.invoke(args=["purge"])
 
-    assert privacy_requests.list_requests(search=SUBJECT_EMAIL).total == 0
-    assert privacy_requests.list_requests(search="crm-old-1").total == 0
-    assert privacy_requests.list_requests(search="crm-recent-1").total == 1
-    assert privacy_requests.list_requests(search=closed["old"]).total == 1  # still there by its id
+    assert request_lists.list_requests(search=SUBJECT_EMAIL).total == 0
+    assert request_lists.list_requests(search="crm-old-1").total == 0
+    assert request_lists.list_requests(search="crm-recent-1").total == 1
+    assert request_lists.list_requests(search=closed["old"]).total == 1  # still there by its id
 
 
 def test_the_readme_documents_retention():

@@ -25,8 +25,8 @@ from portal import ConfigurationError, create_app
 from portal.execution import dispatch, runner, sweeper
 from portal.extensions import db
 from portal.models import AccessPackage, AuditEvent, ConnectionConfig, ManualInput, PrivacyRequest, utcnow
+from portal.models.audit import Actor
 from portal.services import InvalidState, manual_inputs, privacy_requests, tokens
-from portal.services.audit import Actor
 from tests.conftest import REQUIRE_ALL, TEST_KEY, TEST_PASSWORD
 from tests.scale_out_helpers import (
     DEAD_REDIS_URL,

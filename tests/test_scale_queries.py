@@ -13,48 +13,63 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from cachetools import TTLCache
 
+from portal import cache
 from portal.execution import gate
 from portal.extensions import db
 from portal.models import ManualWebhook, PrivacyRequest
-from portal.services import manual_inputs, privacy_requests, webhooks
+from portal.services import manual_inputs, request_lists, webhooks
 from tests.conftest import TEST_KEY
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request
 
 
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def small_count_limit(monkeypatch):
-    monkeypatch.setattr(privacy_requests, "EXACT_COUNT_LIMIT", 2)
-    monkeypatch.setattr(privacy_requests, "_large_counts", {})
-    return privacy_requests
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def small_count_limit(monkeypatch, clock):
+    monkeypatch.setattr(request_lists, "EXACT_COUNT_LIMIT", 2)
+    monkeypatch.setattr(
+        cache, "large_counts", TTLCache(maxsize=100, ttl=cache.LARGE_COUNT_SECONDS, timer=clock)
+    )
+    return request_lists
 
 
 def test_a_small_total_is_exact_on_every_page(app, small_count_limit):
     new_request("one@example.com")
-    assert privacy_requests.list_requests().total == 1
+    assert request_lists.list_requests().total == 1
     new_request("two@example.com")
-    assert privacy_requests.list_requests().total == 2
+    assert request_lists.list_requests().total == 2
 
 
-def test_a_large_total_is_reused_for_a_minute_then_counted_again(app, small_count_limit, monkeypatch):
+def test_a_large_total_is_reused_for_a_minute_then_counted_again(app, small_count_limit, clock):
     for n in range(3):
         new_request(f"s{n}@example.com")
-    assert privacy_requests.list_requests().total == 3
+    assert request_lists.list_requests().total == 3
     new_request("late@example.com")
-    page = privacy_requests.list_requests()
+    page = request_lists.list_requests()
     assert page.total == 3  # the cached total: counting every row again on each page is what it avoids
     assert len(page.items) == 4  # the rows themselves are always current
-    clock = privacy_requests.time.monotonic() + privacy_requests.LARGE_COUNT_SECONDS + 1
-    monkeypatch.setattr(privacy_requests.time, "monotonic", lambda: clock)
-    assert privacy_requests.list_requests().total == 4
+    clock.now += cache.LARGE_COUNT_SECONDS + 1
+    assert request_lists.list_requests().total == 4
 
 
 def test_filtered_totals_are_cached_separately(app, small_count_limit):
     for n in range(3):
         new_request(f"s{n}@example.com")
-    assert privacy_requests.list_requests().total == 3
-    assert privacy_requests.list_requests(statuses=["complete"]).total == 3
-    assert privacy_requests.list_requests(statuses=["pending"]).total == 0
+    assert request_lists.list_requests().total == 3
+    assert request_lists.list_requests(statuses=["complete"]).total == 3
+    assert request_lists.list_requests(statuses=["pending"]).total == 0
 
 
 def test_later_pages_keep_the_order_and_the_rows(app):
@@ -63,9 +78,9 @@ def test_later_pages_keep_the_order_and_the_rows(app):
     for offset, request_id in enumerate(reversed(ids)):  # due dates in reverse creation order
         db.session.get(PrivacyRequest, request_id).due_date = base + timedelta(days=offset)
     db.session.commit()
-    pages = [privacy_requests.list_requests(page=n, size=3) for n in (1, 2, 3)]
+    pages = [request_lists.list_requests(page=n, size=3) for n in (1, 2, 3)]
     assert [[pr.id for pr in p.items] for p in pages] == [ids[::-1][0:3], ids[::-1][3:6], ids[::-1][6:7]]
-    newest = privacy_requests.list_requests(order="newest", size=3, page=1, with_identity=False)
+    newest = request_lists.list_requests(order="newest", size=3, page=1, with_identity=False)
     assert [pr.id for pr in newest.items] == sorted(
         ids, key=lambda i: (db.session.get(PrivacyRequest, i).created_at, i), reverse=True
     )[:3]
@@ -75,14 +90,14 @@ def test_later_pages_keep_the_order_and_the_rows(app):
 @pytest.mark.parametrize("direct_up_to", [1_000, 0])
 def test_near_and_deep_pages_read_the_same_rows(app, monkeypatch, direct_up_to):
     """Near pages come from one query, deep ones through their ids: both give the same rows and order."""
-    monkeypatch.setattr(privacy_requests, "DIRECT_PAGE_OFFSET", direct_up_to)
+    monkeypatch.setattr(request_lists, "DIRECT_PAGE_OFFSET", direct_up_to)
     ids = [new_request(f"s{n}@example.com") for n in range(5)]
     base = db.session.get(PrivacyRequest, ids[0]).due_date
     for offset, request_id in enumerate(ids):
         db.session.get(PrivacyRequest, request_id).due_date = base + timedelta(days=offset)
     db.session.commit()
 
-    pages = [privacy_requests.list_requests(page=n, size=2) for n in (1, 2, 3)]
+    pages = [request_lists.list_requests(page=n, size=2) for n in (1, 2, 3)]
 
     assert [[pr.id for pr in p.items] for p in pages] == [ids[0:2], ids[2:4], ids[4:5]]
     assert pages[0].items[0].identity == {"email": "s0@example.com"}
@@ -92,7 +107,7 @@ def test_near_and_deep_pages_read_the_same_rows(app, monkeypatch, direct_up_to):
 def test_near_and_deep_pages_count_progress_alike(app, monkeypatch, direct_up_to):
     """A page's progress (with its rows on near pages, a second query on deep ones) counts only entries at
     a gated webhook's current version, and reads only the columns the queue shows when lean."""
-    monkeypatch.setattr(privacy_requests, "DIRECT_PAGE_OFFSET", direct_up_to)
+    monkeypatch.setattr(request_lists, "DIRECT_PAGE_OFFSET", direct_up_to)
     add_webhook("crm", [field("Name")])
     support = add_webhook("support", [field("Ticket")])
     add_webhook("off", [field("Note")], disabled=True)
@@ -107,7 +122,7 @@ def test_near_and_deep_pages_count_progress_alike(app, monkeypatch, direct_up_to
     manual_inputs.save_manual_input(done_both, "support", {"ticket": "1"}, STAFF)
     db.session.commit()
 
-    page = privacy_requests.list_requests(statuses=["requires_input"], with_progress=True, lean=True)
+    page = request_lists.list_requests(statuses=["requires_input"], with_progress=True, lean=True)
 
     assert page.systems == 2
     assert [page.done.get(i, 0) for i in (done_both, done_one, stale, untouched)] == [2, 1, 1, 0]
@@ -127,7 +142,7 @@ def test_completed_lists_show_the_latest_finished_first(app):
         _complete(request_id, days_ago)
     db.session.commit()
 
-    page = privacy_requests.list_requests(statuses=["complete"], order="completed")
+    page = request_lists.list_requests(statuses=["complete"], order="completed")
 
     tied = sorted([ids[1], ids[3]], key=lambda i: (db.session.get(PrivacyRequest, i).created_at, i))
     assert [pr.id for pr in page.items] == [*reversed(tied), ids[2], ids[0]]
@@ -177,7 +192,7 @@ def test_every_list_order_is_read_from_an_index_not_sorted(app, statuses, order,
     db.session.commit()
 
     sent = _statements_of(
-        lambda: privacy_requests.list_requests(statuses=statuses, order=order, page=page, size=50)
+        lambda: request_lists.list_requests(statuses=statuses, order=order, page=page, size=50)
     )
 
     assert sent

@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import ApiToken, AuditEvent, User, utcnow
+from portal.models.audit import Actor
 from portal.security import verify_password
 from portal.services import tokens
-from portal.services.audit import Actor
 from tests.factories import TEST_PASSWORD
 
 

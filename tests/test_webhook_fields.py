@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualWebhook
-from portal.services import InvalidState, NotFound, ValidationFailed, gate_hooks
+from portal.models.audit import Actor
+from portal.services import InvalidState, NotFound, ValidationFailed, privacy_requests
 from portal.services import webhooks as svc
-from portal.services.audit import Actor
 from tests.factories import make_connection, make_webhook
 
 ADMIN = Actor.system("test-admin")
@@ -126,7 +126,7 @@ SERVICE_ONLY = {
 @pytest.fixture
 def gate_calls(monkeypatch):
     calls = []
-    monkeypatch.setattr(gate_hooks, "webhooks_changed", lambda actor: calls.append(actor))
+    monkeypatch.setattr(privacy_requests, "reevaluate_waiting", lambda actor: calls.append(actor))
     return calls
 
 

@@ -11,8 +11,16 @@ from portal.crypto import Keyring
 from portal.execution import dispatch, runner
 from portal.extensions import db
 from portal.models import AccessPackage, AuditEvent, ManualInput, PrivacyRequest
-from portal.services import InvalidState, NotFound, ValidationFailed, manual_inputs, privacy_requests
-from portal.services.audit import Actor
+from portal.models.audit import Actor
+from portal.services import (
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    identities,
+    manual_inputs,
+    privacy_requests,
+    request_lists,
+)
 from tests.conftest import TEST_KEY
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request, set_fields
 
@@ -266,7 +274,7 @@ def test_labels_that_look_like_attributes_work(app):
 
 
 def test_disabling_a_webhook_resumes_requests_whose_gate_now_passes(app):
-    from portal.services.gate_hooks import webhooks_changed
+    from portal.services.privacy_requests import reevaluate_waiting as webhooks_changed
 
     add_webhook("done_system", [field("Name")], name="Done")
     blocker = add_webhook("blocker", [field("Name")], name="Blocker")
@@ -438,19 +446,19 @@ def test_search_by_external_id_uses_its_blind_index_in_any_case(app, typed):
     first = new_request("a@example.com", external_id="CRM-TICKET-5521")
     new_request("b@example.com", external_id="CRM-TICKET-55210")
     new_request("c@example.com")
-    assert [pr.id for pr in privacy_requests.list_requests(search=typed).items] == [first]
-    assert privacy_requests.classify_search(typed) == {"external": privacy_requests.external_id_index(typed)}
-    found = privacy_requests.list_requests(external_id_hash=privacy_requests.external_id_index(typed))
+    assert [pr.id for pr in request_lists.list_requests(search=typed).items] == [first]
+    assert identities.classify_search(typed) == {"external": identities.external_id_index(typed)}
+    found = request_lists.list_requests(external_id_hash=identities.external_id_index(typed))
     assert [(pr.id, pr.external_id) for pr in found.items] == [(first, "CRM-TICKET-5521")]
 
 
 def test_search_by_identity_uses_blind_index(app):
     first = new_request("findme@example.com")
     new_request("other@example.com")
-    page = privacy_requests.list_requests(search="FindMe@Example.com")
+    page = request_lists.list_requests(search="FindMe@Example.com")
     assert [pr.id for pr in page.items] == [first]
     by_phone = new_request(identity={"phone_number": "+1 (555) 010-1234"})
-    assert [pr.id for pr in privacy_requests.list_requests(search="+15550101234").items] == [by_phone]
+    assert [pr.id for pr in request_lists.list_requests(search="+15550101234").items] == [by_phone]
 
 
 def test_audit_events_hold_no_values(app):

@@ -10,8 +10,8 @@ from portal.execution import dispatch
 from portal.execution.package import PackageWriter
 from portal.extensions import db
 from portal.models import ConnectionConfig, ManualWebhook, ManualWebhookVersion
+from portal.models.audit import Actor
 from portal.services import privacy_requests, webhooks
-from portal.services.audit import Actor
 
 STAFF = Actor("user", "staff@example.com")
 

@@ -20,12 +20,12 @@ from portal.admin.connection_forms import (
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType
+from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.security import safe_next_url
 from portal.services import DomainError, FieldsChanged, NotFound, ValidationFailed
 from portal.services import connections as connection_service
 from portal.services import webhooks as webhook_service
-from portal.services.audit import Actor
 
 BLANK_ROW = {"pii_field": "", "dsr_package_label": None, "type": "text", "required": False, "help_text": None}
 

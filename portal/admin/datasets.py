@@ -15,8 +15,8 @@ from portal.admin.dataset_forms import DATABASE_LABELS, ConfirmForm, DatasetForm
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import ConnectionConfig
+from portal.models.audit import Actor
 from portal.services import DomainError, NotFound, ValidationFailed, connections, datasets, db_connections
-from portal.services.audit import Actor
 
 
 def _actor() -> Actor:

@@ -14,10 +14,10 @@ from portal.admin import bp
 from portal.admin.token_forms import NewTokenForm
 from portal.extensions import db
 from portal.models import ApiToken, User
+from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.scopes import effective_scopes
 from portal.services import DomainError, tokens
-from portal.services.audit import Actor
 
 
 def _user_choices() -> list[SelectChoice]:

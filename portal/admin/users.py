@@ -14,10 +14,10 @@ from portal.admin import bp
 from portal.admin.user_forms import ConfirmForm, EditUserForm, NewUserForm, ResetPasswordForm
 from portal.extensions import db
 from portal.models import User
+from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.security import generate_password
 from portal.services import DomainError, NotFound, ValidationFailed, users
-from portal.services.audit import Actor
 
 
 def _actor() -> Actor:

@@ -19,6 +19,7 @@ from portal.api.schemas import BodyError
 from portal.errors import API_MESSAGES
 from portal.extensions import csrf, db
 from portal.models import ApiToken, utcnow
+from portal.models.audit import Actor
 from portal.scopes import effective_scopes
 from portal.services import (
     Conflict,
@@ -29,7 +30,6 @@ from portal.services import (
     ValidationFailed,
     tokens,
 )
-from portal.services.audit import Actor
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)

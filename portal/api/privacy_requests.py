@@ -20,12 +20,20 @@ from portal.api.schemas import (
 )
 from portal.execution import dispatch
 from portal.extensions import db, read_without_transaction
-from portal.services import DomainError, ValidationFailed, manual_inputs, privacy_requests, reports
+from portal.services import (
+    DomainError,
+    ValidationFailed,
+    identities,
+    manual_inputs,
+    privacy_requests,
+    reports,
+    request_lists,
+)
 
 
 def _fresh(ids: list[str]) -> list[dict]:
     """These requests as the API shows them, read now (after the commit): one query of columns."""
-    return [privacy_request_json(summary) for summary in privacy_requests.summaries(ids)]
+    return [privacy_request_json(summary) for summary in request_lists.summaries(ids)]
 
 
 @bp.post("/privacy-request")
@@ -53,7 +61,7 @@ def create_privacy_requests():
 def _page(
     statuses: list[str] | None, request_id: str | None, identity_hash: str | None, page: int, size: int
 ):
-    result = privacy_requests.list_requests(
+    result = request_lists.list_requests(
         statuses=statuses or None,
         request_id=request_id or None,
         identity_hash=identity_hash,
@@ -73,7 +81,7 @@ def list_privacy_requests():
     fidesops compatibility; ``POST /privacy-request/search`` takes it in the body."""
     page, size = page_params()
     identity = request.args.get("identity", "").strip()
-    identity_hash = privacy_requests.identity_hash_for(identity) if identity else None
+    identity_hash = identities.identity_hash_for(identity) if identity else None
     return _page(request.args.getlist("status"), request.args.get("request_id"), identity_hash, page, size)
 
 
@@ -85,7 +93,7 @@ def search_privacy_requests():
     page, size = page_params()
     identity = body.identity
     identity_hash = (
-        privacy_requests.identity_search_hash(identity.email, identity.phone_number) if identity else None
+        identities.identity_search_hash(identity.email, identity.phone_number) if identity else None
     )
     return _page(body.status, body.request_id, identity_hash, body.page or page, body.size or size)
 
@@ -119,11 +127,6 @@ def deny_privacy_requests():
     return _review(approve=False)
 
 
-def _view_json(request_id: str, key: str) -> dict:
-    checked, fields = manual_inputs.stored_values(request_id, key)
-    return {"checked": checked, "fields": fields}
-
-
 @bp.patch("/privacy-request/<request_id>/access_manual_webhook/<key>")
 @requires_scope(scopes.PRIVACY_REQUEST_UPLOAD_DATA)
 def upload_manual_input(request_id: str, key: str):
@@ -138,7 +141,8 @@ def upload_manual_input(request_id: str, key: str):
 @bp.get("/privacy-request/<request_id>/access_manual_webhook/<key>")
 @requires_scope(scopes.PRIVACY_REQUEST_VIEW_DATA)
 def view_manual_input(request_id: str, key: str):
-    return jsonify(_view_json(request_id, key))
+    view = manual_inputs.view_manual_input(request_id, key)
+    return jsonify({"checked": view.checked, "fields": view.fields})
 
 
 @bp.post("/privacy-request/<request_id>/resume_from_requires_input")

@@ -6,9 +6,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from portal.auth import bp, signed_in_user_record
 from portal.auth.forms import ChangePasswordForm, LoginForm
 from portal.extensions import db, rate_limited
+from portal.models.audit import Actor, record
 from portal.security import safe_next_url
 from portal.services import ValidationFailed, users
-from portal.services.audit import Actor, record
 
 
 def _account_limit_key() -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
-from portal.models import AuditEvent
+from portal.models.audit import SYSTEM, record
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +99,13 @@ def enqueue(request_id: str) -> bool:
 def _audit_enqueue_failed(request_id: str, error: str) -> None:
     """Recorded in a transaction of its own, whatever the caller's session holds."""
     try:
-        with Session(db.engine) as session:
-            session.add(
-                AuditEvent(
-                    actor_type="system",
-                    actor_label="system",
-                    action="request.enqueue_failed",
-                    privacy_request_id=request_id,
-                    details={"error": error},
-                )
+        with db.engine.begin() as connection:
+            record(
+                SYSTEM,
+                "request.enqueue_failed",
+                privacy_request_id=request_id,
+                connection=connection,
+                error=error,
             )
-            session.commit()
     except Exception as exc:  # noqa: BLE001 - the trail is best effort here; the sweeper still requeues
         log.error("Could not audit the failed enqueue of %s (%s).", request_id, type(exc).__name__)

@@ -2,12 +2,10 @@
 
 ``gated_webhooks()`` is on the hot path of the queue, the request page and every run, so it returns light
 snapshots rather than ORM objects: one small query reads the connections' current columns on every call
-(so a rename, a disable or a new version is seen at once, by every process), and only the field lists —
-the large JSON — are cached per process, keyed by (webhook id, created_at, version). A webhook's
-``version`` grows whenever its field list changes, and ``created_at`` tells a webhook from a later one
-that reused its id (SQLite reuses the highest rowid after a delete), so a cached list is never stale. The
-last answer is kept too, with the rows it came from: when the rows are the same, so is the answer,
-without building 50 snapshots again. A request's progress (``PROGRESS``) is counted by the database.
+(so a rename, a disable or a new version is seen at once, by every process), and the field lists — the
+large JSON — come from ``portal.cache``, keyed by (webhook id, created_at, version): a list is immutable at
+a version, and ``created_at`` tells a webhook from a later one that reused its id (SQLite reuses the highest
+rowid after a delete). A request's progress (``PROGRESS``) is counted by the database.
 """
 
 from __future__ import annotations
@@ -16,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text
 
+from portal import cache
 from portal.extensions import db, run
 from portal.models import (
     ConnectionConfig,
@@ -27,12 +26,6 @@ from portal.models import (
     ManualWebhookVersion,
     PrivacyRequest,
 )
-
-# (webhook id, created_at, version) → field definitions. Bounded: cleared when it outgrows any real deployment.
-_FIELDS_CACHE: dict[tuple[int, datetime, int], tuple[dict[str, Any], ...]] = {}
-_FIELDS_CACHE_LIMIT = 5_000
-# The last answer of ``gated_webhooks`` per database, with the rows it was built from.
-_LAST_GATED: dict[Any, tuple[list, tuple[GatedWebhook, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -67,9 +60,11 @@ class GatedWebhook:
 
 
 def _gated_condition():
+    """Which webhooks gate a request: enabled manual connections whose field list is not empty."""
     return (
         ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK,
         ConnectionConfig.disabled.is_(False),
+        func.json_array_length(ManualWebhook.fields) > 0,  # a JSON array, never NULL
     )
 
 
@@ -89,32 +84,16 @@ _GATED = (
 )  # built once: building a statement costs more than running this one
 
 
-def _load_fields(hook_ids: list[int]) -> dict[int, tuple[int, tuple[dict[str, Any], ...]]]:
-    """Read these webhooks' field lists now, cache them, and return ``{id: (version, fields)}``."""
-    if len(_FIELDS_CACHE) > _FIELDS_CACHE_LIMIT:
-        _FIELDS_CACHE.clear()
-    loaded = run(
-        select(ManualWebhook.id, ManualWebhook.created_at, ManualWebhook.version, ManualWebhook.fields).where(
-            ManualWebhook.id.in_(hook_ids)
-        )
-    )
-    now = {}
-    for hook_id, created_at, version, fields in loaded:
-        now[hook_id] = (version, tuple(fields or ()))
-        _FIELDS_CACHE[(hook_id, created_at, version)] = now[hook_id][1]
-    return now
-
-
 def webhook_fields(hook_id: int, created_at: datetime, version: int) -> tuple[dict[str, Any], ...]:
     """One webhook's field definitions at exactly ``version`` (kept per version, so immutable), cached."""
     key = (hook_id, created_at, version)
-    cached = _FIELDS_CACHE.get(key)
-    if cached is None:
-        fields = run(_VERSION_FIELDS, {"hook_id": hook_id, "version": version}).scalar()
-        if fields is None:
+    fields = cache.field_lists.get(key)
+    if fields is None:
+        stored = run(_VERSION_FIELDS, {"hook_id": hook_id, "version": version}).scalar()
+        if stored is None:
             return ()
-        cached = _FIELDS_CACHE[key] = tuple(fields)
-    return cached
+        fields = cache.field_lists[key] = tuple(stored)
+    return fields
 
 
 # The kept list of that version; the webhook's own list when it is that version and none was kept (a row
@@ -136,33 +115,25 @@ _VERSION_FIELDS = (
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    return _gated_from([tuple(row) for row in run(_GATED)])
+    return _gated_from(tuple(tuple(row) for row in run(_GATED)))
 
 
-def _gated_from(rows: list[tuple]) -> list[GatedWebhook]:
-    """The gated webhooks for these rows of ``_GATED``'s columns (the last answer again if they match)."""
-    last = _LAST_GATED.get(db.engine.url)
-    if last is not None and last[0] == rows:  # nothing changed since the last call: the same answer
-        return list(last[1])
-    unknown = [row[4] for row in rows if tuple(row[4:]) not in _FIELDS_CACHE]
-    fields_now = _load_fields(unknown) if unknown else {}
-    gated = []
-    for conn_id, key, name, description, hook_id, created_at, version in rows:
-        if hook_id in fields_now:  # read just now: its version may be newer than the first query's
-            version, fields = fields_now[hook_id]
-        else:
-            fields = _FIELDS_CACHE[(hook_id, created_at, version)]
-        if fields:
-            gated.append(
-                GatedWebhook(
-                    GatedConnection(conn_id, key, name, description), GatedFields(hook_id, version, fields)
-                )
+def _gated_from(rows: tuple[tuple, ...]) -> list[GatedWebhook]:
+    """The gated webhooks for these rows of ``_GATED``'s columns, each with its fields at the row's version.
+
+    The rows name every webhook's version, so the same rows always give the same answer: it is cached by
+    them (building 50 snapshots cost more than the query that reads the rows).
+    """
+    gated = cache.gated.get(rows)
+    if gated is None:
+        gated = cache.gated[rows] = tuple(
+            GatedWebhook(
+                GatedConnection(conn_id, key, name, description), GatedFields(hook_id, version, fields)
             )
-    if not fields_now:  # every definition came from the cache, so ``rows`` say all there is to say
-        if len(_LAST_GATED) > 100:
-            _LAST_GATED.clear()
-        _LAST_GATED[db.engine.url] = (rows, tuple(gated))
-    return gated
+            for conn_id, key, name, description, hook_id, created_at, version in rows
+            if (fields := webhook_fields(hook_id, created_at, version))
+        )
+    return list(gated)
 
 
 def gated_webhook_models() -> list[tuple[ConnectionConfig, ManualWebhook]]:
@@ -173,7 +144,7 @@ def gated_webhook_models() -> list[tuple[ConnectionConfig, ManualWebhook]]:
         .where(*_gated_condition())
         .order_by(ConnectionConfig.name)
     ).all()
-    return [(conn, hook) for conn, hook in rows if hook.fields]
+    return [(conn, hook) for conn, hook in rows]
 
 
 def applies_to(privacy_request: PrivacyRequest) -> bool:
@@ -196,8 +167,25 @@ class StoredInput(NamedTuple):
     entered_by_label: str
     entered_at: datetime
 
-    def is_stale(self, current_version: int) -> bool:
-        return self.version != current_version
+
+# --- "done": an entry saved against the webhook's current version ------------------------------------
+# The one rule, in its three forms: for one entry in Python, for a fixed set of webhooks as SQL (a page of
+# requests), and joined to the webhooks as SQL (one request's progress).
+
+
+def is_done(entry: StoredInput | None, version: int) -> bool:
+    """Whether ``entry`` counts for a webhook now at ``version`` (None: nothing entered)."""
+    return entry is not None and entry.version == version
+
+
+def current_entries(current: tuple[tuple[int, int], ...]):
+    """SQL: a manual_inputs row is done for one of the ``current`` (connection id, version) pairs.
+
+    The pairs are written into the statement as integer literals rather than bound: expanding 100 bound
+    values on every call cost as much as the query, and they change only when an admin edits a webhook.
+    """
+    pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
+    return text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})")
 
 
 _ENTRY_COLUMNS = (  # ``StoredInput``'s, read with the gate by ``gated_with_inputs``
@@ -226,7 +214,7 @@ def gated_with_inputs(request_id: str) -> tuple[list[GatedWebhook], dict[int, St
     """``gated_webhooks()`` and this request's entries for them (connection id → entry; entries for
     connections that are not gated are left out), in one query: the request page and every run need both."""
     rows = run(_GATED_WITH_INPUTS, {"request_id": request_id}).all()
-    gated = _gated_from([tuple(row[:_GATED_COLUMNS]) for row in rows])
+    gated = _gated_from(tuple(tuple(row[:_GATED_COLUMNS]) for row in rows))
     inputs = {
         row[_GATED_COLUMNS]: StoredInput(*row[_GATED_COLUMNS:])
         for row in rows
@@ -235,13 +223,8 @@ def gated_with_inputs(request_id: str) -> tuple[list[GatedWebhook], dict[int, St
     return gated, inputs
 
 
-def _has_fields():
-    """``_gated_from``'s "at least one field", in SQL (the field list is a JSON array, never NULL)."""
-    return func.json_array_length(ManualWebhook.fields) > 0
-
-
-# Counted by the database, one row back: reading the 50 gated rows to count them in Python cost four times
-# as much (issue 9). A resume reads it with the request's status (``privacy_requests.resume_check``).
+# One request's progress, counted by the database (one row back; reading the 50 gated rows to count them in
+# Python cost four times as much). A resume reads it with the request's status (``resume_check``).
 PROGRESS = (
     select(func.count().label("systems"), func.count(ManualInput.version).label("done"))
     .select_from(ConnectionConfig)
@@ -252,7 +235,7 @@ PROGRESS = (
         & (ManualInput.privacy_request_id == bindparam("request_id"))
         & (ManualInput.version == ManualWebhook.version),
     )
-    .where(*_gated_condition(), _has_fields())
+    .where(*_gated_condition())
 )
 
 
@@ -260,7 +243,5 @@ def missing_webhooks(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput
     """The gated webhooks with no input, or only a stale one (``gated_with_inputs``'s answer), in name
     order."""
     return [
-        gated
-        for gated in webhooks
-        if (entry := inputs.get(gated.connection.id)) is None or entry.is_stale(gated.webhook.version)
+        gated for gated in webhooks if not is_done(inputs.get(gated.connection.id), gated.webhook.version)
     ]

@@ -15,54 +15,19 @@ import contextlib
 import logging
 import traceback
 import uuid
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, select
 
 from portal.execution import collection, gate
 from portal.execution.package import PackageWriter, manual_entries
 from portal.extensions import db, run
-from portal.models import Policy, PrivacyRequest, RequestStatus, utcnow
-from portal.services.audit import SYSTEM, change_and_record
-from portal.services.privacy_requests import current_status, request_not_found
+from portal.models import Policy, PrivacyRequest, RequestStatus, lifecycle, utcnow
+from portal.models.audit import SYSTEM
 
 log = logging.getLogger(__name__)
 
 S = RequestStatus
-
-
-# The run's compare-and-swap UPDATEs, as Core statements on the table built once per shape: every resume
-# runs three of them, and building an ORM UPDATE costs more than executing it (issue 9). They go around the
-# session's objects, as ``synchronize_session=False`` did.
-_requests = PrivacyRequest.__table__
-_STATEMENTS: dict[tuple, Any] = {}
-
-
-def _claim_statement(require_approval: bool):
-    """Runnable: approved (or pending, without required approval), or in processing with no claim."""
-    key = ("claim", require_approval)
-    if key not in _STATEMENTS:
-        runnable = [S.APPROVED.value] + ([] if require_approval else [S.PENDING.value])
-        c = _requests.c
-        _STATEMENTS[key] = (
-            update(_requests)
-            .where(
-                c.id == bindparam("request_id"),
-                or_(
-                    c.status.in_(runnable), and_(c.status == S.IN_PROCESSING.value, c.runner_claim.is_(None))
-                ),
-            )
-            .values(
-                status=S.IN_PROCESSING.value,
-                runner_claim=bindparam("token"),
-                claimed_at=bindparam("now"),
-                started_processing_at=func.coalesce(c.started_processing_at, bindparam("now")),
-                error_message=None,
-                updated_at=bindparam("now"),
-            )
-        )
-    return _STATEMENTS[key]
 
 
 def claim(request_id: str) -> str | None:
@@ -82,36 +47,17 @@ def take_claim(request_id: str) -> str | None:
     dies midway is seen (and retried) by the sweeper.
     """
     token = uuid.uuid4().hex
-    statement = _claim_statement(current_app.config["REQUIRE_APPROVAL"])
-    params = {"request_id": request_id, "token": token, "now": utcnow()}
-    if not change_and_record(statement, params, SYSTEM, "request.run_started", privacy_request_id=request_id):
+    runnable = {S.APPROVED, S.IN_PROCESSING} | (
+        {S.PENDING} if not current_app.config["REQUIRE_APPROVAL"] else set()
+    )
+    if not lifecycle.change(request_id, "claim", SYSTEM, sources=runnable, unclaimed=True, claim=token):
         return None
     return token
 
 
-def _finish(request_id: str, token: str, status: str, event: tuple[str, dict], **values) -> bool:
-    """Leave the run in ``status`` if we still own it (the sweeper may have taken it back), and only then
-    record ``event`` (action, details) with it."""
-    key = ("finish", *sorted(values))
-    if key not in _STATEMENTS:
-        c = _requests.c
-        _STATEMENTS[key] = (
-            update(_requests)
-            .where(c.id == bindparam("request_id"), c.runner_claim == bindparam("token"))
-            .values(
-                status=bindparam("status"),
-                runner_claim=None,
-                claimed_at=None,
-                updated_at=bindparam("now"),
-                **{name: bindparam(f"value_{name}") for name in values},
-            )
-        )
-    params = {"request_id": request_id, "token": token, "status": status, "now": utcnow()}
-    params.update({f"value_{name}": value for name, value in values.items()})
-    action, details = event
-    return change_and_record(
-        _STATEMENTS[key], params, SYSTEM, action, privacy_request_id=request_id, **details
-    )
+def _finish(request_id: str, token: str, name: str, values: dict | None = None, **details) -> bool:
+    """Leave the run by transition ``name`` if we still own it (the sweeper may have taken it back)."""
+    return lifecycle.change(request_id, name, SYSTEM, claimed_by=token, values=values, details=details)
 
 
 def run_privacy_request(request_id: str) -> str | None:
@@ -133,6 +79,7 @@ def run_claimed(request_id: str, token: str) -> str:
 
 # What a run reads of its request, as columns (an ORM load of the request and its policy cost more than
 # the query; issue 9): the subject for the connectors, and whether the manual gate applies.
+_requests = PrivacyRequest.__table__
 _RUN_REQUEST = (
     select(_requests.c.id, _requests.c.identity, Policy.action_type)
     .join(Policy, Policy.id == _requests.c.policy_id)
@@ -143,15 +90,14 @@ _RUN_REQUEST = (
 def _run_claimed(request_id: str, token: str) -> str:
     row = run(_RUN_REQUEST, {"request_id": request_id}).first()
     if row is None:
-        raise request_not_found(request_id)
+        raise LookupError(f"No privacy request found with id '{request_id}'.")
     subject = collection.Subject(row.id, row.identity)
     webhooks, inputs = (
         gate.gated_with_inputs(request_id) if gate.applies_to_action(row.action_type) else ([], {})
     )
     missing = gate.missing_webhooks(webhooks, inputs)
     if missing:
-        event = ("request.requires_input", {"missing": [m.key for m in missing]})
-        _finish(request_id, token, S.REQUIRES_INPUT.value, event)
+        _finish(request_id, token, "wait_for_input", missing=[m.key for m in missing])
         db.session.commit()
         return S.REQUIRES_INPUT.value
 
@@ -164,13 +110,17 @@ def _run_claimed(request_id: str, token: str) -> str:
         writer.save(request_id)
         keys = writer.keys
     db.session.flush()
-    completed = (
-        "request.completed",
-        {"keys": sorted(keys), "manual_versions": {m.key: m.webhook.version for m in webhooks}},
+    finished = _finish(
+        request_id,
+        token,
+        "complete",
+        {"finished_processing_at": utcnow()},
+        keys=sorted(keys),
+        manual_versions={m.key: m.webhook.version for m in webhooks},
     )
-    if not _finish(request_id, token, S.COMPLETE.value, completed, finished_processing_at=utcnow()):
+    if not finished:
         db.session.rollback()  # someone took the run over; leave everything to them
-        return current_status(request_id)
+        return lifecycle.current_status(request_id)
     db.session.commit()
     return S.COMPLETE.value
 
@@ -187,12 +137,6 @@ def _fail(request_id: str, token: str, exc: Exception) -> str:
     # Log where it failed, not the exception text: driver messages can echo personal data.
     frames = "".join(traceback.format_tb(exc.__traceback__))
     log.error("Run of %s failed with %s\n%s", request_id, type(exc).__name__, frames)
-    _finish(
-        request_id,
-        token,
-        S.ERROR.value,
-        ("request.errored", {"error": type(exc).__name__}),
-        error_message=message,
-    )
+    _finish(request_id, token, "fail", {"error_message": message}, error=type(exc).__name__)
     db.session.commit()
     return S.ERROR.value

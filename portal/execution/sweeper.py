@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select
 
 from portal.execution import dispatch
 from portal.extensions import db
-from portal.models import PrivacyRequest, RequestStatus, utcnow
-from portal.services.audit import Actor, record
+from portal.models import PrivacyRequest, RequestStatus, lifecycle, utcnow
+from portal.models.audit import Actor
 
 S = RequestStatus
 SWEEPER = Actor.system("sweeper")
@@ -55,14 +55,15 @@ def _stale_claims(now: datetime) -> list[tuple[str, str]]:
     return [(row.id, row.runner_claim) for row in rows]
 
 
-def _waiting_for_a_run():
-    waiting = [S.APPROVED.value]
-    if not current_app.config["REQUIRE_APPROVAL"]:
-        waiting.append(S.PENDING.value)
-    return or_(
-        PrivacyRequest.status.in_(waiting),
-        and_(PrivacyRequest.status == S.IN_PROCESSING, PrivacyRequest.runner_claim.is_(None)),
+def _runnable() -> set[RequestStatus]:
+    """What a run may start from (in_processing only without a claim)."""
+    return {S.APPROVED, S.IN_PROCESSING} | (
+        {S.PENDING} if not current_app.config["REQUIRE_APPROVAL"] else set()
     )
+
+
+def _waiting_for_a_run():
+    return and_(PrivacyRequest.status.in_(_runnable()), PrivacyRequest.runner_claim.is_(None))
 
 
 def _not_queued(now: datetime) -> list[tuple[str, datetime]]:
@@ -75,41 +76,33 @@ def _not_queued(now: datetime) -> list[tuple[str, datetime]]:
     return [(row.id, row.updated_at) for row in rows]
 
 
-def _take(request_id: str, condition, now: datetime) -> bool:
-    result = db.session.execute(
-        update(PrivacyRequest)
-        .where(PrivacyRequest.id == request_id, condition)
-        .values(runner_claim=None, claimed_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
 def sweep(now: datetime | None = None) -> list[Requeued]:
     """Requeue every lost run (commits); returns what was requeued, in order."""
     now = now or utcnow()
     taken: list[tuple[str, str]] = []
     for request_id, claim in _stale_claims(now):
-        condition = and_(PrivacyRequest.status == S.IN_PROCESSING, PrivacyRequest.runner_claim == claim)
-        if _take(request_id, condition, now):
+        if lifecycle.change(
+            request_id,
+            "requeue",
+            SWEEPER,
+            sources={S.IN_PROCESSING},
+            claimed_by=claim,
+            details={"reason": "stale_claim"},
+            at=now,
+        ):
             taken.append((request_id, "stale_claim"))
     for request_id, updated_at in _not_queued(now):
         # Unchanged since we looked: not claimed, resumed, canceled or requeued by another sweeper.
-        condition = and_(_waiting_for_a_run(), PrivacyRequest.updated_at == updated_at)
-        if _take(request_id, condition, now):
+        if lifecycle.change(
+            request_id,
+            "requeue",
+            SWEEPER,
+            sources=_runnable(),
+            unclaimed=True,
+            unchanged_since=updated_at,
+            details={"reason": "not_queued"},
+            at=now,
+        ):
             taken.append((request_id, "not_queued"))
-    for request_id, reason in taken:
-        record(SWEEPER, "request.requeued", privacy_request_id=request_id, reason=reason)
     db.session.commit()
     return [Requeued(rid, reason, dispatch.enqueue(rid)) for rid, reason in taken]
-
-
-def purge_if_enabled(now: datetime | None = None) -> list:
-    """With PURGE_ON_SWEEP on, apply the retention policy as part of every sweep (commits)."""
-    if not current_app.config["PURGE_ON_SWEEP"]:
-        return []
-    from portal.services import retention
-
-    purged = retention.purge_expired(SWEEPER, now=now)
-    db.session.commit()
-    return purged

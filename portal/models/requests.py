@@ -119,6 +119,3 @@ class ManualInput(Base):
 
     privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="manual_inputs")
     connection_config: Mapped[ConnectionConfig] = relationship()
-
-    def is_stale(self, current_version: int) -> bool:
-        return self.version != current_version

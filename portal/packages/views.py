@@ -19,11 +19,11 @@ from werkzeug.routing import BuildError
 
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.models.audit import Actor
 from portal.models.packages import StoredPackage
 from portal.packages import bp
 from portal.routing import page_number
-from portal.services import NotFound, privacy_requests, reports
-from portal.services.audit import Actor
+from portal.services import NotFound, privacy_requests, reports, request_lists
 
 
 @bp.after_request
@@ -79,7 +79,7 @@ def _request_page_url(request_id: str) -> str | None:
 
 @bp.route("/")
 def index():
-    page = privacy_requests.list_requests(
+    page = request_lists.list_requests(
         statuses=[RequestStatus.COMPLETE.value],
         order="completed",
         page=page_number(),

@@ -16,20 +16,11 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from portal import routing
-from portal.dynamic_forms import (
-    ManualInputForm,
-    attach_service_errors,
-    build_manual_input_form,
-    field_name,
-    manual_input_form_for,
-    prefill,
-    pressed,
-    submitted_values,
-    submitted_version,
-)
+from portal.dynamic_forms import ManualInputForm, manual_input_form_for
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
+from portal.models.audit import Actor
 from portal.requests import bp
 from portal.requests.forms import (
     DEFAULT_QUEUE_STATUS,
@@ -48,11 +39,11 @@ from portal.services import (
     NotFound,
     ValidationFailed,
     datasets,
+    identities,
     manual_inputs,
     privacy_requests,
-    webhooks,
+    request_lists,
 )
-from portal.services.audit import Actor
 from portal.templating import STATUS_BADGES
 
 S = RequestStatus
@@ -225,7 +216,7 @@ def _search_redirect():
     term = (form.search.data or "").strip()
     if term:
         try:
-            params.update(privacy_requests.classify_search(term))
+            params.update(identities.classify_search(term))
         except (ValidationFailed, NotFound) as exc:
             flash(str(exc), "warning")
     elif form.identity.data:
@@ -252,7 +243,7 @@ def queue():
     }
     refused = usable["identity"] != identity or usable["external"] != external
     if q:
-        found = privacy_requests.url_search_params(q)  # a request id stays; an external id becomes its hash
+        found = identities.url_search_params(q)  # a request id stays; an external id becomes its hash
         refused = refused or not found
         usable.update(found)
     if refused or usable["q"] != q:
@@ -262,7 +253,7 @@ def queue():
             flash(URL_SEARCH_REFUSED, "warning")
         return redirect(url_for(".queue", status=status, **{k: v for k, v in usable.items() if v}))
     page_number = routing.page_number()
-    page = privacy_requests.list_requests(
+    page = request_lists.list_requests(
         statuses=None if status == STATUS_ALL else [status],
         search=q,
         identity_hash=identity,
@@ -456,102 +447,87 @@ class ShownAgain:
 def _fields_changed(request_id: str, connection_key: str, built_from: int | None, message: str) -> ShownAgain:
     """The form at the current version with what was typed, under the fields' own labels (matched by
     id); what was typed into fields that no longer exist is listed, so nothing typed vanishes unseen."""
-    target = manual_inputs.upload_target(request_id, connection_key)
-    form = manual_input_form_for(tuple(target.fields), target.version)()
-    form.version.data = str(target.version)
-    current_ids = set(form.field_ids)
-    older = webhooks.fields_at(target.webhook_id, built_from) if built_from else []
-    removed = [
-        (definition["pii_field"], typed)
-        for definition in older
-        if definition["id"] not in current_ids
-        and (typed := request.form.get(field_name(definition["id"]), "").strip())
-    ]
+    system = manual_inputs.manual_system(request_id, connection_key)  # read again: the version moved
+    form = manual_input_form_for(system)()
+    form.version.data = str(system.version)
+    removed = []
+    if built_from:
+        older = system._replace(version=built_from)
+        typed = manual_input_form_for(older)().values() if older.fields else {}
+        current_ids = set(form.field_ids)
+        removed = [
+            (definition["pii_field"], typed[definition["dsr_package_label"]].strip())
+            for definition in older.fields
+            if definition["id"] not in current_ids and typed.get(definition["dsr_package_label"])
+        ]
     return ShownAgain(form, status=409, changed=message, removed=removed)
 
 
-def _save_manual_input(request_id: str, connection_key: str):
-    """A POSTed form: the redirect after a save, or ``ShownAgain`` for the page to show it again.
+def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> ShownAgain | None:
+    """Save the posted form (None), or say why it is shown again instead: nothing is stored then.
 
-    Reads only what a save needs (one query of columns): the page itself, with its ORM objects, is built
-    only when the form comes back with errors or a refusal. So is the form: a save is checked by the
-    service, which checks all the form would; when it refuses, the form's own checks run for their
-    messages next to each input, and the service's are added where the form found nothing wrong.
+    A valid save is checked by the service, which checks all the form would; when it refuses, the form's
+    own checks run for their messages next to each input, and the service's are added where the form
+    found nothing wrong.
     """
-    try:
-        target = manual_inputs.upload_target(request_id, connection_key)
-    except NotFound as exc:
-        abort(404, str(exc))
-    form_class = manual_input_form_for(tuple(target.fields), target.version)
-    built_from = submitted_version(request.form)
-    refusal = target.refusal(request_id, connection_key)
+    form = manual_input_form_for(system)()
+    refusal = system.refusal(request_id)
     if refusal:
-        return ShownAgain(form_class(), refusal, 400)  # what was typed stays on screen; nothing is stored
-    if built_from != target.version:
-        return _fields_changed(
-            request_id, connection_key, built_from, str(manual_inputs.fields_changed(target.name))
-        )
-    if pressed(request.form, "nothing_found"):
+        return ShownAgain(form, refusal, 400)  # what was typed stays on screen; nothing is stored
+    if form.built_from() != system.version:
+        message = str(manual_inputs.fields_changed(system.name))
+        return _fields_changed(request_id, system.key, form.built_from(), message)
+    if form.nothing_found.data:
         _confirmed()
         values = {}  # "searched, nothing found": required fields do not apply
     else:
-        values = submitted_values(form_class, request.form)
+        values = form.values()
         if all(value is None for value in values.values()):
-            form = form_class()
             form.validate()  # says to fill in a field or press "Nothing found"
             return ShownAgain(form)
     try:
         manual_inputs.save_manual_input(
-            request_id, connection_key, values, _actor(), target, built_from=built_from
+            request_id, system.key, values, _actor(), system, built_from=form.built_from()
         )
     except ValidationFailed as exc:
         db.session.rollback()
-        form = form_class()
         if form.validate():
-            attach_service_errors(form, exc)
+            form.show_service_errors(exc)
         return ShownAgain(form)
     except FieldsChanged as exc:
         db.session.rollback()
-        return _fields_changed(request_id, connection_key, built_from, str(exc))
+        return _fields_changed(request_id, system.key, form.built_from(), str(exc))
     except InvalidState as exc:
         db.session.rollback()
-        return ShownAgain(form_class(), str(exc), 400)
+        return ShownAgain(form, str(exc), 400)
     dispatch.commit_and_run()
-    # The request page says what was saved (``saved_notice``): the message travels in the redirect, not
-    # in the session, so a save does not re-sign the session cookie (issue 9).
-    return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
+    return None
 
 
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
-    shown = None
-    if request.method == "POST":
-        shown = _save_manual_input(request_id, connection_key)
-        if not isinstance(shown, ShownAgain):
-            return shown
-    privacy_request = _request_or_404(request_id)
     try:
-        found = manual_inputs.find_manual_input(request_id, connection_key)
+        system = manual_inputs.manual_system(request_id, connection_key)
     except NotFound as exc:
         abort(404, str(exc))
-    connection, webhook = found.connection, found.webhook
-    current = manual_inputs.view_manual_input(request_id, connection_key, found)
-    if shown is None:
-        fields = list(webhook.fields)
-        form = build_manual_input_form(fields, webhook.version)(
-            formdata=None, data=prefill(fields, current.fields)
-        )
-        shown = ShownAgain(form, manual_inputs.upload_refusal(privacy_request, connection, webhook))
+    if request.method == "POST":
+        shown = _save_manual_input(system, request_id)
+        if shown is None:
+            # The request page says what was saved (``saved_notice``): the message travels in the redirect,
+            # not in the session, so a save does not re-sign the session cookie.
+            return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
+        system = manual_inputs.manual_system(request_id, connection_key)  # the entry as it is now
+    else:
+        form = manual_input_form_for(system).showing(system.current_values())
+        shown = ShownAgain(form, system.refusal(request_id))
     return (
         render_template(
             "requests/manual_input.html",
-            pr=privacy_request,
-            connection=connection,
-            webhook=webhook,
+            request_id=request_id,
+            system=system,
             form=shown.form,
-            entry=current.entry,
-            stale_warning=STALE_WARNING if current.stale and not shown.changed else None,
+            stale_warning=STALE_WARNING if system.stale and not shown.changed else None,
             refusal=shown.refusal,
             changed=shown.changed,
             removed=shown.removed,

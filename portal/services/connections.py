@@ -15,9 +15,9 @@ from unidecode import unidecode
 
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, utcnow
+from portal.models.audit import Actor, record
 from portal.models.connections import ACCESS_LEVELS, CONNECTION_TYPES
-from portal.services import Conflict, NotFound, ValidationFailed, gate_hooks, text_problem
-from portal.services.audit import Actor, record
+from portal.services import Conflict, NotFound, ValidationFailed, privacy_requests, text_problem
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_NAME_LENGTH = 200
@@ -295,7 +295,7 @@ def set_disabled(conn: ConnectionConfig, disabled: bool, actor: Actor) -> Connec
         key=conn.key,
     )
     if disabled and _is_manual(conn):
-        gate_hooks.webhooks_changed(actor)
+        privacy_requests.reevaluate_waiting(actor)
     return conn
 
 
@@ -313,4 +313,4 @@ def delete_connection(conn: ConnectionConfig, actor: Actor) -> None:
     db.session.flush()
     record(actor, "connection.deleted", connection_key=details["key"], **details)
     if was_manual:
-        gate_hooks.webhooks_changed(actor)
+        privacy_requests.reevaluate_waiting(actor)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualWebhook, PrivacyRequest, RequestStatus
-from portal.services import privacy_requests
-from portal.services.privacy_requests import Page
+from portal.services import request_lists
+from portal.services.request_lists import Page
 
 S = RequestStatus
 # A request stops counting towards its deadline once it reached one of these.
@@ -47,7 +47,7 @@ class Queue:
 
 
 def input_queue(limit: int = 5) -> Queue:
-    page = privacy_requests.list_requests(statuses=[S.REQUIRES_INPUT.value], size=limit, with_progress=True)
+    page = request_lists.list_requests(statuses=[S.REQUIRES_INPUT.value], size=limit, with_progress=True)
     return Queue(page, page.done, page.systems)
 
 
@@ -66,9 +66,9 @@ def webhooks_missing_fields() -> list[ConnectionConfig]:
 
 
 def errored_requests(limit: int = 5) -> Page:
-    return privacy_requests.list_requests(statuses=[S.ERROR.value], size=limit, order="newest")
+    return request_lists.list_requests(statuses=[S.ERROR.value], size=limit, order="newest")
 
 
 def ready_packages(limit: int = 5) -> Page:
     """Completed requests, the most recently completed first."""
-    return privacy_requests.list_requests(statuses=[S.COMPLETE.value], size=limit, order="completed")
+    return request_lists.list_requests(statuses=[S.COMPLETE.value], size=limit, order="completed")

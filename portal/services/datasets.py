@@ -16,8 +16,8 @@ from sqlalchemy import bindparam, func, select
 from portal.execution.connectors import fides
 from portal.extensions import db
 from portal.models import CollectionStep, ConnectionConfig, DatasetConfig
+from portal.models.audit import Actor, record
 from portal.services import Conflict, NotFound, ValidationFailed
-from portal.services.audit import Actor, record
 from portal.services.db_connections import require_database
 
 MAX_DATASETS = 50

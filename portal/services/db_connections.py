@@ -19,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from portal.execution.connectors import fides, sql
 from portal.extensions import db
 from portal.models import ConnectionConfig, DatasetConfig
+from portal.models.audit import Actor, record
 from portal.services import InvalidState, ValidationFailed
-from portal.services.audit import Actor, record
 
 DATABASE_TYPES = sql.SQL_CONNECTION_TYPES
 SECRET_KEYS: dict[str, tuple[str, ...]] = {

@@ -29,7 +29,7 @@ from portal.crypto import DecryptionError, Keyring
 from portal.extensions import db
 from portal.models import Base
 from portal.models.base import Encrypted
-from portal.services.privacy_requests import external_id_index
+from portal.services.identities import external_id_index
 
 DEFAULT_BATCH_SIZE = 500
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import case, delete, func, select, update
 
+from portal.execution.sweeper import SWEEPER
 from portal.extensions import db
 from portal.models import (
     AccessPackage,
@@ -29,8 +30,8 @@ from portal.models import (
     RequestStatus,
     utcnow,
 )
+from portal.models.audit import Actor, record
 from portal.services import ValidationFailed
-from portal.services.audit import Actor, record
 
 S = RequestStatus
 CLOSED_STATUSES = (S.COMPLETE.value, S.DENIED.value, S.CANCELED.value)
@@ -123,4 +124,13 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             package_deleted=bool(packages),
         )
     db.session.expire_all()
+    return purged
+
+
+def purge_if_enabled(now: datetime | None = None) -> list[Purged]:
+    """With PURGE_ON_SWEEP on, apply the retention policy as part of every sweep (commits)."""
+    if not current_app.config["PURGE_ON_SWEEP"]:
+        return []
+    purged = purge_expired(SWEEPER, now=now)
+    db.session.commit()
     return purged

@@ -11,8 +11,8 @@ from sqlalchemy import bindparam, or_, select
 
 from portal.extensions import db, run
 from portal.models import ApiToken, User, utcnow
+from portal.models.audit import Actor, record
 from portal.services import ValidationFailed
-from portal.services.audit import Actor, record
 
 TOKEN_PREFIX = "mwp_"  # noqa: S105 - a public marker, not a secret
 

@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from portal.crypto import keyring
 from portal.extensions import db
 from portal.models import Role, User, utcnow
+from portal.models.audit import Actor, record
 from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
 from portal.services import Conflict, DomainError, NotFound, ValidationFailed, tokens
-from portal.services.audit import Actor, record
 
 
 def _common_passwords() -> frozenset[str]:

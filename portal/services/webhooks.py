@@ -28,15 +28,15 @@ from portal.models import (
     ManualWebhookVersion,
     utcnow,
 )
+from portal.models.audit import Actor, record
 from portal.services import (
     FieldsChanged,
     InvalidState,
     NotFound,
     ValidationFailed,
-    gate_hooks,
+    privacy_requests,
     text_problem,
 )
-from portal.services.audit import Actor, record
 from portal.services.connections import snake_case
 
 FIELD_TYPES = ("text", "textarea", "email", "number", "date", "boolean")
@@ -377,7 +377,7 @@ def replace_fields(
     )
     if not webhook.fields:
         # normalize_fields refuses an empty list today; this keeps the gate right if that ever changes.
-        gate_hooks.webhooks_changed(actor)
+        privacy_requests.reevaluate_waiting(actor)
     return webhook
 
 
@@ -388,4 +388,4 @@ def delete_webhook(conn: ConnectionConfig, actor: Actor) -> None:
     conn.manual_webhook = None  # delete-orphan: the row goes at flush
     db.session.flush()
     record(actor, "webhook.deleted", connection_key=conn.key, **details)
-    gate_hooks.webhooks_changed(actor)
+    privacy_requests.reevaluate_waiting(actor)

@@ -21,9 +21,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from portal import create_app
 from portal.execution import dispatch
 from portal.extensions import db
+from portal.models.audit import Actor
 from portal.services import connections as connection_service
 from portal.services import manual_inputs, privacy_requests, users, webhooks
-from portal.services.audit import Actor
 
 CHROMIUM = os.environ.get("PORTAL_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
