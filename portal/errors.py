@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.crypto import DecryptionError
 from portal.extensions import db
+from portal.services import NotFound
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -77,6 +78,13 @@ def register(app) -> None:
             400,
             "The form expired or was sent from another site. Go back, reload the page and try again.",
         )
+
+    @app.errorhandler(NotFound)
+    def not_found(error: NotFound):
+        """A service found no such object: the 404 page with the service's message (the API answers its
+        own ``{"detail": ...}``)."""
+        db.session.rollback()
+        return _render(404, str(error))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

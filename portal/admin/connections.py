@@ -7,7 +7,6 @@ runnable (S4 "never stuck"), and those runs are queued only once the change is c
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from portal.admin import bp
 from portal.admin.connection_forms import (
@@ -18,34 +17,15 @@ from portal.admin.connection_forms import (
     WebhookFieldsForm,
 )
 from portal.execution import dispatch
-from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType
-from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.security import safe_next_url
-from portal.services import DomainError, FieldsChanged, NotFound, ValidationFailed
+from portal.services import DomainError, FieldsChanged, ValidationFailed
 from portal.services import connections as connection_service
 from portal.services import webhooks as webhook_service
+from portal.web import current_actor, refusable
 
 BLANK_ROW = {"pii_field": "", "dsr_package_label": None, "type": "text", "required": False, "help_text": None}
-
-
-def _actor() -> Actor:
-    return Actor.for_user(current_user)
-
-
-def _connection_or_404(key: str) -> ConnectionConfig:
-    try:
-        return connection_service.get_connection(key)
-    except NotFound as exc:
-        abort(404, str(exc))
-
-
-def _manual_or_404(key: str) -> ConnectionConfig:
-    conn = _connection_or_404(key)
-    if conn.connection_type != ConnectionType.MANUAL_WEBHOOK:
-        abort(404, f"Connection '{key}' is not a manual webhook, so it has no fields to edit.")
-    return conn
 
 
 def _show_errors(form, exc: DomainError, default_field: str) -> None:
@@ -85,17 +65,16 @@ def connections():
 def new_connection():
     form = NewConnectionForm()
     if form.validate_on_submit():
-        try:
+        with refusable() as outcome:
             conn = connection_service.create_connection(
                 name=form.name.data,
                 key=form.key.data,
                 description=form.description.data,
                 connection_type=ConnectionType.MANUAL_WEBHOOK.value,
-                actor=_actor(),
+                actor=current_actor(),
             )
-        except DomainError as exc:
-            db.session.rollback()
-            _show_errors(form, exc, "name")
+        if outcome.error:
+            _show_errors(form, outcome.error, "name")
         else:
             dispatch.commit_and_run()
             flash(
@@ -108,16 +87,15 @@ def new_connection():
 
 @bp.route("/connections/<key>/edit", methods=["GET", "POST"])
 def edit_connection(key: str):
-    conn = _connection_or_404(key)
+    conn = connection_service.get_connection(key)
     form = EditConnectionForm(obj=conn)
     if form.validate_on_submit():
-        try:
+        with refusable() as outcome:
             connection_service.update_connection(
-                conn, actor=_actor(), name=form.name.data, description=form.description.data
+                conn, actor=current_actor(), name=form.name.data, description=form.description.data
             )
-        except DomainError as exc:
-            db.session.rollback()
-            _show_errors(form, exc, "name")
+        if outcome.error:
+            _show_errors(form, outcome.error, "name")
         else:
             dispatch.commit_and_run()
             flash(f"Saved “{conn.name}”.", "success")
@@ -131,12 +109,12 @@ def edit_connection(key: str):
 
 @bp.route("/connections/<key>/toggle", methods=["POST"])
 def toggle_connection(key: str):
-    conn = _connection_or_404(key)
+    conn = connection_service.get_connection(key)
     form = ToggleConnectionForm()
     if not form.validate_on_submit():
         abort(400, "Choose whether to disable or enable the connection.")
     disable = form.action.data == "disable"
-    connection_service.set_disabled(conn, disable, _actor())
+    connection_service.set_disabled(conn, disable, current_actor())
     dispatch.commit_and_run()
     if disable:
         flash(f"Disabled “{conn.name}”: requests no longer wait for it.", "success")
@@ -147,11 +125,11 @@ def toggle_connection(key: str):
 
 @bp.route("/connections/<key>/delete", methods=["GET", "POST"])
 def delete_connection(key: str):
-    conn = _connection_or_404(key)
+    conn = connection_service.get_connection(key)
     form = ConfirmDeleteForm()
     if form.validate_on_submit():
         name = conn.name
-        connection_service.delete_connection(conn, _actor())
+        connection_service.delete_connection(conn, current_actor())
         dispatch.commit_and_run()
         flash(f"Deleted “{name}” (key {key}).", "success")
         return redirect(url_for(".connections"))
@@ -227,7 +205,7 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
 
 @bp.route("/connections/<key>/fields", methods=["GET", "POST"])
 def webhook_fields(key: str):
-    conn = _manual_or_404(key)
+    conn = webhook_service.get_manual_connection(key)
     current = conn.manual_webhook.version if conn.manual_webhook else 0
     if request.method == "GET":
         # A list stored before the limit existed may be longer: the editor shows (and saves) the first
@@ -257,19 +235,18 @@ def webhook_fields(key: str):
         return _render_fields(conn, WebhookFieldsForm(formdata=None, data=data), focus_row=focus)
 
     previous = conn.manual_webhook.version if conn.manual_webhook else None
-    try:
-        webhook = webhook_service.replace_fields(conn, rows, _actor(), expected_version=form.edited_version())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        return _render_fields(conn, form, summary=_attach_field_errors(form, exc))
-    except FieldsChanged as exc:
-        db.session.rollback()
+    with refusable() as outcome:
+        webhook = webhook_service.replace_fields(
+            conn, rows, current_actor(), expected_version=form.edited_version()
+        )
+    if isinstance(outcome.error, ValidationFailed):
+        return _render_fields(conn, form, summary=_attach_field_errors(form, outcome.error))
+    if isinstance(outcome.error, FieldsChanged):
         # Saving again replaces theirs on purpose: the form now carries the version that is current.
         form.version.data = str(conn.manual_webhook.version if conn.manual_webhook else 0)
-        return _render_fields(conn, form, summary=[str(exc)]), 409
-    except DomainError as exc:
-        db.session.rollback()
-        return _render_fields(conn, form, summary=[str(exc)])
+        return _render_fields(conn, form, summary=[str(outcome.error)]), 409
+    if outcome.error:
+        return _render_fields(conn, form, summary=[str(outcome.error)])
     dispatch.commit_and_run()
     if previous is None:
         flash(f"Saved {len(webhook.fields)} field(s) as version {webhook.version}.", "success")
@@ -286,13 +263,13 @@ def webhook_fields(key: str):
 
 @bp.route("/connections/<key>/fields/delete", methods=["GET", "POST"])
 def delete_webhook(key: str):
-    conn = _manual_or_404(key)
+    conn = webhook_service.get_manual_connection(key)
     if conn.manual_webhook is None:
         flash("This connection has no saved fields.", "info")
         return redirect(url_for(".webhook_fields", key=key))
     form = ConfirmDeleteForm()
     if form.validate_on_submit():
-        webhook_service.delete_webhook(conn, _actor())
+        webhook_service.delete_webhook(conn, current_actor())
         dispatch.commit_and_run()
         flash(f"Deleted the fields of “{conn.name}”: requests no longer wait for it.", "success")
         return redirect(url_for(".connections"))

@@ -8,29 +8,13 @@ from __future__ import annotations
 import contextlib
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from portal.admin import bp
 from portal.admin.dataset_forms import DATABASE_LABELS, ConfirmForm, DatasetForm, NewDatabaseForm, SecretsForm
 from portal.execution import dispatch
-from portal.extensions import db
 from portal.models import ConnectionConfig
-from portal.models.audit import Actor
-from portal.services import DomainError, NotFound, ValidationFailed, connections, datasets, db_connections
-
-
-def _actor() -> Actor:
-    return Actor.for_user(current_user)
-
-
-def _database_or_404(key: str) -> ConnectionConfig:
-    try:
-        conn = connections.get_connection(key)
-    except NotFound as exc:
-        abort(404, str(exc))
-    if not db_connections.is_database(conn):
-        abort(404, f"Connection '{key}' is not a database connection.")
-    return conn
+from portal.services import NotFound, ValidationFailed, connections, datasets, db_connections
+from portal.web import current_actor, refusable
 
 
 def _add_error(form, name: str, message: str) -> None:
@@ -42,16 +26,15 @@ def _add_error(form, name: str, message: str) -> None:
 def new_database():
     form = NewDatabaseForm()
     if form.validate_on_submit():
-        try:
+        with refusable() as outcome:
             conn = connections.create_connection(
                 name=form.name.data,
                 key=form.key.data,
                 description=form.description.data,
                 connection_type=form.connection_type.data,
-                actor=_actor(),
+                actor=current_actor(),
             )
-        except DomainError as exc:
-            db.session.rollback()
+        if exc := outcome.error:
             field = "key" if isinstance(exc, connections.DuplicateKey) and form.key.data else "name"
             if isinstance(exc, ValidationFailed) and exc.errors and exc.errors[0][0]:
                 field = exc.errors[0][0][0]
@@ -86,20 +69,20 @@ def _render(conn: ConnectionConfig, secrets_form=None, dataset_form=None, status
 
 @bp.get("/connections/<key>/database")
 def database(key: str):
-    return _render(_database_or_404(key))
+    return _render(db_connections.get_database(key))
 
 
 @bp.post("/connections/<key>/database/secrets")
 def database_secrets(key: str):
-    conn = _database_or_404(key)
+    conn = db_connections.get_database(key)
     form = SecretsForm.for_type(conn.connection_type)
     if not form.validate_on_submit():
         return _render(conn, secrets_form=form, status=400)
-    try:
-        db_connections.save_secrets(conn, form.values(), _actor())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _add_error(form, exc.errors[0][0][0] if exc.errors else "url", str(exc))
+    with refusable() as outcome:
+        db_connections.save_secrets(conn, form.values(), current_actor())
+    if exc := outcome.error:
+        located = isinstance(exc, ValidationFailed) and exc.errors
+        _add_error(form, exc.errors[0][0][0] if located else "url", str(exc))
         return _render(conn, secrets_form=form, status=422)
     dispatch.commit_and_run()
     flash("Saved the connection details (encrypted). Use “Test connection” to check them.", "success")
@@ -108,10 +91,10 @@ def database_secrets(key: str):
 
 @bp.post("/connections/<key>/database/test")
 def test_database(key: str):
-    conn = _database_or_404(key)
+    conn = db_connections.get_database(key)
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
-    result = db_connections.test_connection(conn, _actor())
+    result = db_connections.test_connection(conn, current_actor())
     dispatch.commit_and_run()
     flash(
         ("Test connection succeeded. " if result.succeeded else "Test connection failed. ") + result.message,
@@ -122,7 +105,7 @@ def test_database(key: str):
 
 @bp.post("/connections/<key>/datasets")
 def save_datasets(key: str):
-    conn = _database_or_404(key)
+    conn = db_connections.get_database(key)
     form = DatasetForm()
     if not form.validate_on_submit():
         return _render(conn, dataset_form=form, status=400)
@@ -133,10 +116,9 @@ def save_datasets(key: str):
         except UnicodeDecodeError:
             form.file.errors = [*form.file.errors, "The file is not UTF-8 text; save it as UTF-8 YAML."]
             return _render(conn, dataset_form=form, status=422)
-    try:
-        saved = datasets.save_dataset_text(conn, text, _actor())
-    except DomainError as exc:
-        db.session.rollback()
+    with refusable() as outcome:
+        saved = datasets.save_dataset_text(conn, text, current_actor())
+    if exc := outcome.error:
         problems = [message for _, message in exc.errors] if isinstance(exc, ValidationFailed) else []
         form.text.errors = [*form.text.errors, *(problems or [str(exc)])]
         if form.file.data and not form.text.data:
@@ -150,11 +132,8 @@ def save_datasets(key: str):
 
 @bp.get("/connections/<key>/datasets/<fides_key>.yml")
 def download_dataset(key: str, fides_key: str):
-    conn = _database_or_404(key)
-    try:
-        config = datasets.get_dataset(conn, fides_key)
-    except NotFound as exc:
-        abort(404, str(exc))
+    conn = db_connections.get_database(key)
+    config = datasets.get_dataset(conn, fides_key)
     response = make_response(datasets.to_yaml(config))
     response.headers["Content-Type"] = "application/x-yaml; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="{config.fides_key}.yml"'
@@ -163,16 +142,15 @@ def download_dataset(key: str, fides_key: str):
 
 @bp.post("/connections/<key>/datasets/<fides_key>/delete")
 def delete_dataset(key: str, fides_key: str):
-    conn = _database_or_404(key)
+    conn = db_connections.get_database(key)
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
-    try:
-        datasets.delete_dataset(conn, fides_key, _actor())
-    except NotFound as exc:
-        abort(404, str(exc))
-    except DomainError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
+    with refusable() as outcome:
+        datasets.delete_dataset(conn, fides_key, current_actor())
+    if isinstance(outcome.error, NotFound):
+        raise outcome.error
+    if outcome.error:
+        flash(str(outcome.error), "danger")
     else:
         dispatch.commit_and_run()
         flash(f"Deleted dataset “{fides_key}”.", "success")

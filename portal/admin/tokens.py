@@ -14,10 +14,10 @@ from portal.admin import bp
 from portal.admin.token_forms import NewTokenForm
 from portal.extensions import db
 from portal.models import ApiToken, User
-from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.scopes import effective_scopes
-from portal.services import DomainError, tokens
+from portal.services import tokens
+from portal.web import current_actor, refusable
 
 
 def _user_choices() -> list[SelectChoice]:
@@ -36,17 +36,12 @@ def tokens_index():
         expires = (
             datetime.combine(form.expires_on.data, time.min, tzinfo=UTC) if form.expires_on.data else None
         )
-        try:
+        with refusable() as outcome:
             token, secret = tokens.create_token(
-                user,
-                form.name.data,
-                Actor.for_user(current_user),
-                scopes=form.scopes.data or None,
-                expires_at=expires,
+                user, form.name.data, current_actor(), scopes=form.scopes.data or None, expires_at=expires
             )
-        except DomainError as exc:
-            db.session.rollback()
-            form.name.errors = [*form.name.errors, str(exc)]
+        if outcome.error:
+            form.name.errors = [*form.name.errors, str(outcome.error)]
         else:
             db.session.commit()
             response = make_response(render_template("admin/tokens/created.html", token=token, secret=secret))
@@ -72,7 +67,7 @@ def revoke_token(token_id: int):
     token = db.session.get(ApiToken, token_id)
     if token is None:
         abort(404)
-    tokens.revoke_token(token, Actor.for_user(current_user))
+    tokens.revoke_token(token, current_actor())
     db.session.commit()
     flash(f"Token “{token.name}” revoked: it stops working at once.", "success")
     return redirect(url_for("admin.tokens"))

@@ -6,34 +6,21 @@ but readable session cookie), with ``Cache-Control: no-store``: they are shown e
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
-from flask_login import current_user
+from flask import current_app, flash, make_response, redirect, render_template, url_for
 from sqlalchemy import select
 
 from portal.admin import bp
 from portal.admin.user_forms import ConfirmForm, EditUserForm, NewUserForm, ResetPasswordForm
 from portal.extensions import db
 from portal.models import User
-from portal.models.audit import Actor
 from portal.routing import page_number
 from portal.security import generate_password
-from portal.services import DomainError, NotFound, ValidationFailed, users
-
-
-def _actor() -> Actor:
-    return Actor.for_user(current_user)
-
-
-def _user_or_404(user_id: int) -> User:
-    try:
-        return users.get_user(user_id)
-    except NotFound as exc:
-        abort(404, str(exc))
+from portal.services import DomainError, ValidationFailed, users
+from portal.web import current_actor, refusable
 
 
 def _show_error(form, exc: DomainError, default_field: str | None = None) -> None:
-    """Roll back, then attach the service's message to the field it names (or ``default_field``)."""
-    db.session.rollback()
+    """Attach the service's message to the field it names (or ``default_field``)."""
     field_name = default_field
     if isinstance(exc, ValidationFailed) and exc.errors:
         field_name = exc.errors[0][0][0]
@@ -89,17 +76,17 @@ def new_user():
     if form.validate_on_submit():
         chosen = form.chosen_password
         password = chosen if chosen is not None else generate_password()
-        try:
+        with refusable() as outcome:
             user = users.create_user(
                 form.email.data,
                 form.role.data,
                 password,
-                _actor(),
+                current_actor(),
                 name=form.name.data or "",
                 must_change_password=chosen is None or form.must_change_password.data,
             )
-        except DomainError as exc:
-            _show_error(form, exc, default_field="email")
+        if outcome.error:
+            _show_error(form, outcome.error, default_field="email")
         else:
             db.session.commit()
             if chosen is None:
@@ -111,15 +98,15 @@ def new_user():
 
 @bp.route("/users/<id:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int):
-    user = _user_or_404(user_id)
+    user = users.get_user(user_id)
     form = EditUserForm(obj=user)
     if form.validate_on_submit():
-        try:
+        with refusable() as outcome:
             users.update_user(
-                user, _actor(), role=form.role.data, name=form.name.data or "", active=user.active
+                user, current_actor(), role=form.role.data, name=form.name.data or "", active=user.active
             )
-        except DomainError as exc:
-            _show_error(form, exc, default_field="role")
+        if outcome.error:
+            _show_error(form, outcome.error, default_field="role")
         else:
             db.session.commit()
             flash(f"Changes to {user.email} saved.", "success")
@@ -128,17 +115,16 @@ def edit_user(user_id: int):
 
 
 def _set_active(user_id: int, active: bool):
-    user = _user_or_404(user_id)
+    user = users.get_user(user_id)
     form = ConfirmForm()
     if user.active == active:
         flash(f"{user.email} is already {'active' if active else 'deactivated'}.", "info")
         return redirect(url_for("admin.edit_user", user_id=user.id))
     if form.validate_on_submit():
-        try:
-            users.update_user(user, _actor(), role=user.role, name=user.name, active=active)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
+        with refusable() as outcome:
+            users.update_user(user, current_actor(), role=user.role, name=user.name, active=active)
+        if outcome.error:
+            flash(str(outcome.error), "danger")
         else:
             db.session.commit()
             if active:
@@ -165,15 +151,15 @@ def reactivate_user(user_id: int):
 
 @bp.route("/users/<id:user_id>/reset-password", methods=["POST"])
 def reset_password(user_id: int):
-    user = _user_or_404(user_id)
+    user = users.get_user(user_id)
     reset_form = ResetPasswordForm(prefix="reset")
     if reset_form.validate_on_submit():
         chosen = reset_form.chosen_password
         password = chosen if chosen is not None else generate_password()
-        try:
-            revoked = users.reset_password(user, password, _actor())
-        except DomainError as exc:
-            _show_error(reset_form, exc, default_field="password")
+        with refusable() as outcome:
+            revoked = users.reset_password(user, password, current_actor())
+        if outcome.error:
+            _show_error(reset_form, outcome.error, default_field="password")
         else:
             db.session.commit()
             if chosen is None:

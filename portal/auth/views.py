@@ -9,6 +9,7 @@ from portal.extensions import db, rate_limited
 from portal.models.audit import Actor, record
 from portal.security import safe_next_url
 from portal.services import ValidationFailed, users
+from portal.web import refusable
 
 
 def _account_limit_key() -> str:
@@ -77,14 +78,13 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = signed_in_user_record()
-        try:
+        with refusable() as outcome:
             users.change_password(
                 user, form.current_password.data, form.new_password.data, Actor.for_user(user)
             )
-        except ValidationFailed as exc:
-            db.session.rollback()
-            field = exc.errors[0][0][0] if exc.errors else "new_password"
-            getattr(form, field).errors.append(str(exc))
+        if exc := outcome.error:
+            located = isinstance(exc, ValidationFailed) and exc.errors
+            getattr(form, exc.errors[0][0][0] if located else "new_password").errors.append(str(exc))
         else:
             db.session.commit()
             login_user(user)  # the session id now carries the new session version

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, abort, current_app, render_template, stream_with_context, url_for
-from flask_login import current_user
+from flask import Response, current_app, render_template, stream_with_context, url_for
 from werkzeug.routing import BuildError
 
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
-from portal.models.audit import Actor
 from portal.models.packages import StoredPackage
 from portal.packages import bp
 from portal.routing import page_number
-from portal.services import NotFound, privacy_requests, reports, request_lists
+from portal.services import privacy_requests, reports, request_lists
+from portal.web import current_actor
 
 
 @bp.after_request
@@ -32,21 +31,13 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def _actor() -> Actor:
-    return Actor.for_user(current_user)
-
-
-def _package_or_404(
+def _package(
     request_id: str, action: str, **details
 ) -> tuple[PrivacyRequest, StoredPackage, reports.ReportMeta]:
-    """The request, its opened package and report metadata, audited (the caller commits); 404 with the
-    service's message if there is none."""
-    try:
-        privacy_request = privacy_requests.get_request(request_id)
-        package = privacy_requests.get_package(privacy_request, _actor(), action=action, **details)
-    except NotFound as exc:
-        db.session.rollback()
-        abort(404, str(exc))
+    """The request, its opened package and report metadata, audited (the caller commits); NotFound (the
+    404 page, with the service's message) if there is none."""
+    privacy_request = privacy_requests.get_request(request_id)
+    package = privacy_requests.get_package(privacy_request, current_actor(), action=action, **details)
     return privacy_request, package, _meta(privacy_request)
 
 
@@ -90,7 +81,7 @@ def index():
 
 @bp.route("/<request_id>")
 def detail(request_id: str):
-    privacy_request, package, _ = _package_or_404(request_id, "package.viewed")
+    privacy_request, package, _ = _package(request_id, "package.viewed")
     # The rows shown are read before the commit: a chunk that cannot be decrypted leaves no audit event.
     tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
     db.session.commit()
@@ -106,7 +97,7 @@ def detail(request_id: str):
 
 @bp.route("/<request_id>/package.json")
 def download_json(request_id: str):
-    _, package, meta = _package_or_404(request_id, "package.downloaded", format="json")
+    _, package, meta = _package(request_id, "package.downloaded", format="json")
     return _streamed_attachment(
         reports.iter_package_json(package),
         "application/json",
@@ -116,7 +107,7 @@ def download_json(request_id: str):
 
 @bp.route("/<request_id>/package.zip")
 def download_zip(request_id: str):
-    _, package, meta = _package_or_404(request_id, "package.downloaded", format="zip")
+    _, package, meta = _package(request_id, "package.downloaded", format="zip")
     return _streamed_attachment(
         reports.iter_package_zip(package, meta),
         "application/zip",

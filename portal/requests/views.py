@@ -18,9 +18,7 @@ from wtforms import SelectChoice
 from portal import routing
 from portal.dynamic_forms import ManualInputForm, manual_input_form_for
 from portal.execution import dispatch
-from portal.extensions import db
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
-from portal.models.audit import Actor
 from portal.requests import bp
 from portal.requests.forms import (
     DEFAULT_QUEUE_STATUS,
@@ -35,7 +33,6 @@ from portal.requests.forms import (
 from portal.security import roles_required
 from portal.services import (
     FieldsChanged,
-    InvalidState,
     NotFound,
     ValidationFailed,
     datasets,
@@ -45,6 +42,7 @@ from portal.services import (
     request_lists,
 )
 from portal.templating import STATUS_BADGES
+from portal.web import current_actor, refusable
 
 S = RequestStatus
 CLOSED_STATUSES = {S.COMPLETE, S.DENIED, S.CANCELED}
@@ -54,17 +52,6 @@ EMPTY_QUEUE = {
     "error": "No requests in error",
     STATUS_ALL: "No requests yet",
 }
-
-
-def _actor() -> Actor:
-    return Actor.for_user(current_user)
-
-
-def _request_or_404(request_id: str) -> PrivacyRequest:
-    try:
-        return privacy_requests.get_request(request_id)
-    except NotFound as exc:
-        abort(404, str(exc))
 
 
 def _confirmed() -> None:
@@ -178,16 +165,15 @@ def new():
     if not form.is_submitted():
         form.policy.data = DEFAULT_ACCESS_POLICY_KEY
     if form.validate_on_submit():
-        try:
+        with refusable() as outcome:
             privacy_request = privacy_requests.create_request(
                 identity={"email": form.email.data, "phone_number": form.phone_number.data},
                 policy_key=form.policy.data,
                 external_id=form.external_id.data,
-                actor=_actor(),
+                actor=current_actor(),
             )
-        except (ValidationFailed, NotFound) as exc:
-            db.session.rollback()
-            _show_create_errors(form, exc)
+        if outcome.error:
+            _show_create_errors(form, outcome.error)
         else:
             request_id = privacy_request.id
             dispatched = dispatch.commit_and_run()
@@ -351,18 +337,18 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
 
 @bp.route("/<request_id>")
 def detail(request_id: str):
-    return _render_detail(_request_or_404(request_id))
+    return _render_detail(privacy_requests.get_request(request_id))
 
 
 @bp.route("/<request_id>/reveal", methods=["POST"])
 def reveal_identity(request_id: str):
     """Every role that may see the request may reveal its identity; each reveal is audited."""
-    privacy_request = _request_or_404(request_id)
+    privacy_request = privacy_requests.get_request(request_id)
     _confirmed()
-    try:
-        identity = privacy_requests.reveal_identity(privacy_request, _actor())
-    except NotFound as exc:
-        flash(str(exc), "error")
+    with refusable() as outcome:
+        identity = privacy_requests.reveal_identity(privacy_request, current_actor())
+    if outcome.error:
+        flash(str(outcome.error), "error")
         return redirect(url_for(".detail", request_id=request_id))
     dispatch.commit_and_run()
     return _render_detail(privacy_request, revealed=identity)
@@ -370,15 +356,11 @@ def reveal_identity(request_id: str):
 
 def _lifecycle_action(request_id: str, action, prefix: str):
     """Run one lifecycle service call; refusals are flashed, the request page is shown again."""
-    privacy_request = _request_or_404(request_id)  # the same object the action changes (one session)
-    try:
-        action(request_id, _actor())
-    except InvalidState as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+    privacy_request = privacy_requests.get_request(request_id)  # the object the action changes
+    with refusable() as outcome:
+        action(request_id, current_actor())
+    if outcome.error:
+        flash(str(outcome.error), "error")
     else:
         dispatched = dispatch.commit_and_run()
         flash(*_outcome(prefix, privacy_request, dispatched))
@@ -403,17 +385,15 @@ def approve(request_id: str):
 @roles_required(Role.ADMIN)
 def deny(request_id: str):
     form = DenyForm()
+    privacy_requests.get_request(request_id)  # 404 first
     if not form.validate_on_submit():
-        _request_or_404(request_id)
         for message in form.reason.errors:
             flash(f"Not denied: the reason is too long. {message}", "error")
         return redirect(url_for(".detail", request_id=request_id))
-    _request_or_404(request_id)
-    try:
-        privacy_requests.deny_request(request_id, form.reason.data, _actor())
-    except InvalidState as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
+    with refusable() as outcome:
+        privacy_requests.deny_request(request_id, form.reason.data, current_actor())
+    if outcome.error:
+        flash(str(outcome.error), "error")
     else:
         dispatch.commit_and_run()
         flash("Denied: the request will not be processed.", "success")
@@ -485,21 +465,18 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
         if all(value is None for value in values.values()):
             form.validate()  # says to fill in a field or press "Nothing found"
             return ShownAgain(form)
-    try:
+    with refusable() as outcome:
         manual_inputs.save_manual_input(
-            request_id, system.key, values, _actor(), system, built_from=form.built_from()
+            request_id, system.key, values, current_actor(), system, built_from=form.built_from()
         )
-    except ValidationFailed as exc:
-        db.session.rollback()
+    if isinstance(outcome.error, ValidationFailed):
         if form.validate():
-            form.show_service_errors(exc)
+            form.show_service_errors(outcome.error)
         return ShownAgain(form)
-    except FieldsChanged as exc:
-        db.session.rollback()
-        return _fields_changed(request_id, system.key, form.built_from(), str(exc))
-    except InvalidState as exc:
-        db.session.rollback()
-        return ShownAgain(form, str(exc), 400)
+    if isinstance(outcome.error, FieldsChanged):
+        return _fields_changed(request_id, system.key, form.built_from(), str(outcome.error))
+    if outcome.error:
+        return ShownAgain(form, str(outcome.error), 400)
     dispatch.commit_and_run()
     return None
 
@@ -507,10 +484,7 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
-    try:
-        system = manual_inputs.manual_system(request_id, connection_key)
-    except NotFound as exc:
-        abort(404, str(exc))
+    system = manual_inputs.manual_system(request_id, connection_key)
     if request.method == "POST":
         shown = _save_manual_input(system, request_id)
         if shown is None:

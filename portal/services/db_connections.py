@@ -20,7 +20,7 @@ from portal.execution.connectors import fides, sql
 from portal.extensions import db
 from portal.models import ConnectionConfig, DatasetConfig
 from portal.models.audit import Actor, record
-from portal.services import InvalidState, ValidationFailed
+from portal.services import InvalidState, NotFound, ValidationFailed, connections
 
 DATABASE_TYPES = sql.SQL_CONNECTION_TYPES
 SECRET_KEYS: dict[str, tuple[str, ...]] = {
@@ -40,6 +40,14 @@ class ConnectionTest:
 
 def is_database(conn: ConnectionConfig) -> bool:
     return conn.connection_type in DATABASE_TYPES
+
+
+def get_database(key: str) -> ConnectionConfig:
+    """The connection ``key`` when it is a database connection (NotFound otherwise)."""
+    conn = connections.get_connection(key)
+    if not is_database(conn):
+        raise NotFound(f"Connection '{key}' is not a database connection.")
+    return conn
 
 
 def require_database(conn: ConnectionConfig) -> ConnectionConfig:

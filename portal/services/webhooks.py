@@ -34,6 +34,7 @@ from portal.services import (
     InvalidState,
     NotFound,
     ValidationFailed,
+    connections,
     privacy_requests,
     text_problem,
 )
@@ -284,6 +285,14 @@ def _insert(conn: ConnectionConfig, fields: list[dict], actor: Actor) -> ManualW
         labels=_labels(fields),
     )
     return webhook
+
+
+def get_manual_connection(key: str) -> ConnectionConfig:
+    """The connection ``key`` when it is a manual one (NotFound otherwise: it has no fields to edit)."""
+    conn = connections.get_connection(key)
+    if conn.connection_type != ConnectionType.MANUAL_WEBHOOK:
+        raise NotFound(f"Connection '{key}' is not a manual webhook, so it has no fields to edit.")
+    return conn
 
 
 def get_webhook(conn: ConnectionConfig) -> ManualWebhook:
