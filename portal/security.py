@@ -45,15 +45,18 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
-# A hash of a random password, verified against when the email is unknown so timing does not tell.
-_DUMMY_HASH: dict[str, str] = {}
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
+    """A hash of a random password with these settings (a pure builder: any such hash does)."""
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism).hash(
+        secrets.token_urlsafe(16)
+    )
 
 
 def burn_password_check(password: str) -> None:
-    key = f"{current_app.config['PASSWORD_HASH_TIME_COST']}:{current_app.config['PASSWORD_HASH_MEMORY_COST']}"
-    if key not in _DUMMY_HASH:
-        _DUMMY_HASH[key] = hash_password(secrets.token_urlsafe(16))
-    verify_password(_DUMMY_HASH[key], password)
+    """Verify against a dummy hash when the email is unknown, so the time taken does not tell."""
+    hasher = _hasher()
+    verify_password(_dummy_hash(hasher.time_cost, hasher.memory_cost, hasher.parallelism), password)
 
 
 def generate_password() -> str:

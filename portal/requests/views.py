@@ -8,7 +8,6 @@ values never travel in URLs: searches are POSTed and redirected with a keyed has
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -16,7 +15,6 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from portal import routing
-from portal.dynamic_forms import ManualInputForm, manual_input_form_for
 from portal.execution import dispatch
 from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
 from portal.requests import bp
@@ -32,7 +30,6 @@ from portal.requests.forms import (
 )
 from portal.security import roles_required
 from portal.services import (
-    FieldsChanged,
     NotFound,
     ValidationFailed,
     datasets,
@@ -54,7 +51,7 @@ EMPTY_QUEUE = {
 }
 
 
-def _confirmed() -> None:
+def confirmed() -> None:
     """A state-changing POST carries a valid CSRF token (a form with nothing else in it)."""
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired or was sent from another site. Go back, reload the page and try again.")
@@ -344,7 +341,7 @@ def detail(request_id: str):
 def reveal_identity(request_id: str):
     """Every role that may see the request may reveal its identity; each reveal is audited."""
     privacy_request = privacy_requests.get_request(request_id)
-    _confirmed()
+    confirmed()
     with refusable() as outcome:
         identity = privacy_requests.reveal_identity(privacy_request, current_actor())
     if outcome.error:
@@ -370,14 +367,14 @@ def _lifecycle_action(request_id: str, action, prefix: str):
 @bp.route("/<request_id>/resume", methods=["POST"])
 @roles_required(Role.ADMIN, Role.STAFF)
 def resume(request_id: str):
-    _confirmed()
+    confirmed()
     return _lifecycle_action(request_id, privacy_requests.resume_request, "Resumed")
 
 
 @bp.route("/<request_id>/approve", methods=["POST"])
 @roles_required(Role.ADMIN)
 def approve(request_id: str):
-    _confirmed()
+    confirmed()
     return _lifecycle_action(request_id, privacy_requests.approve_request, "Approved")
 
 
@@ -403,108 +400,5 @@ def deny(request_id: str):
 @bp.route("/<request_id>/retry", methods=["POST"])
 @roles_required(Role.ADMIN)
 def retry(request_id: str):
-    _confirmed()
+    confirmed()
     return _lifecycle_action(request_id, privacy_requests.retry_request, "Retried")
-
-
-# --- manual input -----------------------------------------------------------------------------------
-
-
-STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
-
-
-@dataclass
-class ShownAgain:
-    """A posted manual-input form shown again instead of saved, and why."""
-
-    form: ManualInputForm
-    refusal: str | None = None
-    status: int = 200
-    changed: str | None = None  # the fields changed while the form was open
-    removed: list[tuple[str, str]] = field(default_factory=list)  # (pii_field, typed value) of gone fields
-
-
-def _fields_changed(request_id: str, connection_key: str, built_from: int | None, message: str) -> ShownAgain:
-    """The form at the current version with what was typed, under the fields' own labels (matched by
-    id); what was typed into fields that no longer exist is listed, so nothing typed vanishes unseen."""
-    system = manual_inputs.manual_system(request_id, connection_key)  # read again: the version moved
-    form = manual_input_form_for(system)()
-    form.version.data = str(system.version)
-    removed = []
-    if built_from:
-        older = system._replace(version=built_from)
-        typed = manual_input_form_for(older)().values() if older.fields else {}
-        current_ids = set(form.field_ids)
-        removed = [
-            (definition["pii_field"], typed[definition["dsr_package_label"]].strip())
-            for definition in older.fields
-            if definition["id"] not in current_ids and typed.get(definition["dsr_package_label"])
-        ]
-    return ShownAgain(form, status=409, changed=message, removed=removed)
-
-
-def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> ShownAgain | None:
-    """Save the posted form (None), or say why it is shown again instead: nothing is stored then.
-
-    A valid save is checked by the service, which checks all the form would; when it refuses, the form's
-    own checks run for their messages next to each input, and the service's are added where the form
-    found nothing wrong.
-    """
-    form = manual_input_form_for(system)()
-    refusal = system.refusal(request_id)
-    if refusal:
-        return ShownAgain(form, refusal, 400)  # what was typed stays on screen; nothing is stored
-    if form.built_from() != system.version:
-        message = str(manual_inputs.fields_changed(system.name))
-        return _fields_changed(request_id, system.key, form.built_from(), message)
-    if form.nothing_found.data:
-        _confirmed()
-        values = {}  # "searched, nothing found": required fields do not apply
-    else:
-        values = form.values()
-        if all(value is None for value in values.values()):
-            form.validate()  # says to fill in a field or press "Nothing found"
-            return ShownAgain(form)
-    with refusable() as outcome:
-        manual_inputs.save_manual_input(
-            request_id, system.key, values, current_actor(), system, built_from=form.built_from()
-        )
-    if isinstance(outcome.error, ValidationFailed):
-        if form.validate():
-            form.show_service_errors(outcome.error)
-        return ShownAgain(form)
-    if isinstance(outcome.error, FieldsChanged):
-        return _fields_changed(request_id, system.key, form.built_from(), str(outcome.error))
-    if outcome.error:
-        return ShownAgain(form, str(outcome.error), 400)
-    dispatch.commit_and_run()
-    return None
-
-
-@bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
-@roles_required(Role.ADMIN, Role.STAFF)
-def manual_input(request_id: str, connection_key: str):
-    system = manual_inputs.manual_system(request_id, connection_key)
-    if request.method == "POST":
-        shown = _save_manual_input(system, request_id)
-        if shown is None:
-            # The request page says what was saved (``saved_notice``): the message travels in the redirect,
-            # not in the session, so a save does not re-sign the session cookie.
-            return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
-        system = manual_inputs.manual_system(request_id, connection_key)  # the entry as it is now
-    else:
-        form = manual_input_form_for(system).showing(system.current_values())
-        shown = ShownAgain(form, system.refusal(request_id))
-    return (
-        render_template(
-            "requests/manual_input.html",
-            request_id=request_id,
-            system=system,
-            form=shown.form,
-            stale_warning=STALE_WARNING if system.stale and not shown.changed else None,
-            refusal=shown.refusal,
-            changed=shown.changed,
-            removed=shown.removed,
-        ),
-        shown.status,
-    )
