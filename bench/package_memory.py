@@ -9,7 +9,7 @@ and dropped as a client would. Before each step the heap's free memory is given 
 that step's own peak above the memory the process was using before it, not hidden in memory an earlier
 step freed but kept.
 
-Target (issue 9): building a package streams, so none of these grows beyond 50 MB for a 100 MB package.
+Target: building a package streams, so none of these grows beyond 50 MB for a 100 MB package.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ratios, targets and the Markdown report of a bench run (``bench/REPORT.md``).
 
-Targets (issue 9), checked at every concurrency:
+Targets, checked at every concurrency:
 - API calls and form saves: throughput ≥ 0.6× the floor's, and p95 ≤ 2× the floor's p95;
 - HTML pages (the queue, the request page, the JSON and ZIP downloads): p95 ≤ 3× the floor's p95;
 - resume + package build for 50 manual inputs: p95 ≤ 5× the p95 of one API upload (same run and clients);

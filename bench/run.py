@@ -340,7 +340,7 @@ def postgres_version(url: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the portal against its floor (issue 9).")
+    parser = argparse.ArgumentParser(description="Benchmark the portal against its floor.")
     parser.add_argument(
         "--db", default="sqlite,postgresql", help="sqlite, postgresql, or both (comma-separated)"
     )

@@ -1,6 +1,6 @@
 """Seed a benchmark database fast: migrate, then bulk-insert with SQLAlchemy Core in chunks.
 
-What a large company's portal holds after months of use (issue 9): ``--scale`` privacy requests (20% in
+What a large company's portal holds after months of use: ``--scale`` privacy requests (20% in
 ``requires_input``, waiting 45–90 days; the rest spread over the other statuses), 50 manual webhooks of 8
 fields, manual inputs for half of the waiting requests (a random share of the 50 systems each), and the
 audit events all of that leaves behind. Identities, values and packages are encrypted exactly as the
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 SCALES = {"smoke": 400, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
-# (status, share). requires_input is 20% (issue 9); the rest is what a busy queue looks like.
+# (status, share). requires_input is 20%; the rest is what a busy queue looks like.
 STATUS_MIX = (
     ("requires_input", 0.20),
     ("complete", 0.40),
@@ -59,7 +59,7 @@ USERS = {"admin": "bench-admin@example.com", "staff": "bench-staff@example.com"}
 REPEAT_SUBJECT = "repeat.subject@example.com"
 REPEAT_REQUESTS = 7
 CHUNK = 5_000
-# The automated collection of every resume: 3 collections of 1,000 rows (issue 9), among others' rows.
+# The automated collection of every resume: 3 collections of 1,000 rows, among others' rows.
 SOURCE_KEY = "bench_source"
 SOURCE_COLLECTIONS = ("events", "tickets", "logins")
 SOURCE_ROWS = 1_000
@@ -522,7 +522,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
 
 
 def add_collection_source(path: Path, request_ids: list[str], writer: BulkWriter, actor) -> dict[str, Any]:
-    """The automated part of the resumes (issue 9): a SQLite database with 3 collections holding
+    """The automated part of the resumes: a SQLite database with 3 collections holding
     ``SOURCE_ROWS`` rows each for the data subject of every request in ``request_ids`` (among others' rows),
     attached as a connection with its fides dataset, as an admin would."""
     import sqlite3

@@ -1,4 +1,4 @@
-"""Security headers on every response (issue 8): CSP, framing, sniffing, referrer, HSTS and caching.
+"""Security headers on every response: CSP, framing, sniffing, referrer, HSTS and caching.
 
 The Content-Security-Policy allows scripts and styles from the portal's own origin only: templates carry no
 inline ``<script>``, ``on*=`` handler or ``style=`` attribute (the JavaScript lives in ``static/js``), so
@@ -51,7 +51,7 @@ def add_security_headers(response: Response) -> Response:
     """Each security header the response does not set itself; ``no-store`` on every dynamic response.
 
     The response's header names are read once: werkzeug's ``setdefault`` and ``pop`` look a missing header
-    up by raising and catching an exception, which cost more than the rest of a redirect (issue 9).
+    up by raising and catching an exception, which cost more than the rest of a redirect.
     """
     headers = response.headers
     present = {name.lower() for name, _ in headers}

@@ -1,4 +1,4 @@
-"""Start-up check: refuse to start with an encryption key that cannot read this database (issue 8).
+"""Start-up check: refuse to start with an encryption key that cannot read this database.
 
 ``create_app`` calls ``verify_encryption_key`` once. When the ``encryption_canary`` table exists and
 ``VERIFY_ENCRYPTION_KEY`` is on (the default), the canary row (a known plaintext encrypted with the first

@@ -1,4 +1,4 @@
-"""A small populated portal for the adversarial suites (issue 8): users and tokens of every role, a manual
+"""A small populated portal for the adversarial suites: users and tokens of every role, a manual
 webhook, and requests in the states the routes care about."""
 
 from __future__ import annotations

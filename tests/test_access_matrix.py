@@ -1,4 +1,4 @@
-"""Object-level access (issue 8): every route of ``app.url_map``, called as every role, answers as written.
+"""Object-level access: every route of ``app.url_map``, called as every role, answers as written.
 
 ``HTML`` and ``API`` below are the expectations, one row per (endpoint, method): the status each caller
 gets on a populated portal (``tests/hardening_helpers.build_world``). A route added without a row, or a

@@ -1,4 +1,4 @@
-"""Faults (issue 8, part 4): the database dies mid-request, code fails mid-save, the key is wrong or lost,
+"""Faults: the database dies mid-request, code fails mid-save, the key is wrong or lost,
 a stored value is corrupted. Each time: a clear message, nothing half-saved, everything else keeps working.
 """
 

@@ -1,4 +1,4 @@
-"""Hostile input (issue 8, part 3): property-based on the services, then through forms and the API.
+"""Hostile input: property-based on the services, then through forms and the API.
 
 Every input is either stored and shown back verbatim (escaped), or refused with a clear 4xx and nothing
 written; never a server error, never half a write. Hypothesis runs derandomized (the same examples on

@@ -1,4 +1,4 @@
-"""Key rotation (issue 8, part 6): `flask rotate-encryption-key` re-encrypts every encrypted column under a
+"""Key rotation: `flask rotate-encryption-key` re-encrypts every encrypted column under a
 new key, in batches, while the old key still reads; afterwards the new key alone reads everything."""
 
 from __future__ import annotations

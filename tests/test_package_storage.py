@@ -1,4 +1,4 @@
-"""Access packages stored as encrypted chunks and streamed (issue 9): the stored format reads back exactly,
+"""Access packages stored as encrypted chunks and streamed: the stored format reads back exactly,
 downloads are the same bytes as before, a run streams rows, re-runs replace packages atomically, and key
 rotation and retention reach every chunk. Memory itself is measured by ``bench/package_memory.py``."""
 

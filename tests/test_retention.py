@@ -1,4 +1,4 @@
-"""Retention (issue 8, part 5): `flask purge` deletes the personal data of requests closed more than
+"""Retention: `flask purge` deletes the personal data of requests closed more than
 RETENTION_DAYS ago, keeps the PII-free request log and audit trail, audits itself, and says so on screen."""
 
 from __future__ import annotations

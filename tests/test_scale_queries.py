@@ -1,4 +1,4 @@
-"""What the benchmark fixes (issue 9) promise: lists stay correct when they are read the fast way.
+"""What the benchmark fixes promise: lists stay correct when they are read the fast way.
 
 Large totals are cached for a minute, pages are read through their ids, the gate's field lists are cached
 per (webhook, version), the queue's page links are only the ones shown, and web processes never import

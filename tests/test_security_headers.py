@@ -1,4 +1,4 @@
-"""Web security (issue 8, part 1): headers on every response, no inline code, no PII in URLs or logs."""
+"""Web security: headers on every response, no inline code, no PII in URLs or logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How a request's transaction ends (issue 9): on PostgreSQL a request that only read ends with COMMIT,
+"""How a request's transaction ends: on PostgreSQL a request that only read ends with COMMIT,
 so psycopg keeps its prepared statements; anything that wrote without committing is still rolled back."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""list order indexes: every request list is read in index order, ending in id (issue 9, benchmarks)
+"""list order indexes: every request list is read in index order, ending in id
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""package chunks: access packages stored as encrypted chunks of rows, plus an encrypted summary (issue 9)
+"""package chunks: access packages stored as encrypted chunks of rows, plus an encrypted summary
 
 Revision ID: 0005
 Revises: 0004

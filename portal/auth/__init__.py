@@ -21,7 +21,7 @@ _SIGNED_IN_COLUMNS = ("id", "email", "name", "role", "active", "must_change_pass
 class SignedInUser(UserMixin):
     """The signed-in user as one request reads it: plain values, not an ORM object (``current_user``).
 
-    Every signed-in request loads its user, and an ORM object costs twice what the query does (issue 9).
+    Every signed-in request loads its user, and an ORM object costs twice what the query does.
     A view that changes the user loads the ``User`` itself (``signed_in_user_record``).
     """
 

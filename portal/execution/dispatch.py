@@ -58,7 +58,7 @@ def commit_and_run() -> Dispatched:
     """Commit, then enqueue every run scheduled in this transaction.
 
     Inline, the runs are claimed in this transaction, so one commit makes both the change and the claims
-    durable (a commit less per run than claiming afterwards; issue 9), and then they run here.
+    durable (a commit less per run than claiming afterwards), and then they run here.
     """
     ids = tuple(dict.fromkeys(db.session.info.pop(_KEY, [])))
     if current_app.config["TASK_BACKEND"] == "inline" and ids:

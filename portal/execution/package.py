@@ -1,4 +1,4 @@
-"""Package building (S4) in exactly the fidesops shape ``{key: [rows]}``, written row by row (issue 9).
+"""Package building (S4) in exactly the fidesops shape ``{key: [rows]}``, written row by row.
 
 ``PackageWriter`` takes the automated rows as the connectors yield them, then the manual entries, packs
 them into chunks (format: ``portal.models.packages``), encrypts each chunk at once and spools it to an
@@ -51,7 +51,7 @@ _INSERT_CHUNK = sa.insert(AccessPackageChunk.__table__).values(
 
 _packages = AccessPackage.__table__
 # A run's package row, as Core statements built once (a resume is measured against a single upload; the
-# ORM's unit of work for one row cost more than the INSERT itself, issue 9). ON CONFLICT DO NOTHING
+# ORM's unit of work for one row cost more than the INSERT itself). ON CONFLICT DO NOTHING
 # answers no id when the request has a package already: SQLite and PostgreSQL spell it the same way.
 _INSERT_PACKAGE = sa.text(
     "INSERT INTO access_packages (privacy_request_id, summary, created_at) VALUES (:request_id, :summary, :now) "

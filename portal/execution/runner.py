@@ -78,7 +78,7 @@ def run_claimed(request_id: str, token: str) -> str:
 
 
 # What a run reads of its request, as columns (an ORM load of the request and its policy cost more than
-# the query; issue 9): the subject for the connectors, and whether the manual gate applies.
+# the query): the subject for the connectors, and whether the manual gate applies.
 _requests = PrivacyRequest.__table__
 _RUN_REQUEST = (
     select(_requests.c.id, _requests.c.identity, Policy.action_type)

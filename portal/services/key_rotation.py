@@ -1,4 +1,4 @@
-"""Key rotation (issue 8): re-encrypt every encrypted column under a new first key, batch by batch.
+"""Key rotation: re-encrypt every encrypted column under a new first key, batch by batch.
 
 Access packages are rotated chunk by chunk (``access_package_chunks.data``, at most 4 chunks a batch), so
 a rotation's memory does not grow with the packages either.

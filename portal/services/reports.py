@@ -3,7 +3,7 @@
 Functions of the package plus request metadata (no Flask request), so the browser downloads, the API and a
 future subject download link produce byte-for-byte the same files. A package is a dict or, for stored
 packages, a ``PackageContents`` read chunk by chunk: every export is a stream (``iter_*``) whose memory does
-not grow with the package (issue 9); the ``*_bytes`` / ``report_html`` forms join a stream, for small
+not grow with the package; the ``*_bytes`` / ``report_html`` forms join a stream, for small
 packages and tests.
 
 Decisions:

@@ -183,7 +183,7 @@ class ListStatements(NamedTuple):
 
 def _done_column(current: tuple[tuple[int, int], ...]):
     """A request's count of current-version inputs (``current``: the gated (connection, version) pairs),
-    as a correlated column: a near page reads its progress with its rows, in the same query (issue 9)."""
+    as a correlated column: a near page reads its progress with its rows, in the same query."""
     return (
         select(func.count())
         .select_from(ManualInput)

@@ -1,4 +1,4 @@
-"""Retention (issue 8): personal data of closed requests is deleted ``RETENTION_DAYS`` after closing.
+"""Retention: personal data of closed requests is deleted ``RETENTION_DAYS`` after closing.
 
 A request is closed when it is ``complete`` (counted from ``finished_processing_at``), ``denied`` (from
 ``reviewed_at``) or ``canceled`` (from ``updated_at``, which nothing changes after a cancel). Purging
