@@ -2,11 +2,9 @@
 
 Viewing and every download go through ``privacy_requests.get_package``, which writes the audit event;
 the view commits it — for downloads before the first byte is sent. Downloads are streamed chunk by chunk
-the generator gets only plain values (the opened package, the report metadata), so it never
-lazy-loads from the session; the package's first batch of chunks is read with the audit, later ones each
-on a short connection of their own. The package page
-shows the first ``PACKAGE_PREVIEW_ROWS`` rows of each system. Every response of this blueprint carries
-personal data (or masks of it), so none may be cached.
+from plain values (never lazy-loading from the session). The package page shows the first
+``PACKAGE_PREVIEW_ROWS`` rows of each system. Every response of this blueprint carries personal data (or
+masks of it), so none may be cached.
 """
 
 from __future__ import annotations
