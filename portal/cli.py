@@ -6,11 +6,10 @@ import sys
 
 import click
 from flask import current_app
-from sqlalchemy import func, select
 
 from portal.execution import dispatch
 from portal.extensions import db
-from portal.models import Role, User
+from portal.models import Role
 from portal.models.audit import Actor
 from portal.security import generate_password
 from portal.services import DomainError, privacy_requests, tokens, users
@@ -31,14 +30,20 @@ def register_cli(app) -> None:
     @click.option("--role", required=True, help="admin, staff or reviewer.")
     @click.option("--password", help="Omit to generate one (printed once).")
     @click.option("--name", default="")
-    def create_user(email: str, role: str, password: str | None, name: str) -> None:
+    @click.option(
+        "--keep-password",
+        is_flag=True,
+        help="Do not ask the user to change the password at first sign-in (a password is someone else's "
+        "choice otherwise, so by default it must be changed).",
+    )
+    def create_user(email: str, role: str, password: str | None, name: str, keep_password: bool) -> None:
         """Create a user. Prints the generated password when --password is omitted."""
         generated = password is None
         if generated:
             password = generate_password()
         try:
             user = users.create_user(
-                email, role, password, CLI_ACTOR, name=name, must_change_password=generated
+                email, role, password, CLI_ACTOR, name=name, must_change_password=not keep_password
             )
         except DomainError as exc:
             _fail(str(exc))
@@ -115,9 +120,14 @@ def register_cli(app) -> None:
     @app.cli.command("ensure-admin")
     @click.option("--email", default="admin@example.com", show_default=True)
     def ensure_admin(email: str) -> None:
-        """When no user exists, create a first admin and print its generated password once."""
-        if db.session.scalar(select(func.count()).select_from(User)):
+        """When no active admin exists, create one and print how to sign in (the password, once)."""
+        if users.active_admin_exists():
             return
+        if users.find_by_email(email) is not None:
+            _fail(
+                f"No active admin exists, and {email} is already a user. Make an admin with "
+                "`flask --app app create-user EMAIL --role admin`, or pass another --email."
+            )
         password = generate_password()
         try:
             users.create_user(email, Role.ADMIN, password, CLI_ACTOR, must_change_password=True)

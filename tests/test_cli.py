@@ -43,8 +43,17 @@ def test_create_user_with_a_password(runner):
     assert result.stdout == ""  # nothing secret to show
     assert "Created admin bob@example.com." in result.stderr
     user = stored("bob@example.com")
-    assert (user.role, user.name, user.must_change_password) == ("admin", "Bob", False)
+    # A password someone else chose is changed at the first sign-in ...
+    assert (user.role, user.name, user.must_change_password) == ("admin", "Bob", True)
     assert verify_password(user.password_hash, "bobs-long-password")
+
+
+def test_create_user_keep_password_is_not_asked_to_change_it(runner):
+    args = ["create-user", "kim@example.com", "--role", "staff", "--password", "kims-long-password"]
+    result = runner.invoke(args=[*args, "--keep-password"])
+
+    assert result.exit_code == 0, result.output
+    assert stored("kim@example.com").must_change_password is False
 
 
 def test_create_user_without_a_password_prints_a_generated_one(runner):
@@ -165,11 +174,36 @@ def test_ensure_admin_creates_the_first_admin_only_once(runner):
     assert user_count() == 1
 
 
-def test_ensure_admin_does_nothing_when_any_user_exists(runner, make_user):
-    make_user(role="staff")
+def test_ensure_admin_does_nothing_when_an_active_admin_exists(runner, make_user):
+    make_user(role="admin", email="boss@example.com")
 
     result = runner.invoke(args=["ensure-admin"])
 
     assert result.exit_code == 0 and result.stdout == ""
     assert stored("admin@example.com") is None
     assert user_count() == 1
+
+
+@pytest.mark.parametrize("others", [["staff", "reviewer"], ["admin-deactivated"]])
+def test_ensure_admin_creates_an_admin_when_users_exist_but_no_active_admin(runner, make_user, others):
+    for role in others:
+        user = make_user(role=role.removesuffix("-deactivated"), email=f"{role}@example.com")
+        if role.endswith("-deactivated"):
+            user.active = False
+            db.session.commit()
+
+    result = runner.invoke(args=["ensure-admin"])
+
+    assert result.exit_code == 0, result.output
+    assert "First admin created — sign in at http://127.0.0.1:5000" in result.stdout
+    assert stored("admin@example.com").role == "admin"
+
+
+def test_ensure_admin_says_what_to_do_when_its_email_is_taken_by_another_role(runner, make_user):
+    make_user(role="staff", email="admin@example.com")
+
+    result = runner.invoke(args=["ensure-admin"])
+
+    assert result.exit_code == 1
+    assert "No active admin exists, and admin@example.com is already a user." in result.stderr
+    assert stored("admin@example.com").role == "staff"

@@ -65,6 +65,11 @@ def get_user(user_id: int) -> User:
     return user
 
 
+def active_admin_exists() -> bool:
+    """Whether anyone can administer the portal (an active admin)."""
+    return db.session.scalar(select(User.id).where(User.role == Role.ADMIN, User.active).limit(1)) is not None
+
+
 def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
