@@ -62,7 +62,10 @@ class Created:
 
 
 def _demo_complete() -> bool:
-    return db.session.scalar(select(ConnectionConfig.id).where(ConnectionConfig.key == DEMO_WEBHOOK_KEY)) is not None
+    return (
+        db.session.scalar(select(ConnectionConfig.id).where(ConnectionConfig.key == DEMO_WEBHOOK_KEY))
+        is not None
+    )
 
 
 def _refusal() -> str | None:
@@ -186,14 +189,17 @@ def _undo(created: Created) -> None:
         if created.request_ids:
             connection.execute(delete(PrivacyRequest).where(PrivacyRequest.id.in_(created.request_ids)))
         if created.connection_ids:
-            connection.execute(delete(ConnectionConfig).where(ConnectionConfig.id.in_(created.connection_ids)))
+            connection.execute(
+                delete(ConnectionConfig).where(ConnectionConfig.id.in_(created.connection_ids))
+            )
         if created.user_ids:
             connection.execute(delete(User).where(User.id.in_(created.user_ids)))
         # The seed's own events, and the runner's for its requests: the seed never happened.
         connection.execute(
             delete(AuditEvent).where(
                 AuditEvent.created_at >= created.started,
-                (AuditEvent.actor_label == DEMO.label) | AuditEvent.privacy_request_id.in_(created.request_ids),
+                (AuditEvent.actor_label == DEMO.label)
+                | AuditEvent.privacy_request_id.in_(created.request_ids),
             )
         )
     for path in created.files:

@@ -354,3 +354,51 @@ def test_reorders_beside_concurrent_saves_never_store_a_value_under_another_labe
         thread.join(timeout=300)
     assert problems == []
     assert outcomes["saved"] > 0 and outcomes["saved"] + outcomes["refused"] == 40
+
+
+def test_a_stale_entry_says_what_changed_and_keeps_a_renamed_fields_value(world):
+    url = f"/requests/{world['request_id']}/manual/crm"
+    staff = world["staff"]
+    names = _form(staff.get(url).get_data(as_text=True))
+    data = {"version": names["version"], names["First Name"]: "Jane", names["Last Name"]: "Doe"}
+    assert staff.post(url, data=data).status_code == 302
+    # Renamed (label and name), removed, added.
+    _patch_fields(
+        world,
+        [
+            {"id": names["First Name"].removeprefix("field_"), "pii_field": "Given name"},
+            {"pii_field": "Passport number"},
+        ],
+    )
+
+    response = staff.get(url)
+    text = text_of(response)
+    assert "The fields of this system changed since this entry was saved; review and save again." in text
+    assert "New: Passport number (empty below)." in text
+    assert "Renamed: First Name → Given name (their values are kept)." in text
+    assert "Removed: Last Name (their values are no longer asked for, and saving drops them)." in text
+    page = response.get_data(as_text=True)
+    shown = _form(page)
+    assert _value_of(page, shown["Given name"]) == "Jane"
+    view = (
+        world["admin"]
+        .get(
+            f"/api/v1/privacy-request/{world['request_id']}/access_manual_webhook/crm",
+            headers=world["headers"],
+        )
+        .get_json()
+    )
+    assert view == {"checked": False, "fields": {"given_name": "Jane", "passport_number": None}}
+
+
+def test_a_stale_entry_whose_names_did_not_change_says_so(world):
+    url = f"/requests/{world['request_id']}/manual/crm"
+    staff = world["staff"]
+    names = _form(staff.get(url).get_data(as_text=True))
+    assert staff.post(url, data={"version": names["version"], names["First Name"]: "Jane"}).status_code == 302
+    _patch_fields(world, [{"pii_field": "First Name", "required": True}, {"pii_field": "Last Name"}])
+
+    text = text_of(staff.get(url))
+    assert (
+        "The fields have the same names; their order, types, required settings or help texts changed." in text
+    )

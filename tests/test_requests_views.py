@@ -837,7 +837,8 @@ def test_stale_entry_prefills_overlapping_labels_with_a_warning(client, staff):
     assert re.search(r'name="field_0"[^>]*value="Jane"', page) or re.search(
         r'value="Jane"[^>]*name="field_0"', page
     )
-    assert "170" not in page and "Height" not in page
+    assert "170" not in page  # a removed field is named (below), its value no longer shown
+    assert "Removed: Height (their values are no longer asked for" in text_of(response)
     eye = input_name(page, "Eye Colour")
     post_manual(client, manual_url(request_id, "crm"), {eye: "green", "field_0": "Jane", "save": "Save"})
     entry = stored_input(request_id)

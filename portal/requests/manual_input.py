@@ -112,6 +112,7 @@ def manual_input(request_id: str, connection_key: str):
             system=system,
             form=shown.form,
             stale_warning=STALE_WARNING if system.stale and not shown.changed else None,
+            field_changes=system.changes(),
             refusal=shown.refusal,
             changed=shown.changed,
             removed=shown.removed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -120,6 +121,19 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
 # --- one manual system of one request ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FieldChanges:
+    """What changed in a webhook's fields since an entry was saved, by field name (``pii_field``)."""
+
+    added: list[str] = dataclasses.field(default_factory=list)
+    removed: list[str] = dataclasses.field(default_factory=list)
+    renamed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (name then, name now)
+    unknown: bool = False  # the list the entry was saved against was not kept
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.renamed or self.unknown)
+
+
 class ManualSystem(NamedTuple):
     """A manual connection, its webhook and one request's entry for it, as plain values (one query)."""
 
@@ -152,10 +166,47 @@ class ManualSystem(NamedTuple):
     def stale(self) -> bool:
         return self.entry is not None and not self.checked
 
+    def entry_fields(self) -> tuple[dict[str, Any], ...]:
+        """The field definitions the entry was saved against (empty: no entry, or that list was not kept)."""
+        if self.entry is None:
+            return ()
+        return gate.webhook_fields(self.webhook_id, self.webhook_created_at, self.entry.version)
+
     def current_values(self) -> dict[str, str | None]:
-        """The current labels with the stored values (a stale entry keeps the labels that still exist)."""
+        """The current labels with the stored values. A stale entry's values follow their fields by id, so a
+        renamed field keeps its value and a new one starts empty; for an entry saved before fields had ids
+        (its list was not kept), the labels that still exist keep theirs."""
         stored = self.entry.values if self.entry is not None else {}
-        return {field["dsr_package_label"]: stored.get(field["dsr_package_label"]) for field in self.fields}
+        then = {field["id"]: field["dsr_package_label"] for field in self.entry_fields() if "id" in field}
+        if not then:
+            return {
+                field["dsr_package_label"]: stored.get(field["dsr_package_label"]) for field in self.fields
+            }
+        return {
+            field["dsr_package_label"]: stored.get(then[field["id"]]) if field["id"] in then else None
+            for field in self.fields
+        }
+
+    def changes(self) -> FieldChanges:
+        """How the fields differ from those the entry was saved against (nothing when it is current)."""
+        if not self.stale:
+            return FieldChanges()
+        before = {field.get("id"): field for field in self.entry_fields()}
+        now = {field["id"]: field for field in self.fields}
+        if not before:
+            return FieldChanges(unknown=True)
+        renamed = [
+            (before[i]["pii_field"], now[i]["pii_field"])
+            for i in now
+            if i in before
+            and (before[i]["pii_field"], before[i]["dsr_package_label"])
+            != (now[i]["pii_field"], now[i]["dsr_package_label"])
+        ]
+        return FieldChanges(
+            added=[now[i]["pii_field"] for i in now if i not in before],
+            removed=[before[i]["pii_field"] for i in before if i not in now],
+            renamed=renamed,
+        )
 
     def refusal(self, request_id: str) -> str | None:
         """Why a save would be refused now (None: it would not), for forms to say before anything is typed."""
