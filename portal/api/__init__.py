@@ -31,7 +31,19 @@ from portal.services import (
 )
 from portal.services.audit import Actor
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+class _ApiBlueprint(Blueprint):
+    """Every route answers with and without a trailing slash, as fidesops (FastAPI) does.
+
+    The same view serves both forms: a redirect would make clients re-send a PATCH body, and many do not.
+    """
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, **options):
+        options.setdefault("strict_slashes", False)
+        super().add_url_rule(rule, endpoint, view_func, **options)
+
+
+bp = _ApiBlueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 PUBLIC_API_ENDPOINTS = {"api.openapi"}
