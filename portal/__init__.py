@@ -32,6 +32,11 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
             "PORTAL_TASK_BACKEND must be 'inline' (runs happen in the web process) or 'celery' (runs are "
             f"queued on Redis for workers), not {app.config['TASK_BACKEND']!r}."
         )
+    minutes = app.config["OAUTH_TOKEN_MINUTES"]
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+        raise ConfigurationError(
+            f"PORTAL_OAUTH_TOKEN_MINUTES must be a whole number of minutes, at least 1, not {minutes!r}."
+        )
     if not app.config.get("RATELIMIT_STORAGE_URI"):
         # Every web process must count sign-in failures in one place: Redis when there is one, else the
         # database (portal.rate_limits); memory would give each gunicorn worker limits of its own.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -11,8 +12,9 @@ from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import Role
 from portal.models.audit import Actor
+from portal.scopes import ROLE_SCOPES
 from portal.security import generate_password
-from portal.services import DomainError, privacy_requests, tokens, users
+from portal.services import DomainError, oauth_clients, privacy_requests, tokens, users
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -66,6 +68,33 @@ def register_cli(app) -> None:
             _fail(str(exc))
         db.session.commit()
         click.echo(secret)
+
+    @app.cli.command("create-client")
+    @click.argument("email")
+    @click.option(
+        "--scopes",
+        "scope_args",
+        multiple=True,
+        help="Scopes, comma- or space-separated (repeatable). Default: every scope of the user's role.",
+    )
+    def create_client(email: str, scope_args: tuple[str, ...]) -> None:
+        """Create an OAuth client acting for EMAIL; prints {"client_id", "client_secret"} as JSON, once."""
+        user = users.find_by_email(email)
+        if user is None or not user.active:
+            _fail(f"No active user with email {email}.")
+        role_scopes = ROLE_SCOPES.get(user.role, frozenset())
+        wanted = [s for arg in scope_args for s in arg.replace(",", " ").split()]
+        try:
+            client, secret = oauth_clients.create_client(
+                user, wanted if scope_args else sorted(role_scopes), CLI_ACTOR, granted_by=role_scopes
+            )
+        except DomainError as exc:
+            _fail(str(exc))
+        db.session.commit()
+        click.echo(
+            f"Created client {client.id} acting for {user.email}: {', '.join(client.scopes)}", err=True
+        )
+        click.echo(json.dumps({"client_id": client.id, "client_secret": secret}))
 
     @app.cli.command("create-request")
     @click.option("--email", help="The data subject's email address.")

@@ -47,6 +47,11 @@ class DefaultConfig:
     # request would only move its expiry by seconds.
     SESSION_REFRESH_EACH_REQUEST = False
 
+    # OAuth clients (POST /api/v1/oauth/token): an access token's lifetime. Short, because a leaked bearer
+    # token works until it expires; a client holds its own credentials and asks for a new one (fidesops:
+    # 11520, 8 days).
+    OAUTH_TOKEN_MINUTES = 60
+
     # Login throttling (Flask-Limiter): failed sign-ins per account and address, and per address over all
     # accounts. None → the portal's database ("database://", portal.rate_limits) with the inline backend,
     # REDIS_URL with celery, so every web process counts against the same limits. If that storage is down,

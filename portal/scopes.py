@@ -20,6 +20,12 @@ PRIVACY_REQUEST_UPLOAD_DATA = "privacy-request:upload_data"
 PRIVACY_REQUEST_VIEW_DATA = "privacy-request:view_data"
 PRIVACY_REQUEST_RESUME = "privacy-request:resume"
 PRIVACY_REQUEST_DOWNLOAD_PACKAGE = "privacy-request:download_package"
+# OAuth clients (fidesops' names): manage client credentials, and list the scopes there are.
+CLIENT_CREATE = "client:create"
+CLIENT_READ = "client:read"
+CLIENT_UPDATE = "client:update"
+CLIENT_DELETE = "client:delete"
+SCOPE_READ = "scope:read"
 
 ALL_SCOPES = (
     CONNECTION_CREATE_OR_UPDATE,
@@ -38,6 +44,11 @@ ALL_SCOPES = (
     PRIVACY_REQUEST_VIEW_DATA,
     PRIVACY_REQUEST_RESUME,
     PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
+    CLIENT_CREATE,
+    CLIENT_READ,
+    CLIENT_UPDATE,
+    CLIENT_DELETE,
+    SCOPE_READ,
 )
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {

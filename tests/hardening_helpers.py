@@ -12,7 +12,8 @@ from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, User
 from portal.models.audit import Actor
-from portal.services import manual_inputs, privacy_requests, tokens
+from portal.scopes import ROLE_SCOPES
+from portal.services import manual_inputs, oauth_clients, privacy_requests, tokens
 from tests.factories import make_connection, make_user
 from tests.workflow_helpers import STAFF, add_webhook, new_request
 from tests.workflow_helpers import field as webhook_field
@@ -34,6 +35,7 @@ class World:
     empty_waiting_id: str  # requires_input, nothing entered yet
     complete_id: str  # complete, with a package
     spare_key: str  # a manual connection without a webhook
+    oauth_client_id: str = ""  # an OAuth client of the admin, with every admin scope
     extra: dict = field(default_factory=dict)
 
     def headers(self, role: str | None) -> dict[str, str]:
@@ -60,6 +62,10 @@ def build_world() -> World:
         secrets[role], ids[role] = secret, token.id
     revoked, revoked_secret = tokens.create_token(users["admin"], "revoked token", TEST_ACTOR)
     tokens.revoke_token(revoked, TEST_ACTOR)
+    admin_scopes = ROLE_SCOPES["admin"]
+    client, _ = oauth_clients.create_client(
+        users["admin"], sorted(admin_scopes), TEST_ACTOR, granted_by=admin_scopes
+    )
     db.session.commit()
     add_webhook(WEBHOOK_KEY, FIELDS, name="CRM")
     spare = make_connection("Spare System", key="spare")
@@ -77,6 +83,7 @@ def build_world() -> World:
         empty_waiting_id=empty_waiting_id,
         complete_id=complete_id,
         spare_key=spare.key,
+        oauth_client_id=client.id,
     )
 
 
@@ -104,6 +111,7 @@ def params_for(world, endpoint: str) -> dict:
         "connection_key": WEBHOOK_KEY,
         "user_id": world.users["staff"].id,
         "token_id": world.token_ids["staff"],
+        "client_id": world.oauth_client_id,
         "fides_key": "no_such_dataset",
         "filename": "css/bootstrap.min.css" if endpoint == "bootstrap.static" else "css/portal.css",
     }
@@ -145,6 +153,8 @@ def api_body(world, endpoint: str):
         "api.deny_privacy_requests": {"request_ids": [world.waiting_id]},
         "api.search_privacy_requests": {"identity": {"email": "subject@example.com"}},
         "api.upload_manual_input": {"first_name": "Jane"},
+        "api.create_oauth_client": ["connection:read"],
+        "api.set_client_scopes": ["connection:read"],
     }.get(endpoint)
 
 

@@ -103,6 +103,8 @@ HTML: dict[tuple[str, str], tuple] = {
     ("admin.tokens", "GET"): (LOGIN, 403, 403, 200),
     ("admin.tokens", "POST"): (LOGIN, 403, 403, 200),
     ("admin.revoke_token", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.oauth_clients", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.delete_oauth_client", "POST"): (LOGIN, 403, 403, 302),
 }
 
 # (endpoint, method) → (no token, revoked token, reviewer, staff, admin)
@@ -133,6 +135,13 @@ API: dict[tuple[str, str], tuple] = {
     ("api.view_manual_input", "GET"): (401, 401, 200, 200, 200),
     ("api.resume_privacy_request", "POST"): (401, 401, 403, 200, 400),
     ("api.get_package", "GET"): (401, 401, 200, 403, 200),
+    # OAuth: the token endpoint takes a client's credentials, never a bearer token
+    ("api.oauth_token", "POST"): (401, 401, 401, 401, 401),
+    ("api.create_oauth_client", "POST"): (401, 401, 403, 403, 200),
+    ("api.get_client_scopes", "GET"): (401, 401, 403, 403, 200),
+    ("api.set_client_scopes", "PUT"): (401, 401, 403, 403, 200),
+    ("api.delete_oauth_client", "DELETE"): (401, 401, 403, 403, 200),
+    ("api.list_scopes", "GET"): (401, 401, 403, 403, 200),
 }
 API_CALLERS = (None, "revoked", "reviewer", "staff", "admin")
 

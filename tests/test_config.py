@@ -197,3 +197,21 @@ def test_a_sqlite_collection_source_keeps_its_own_journal_mode(instance, base, t
 
     with sqlite3.connect(source) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_oauth_tokens_last_an_hour_unless_set_otherwise(instance, base, monkeypatch):
+    assert create_app(base, instance_path=str(instance)).config["OAUTH_TOKEN_MINUTES"] == 60
+
+    monkeypatch.setenv("PORTAL_OAUTH_TOKEN_MINUTES", "11520")
+
+    assert create_app(base, instance_path=str(instance)).config["OAUTH_TOKEN_MINUTES"] == 11520
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", '"sixty"', "true"])
+def test_a_token_lifetime_that_is_no_positive_whole_number_refuses_to_start(
+    instance, base, monkeypatch, value
+):
+    monkeypatch.setenv("PORTAL_OAUTH_TOKEN_MINUTES", value)
+
+    with pytest.raises(ConfigurationError, match="PORTAL_OAUTH_TOKEN_MINUTES must be a whole number"):
+        create_app(base, instance_path=str(instance))

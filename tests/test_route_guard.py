@@ -24,6 +24,7 @@ PUBLIC = {
     "static",
     "bootstrap.static",
     "healthz",  # the load balancer's probe: answers only up or down (portal/health.py)
+    "api.oauth_token",  # OAuth clients authenticate with their own credentials here (tests/test_oauth.py)
 }
 # Flask answers OPTIONS itself (the Allow header) without running the view; nothing to guard there.
 UNGUARDED_METHODS = {"OPTIONS"}

@@ -25,13 +25,27 @@ from portal.services import (
     Conflict,
     DomainError,
     FieldsChanged,
+    Forbidden,
     InvalidState,
     NotFound,
     ValidationFailed,
+    oauth_clients,
     tokens,
 )
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+class _ApiBlueprint(Blueprint):
+    """Every route answers with and without a trailing slash, as fidesops (FastAPI) does.
+
+    The same view serves both forms: a redirect would make clients re-send a PATCH body, and many do not.
+    """
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, **options):
+        options.setdefault("strict_slashes", False)
+        super().add_url_rule(rule, endpoint, view_func, **options)
+
+
+bp = _ApiBlueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 PUBLIC_API_ENDPOINTS = {"api.openapi"}
@@ -71,14 +85,28 @@ def _authenticate():
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'.")
-    token = tokens.find_active_token(secret.strip())
-    if token is None:
+    caller = identify(secret.strip())
+    if caller is None:
         raise ApiError(401, "Invalid, expired or revoked token.")
-    _touch(token)
-    g.api_token = token
-    g.api_actor = Actor.for_token(token)
-    g.api_scopes = effective_scopes(token.user_role, token.scopes)
+    g.api_actor, g.api_scopes = caller
     return None
+
+
+def identify(secret: str) -> tuple[Actor, frozenset[str]] | None:
+    """Who a bearer token acts as, and with which scopes: an API token, or an OAuth client's access token
+    (told apart by their prefixes, so each is one indexed query). None when it is not a valid token."""
+    if secret.startswith(oauth_clients.ACCESS_TOKEN_PREFIX):
+        access = oauth_clients.find_active_access_token(secret)
+        if access is None:
+            return None
+        if oauth_clients.touch(access):
+            db.session.commit()
+        return access.actor, access.scopes
+    token = tokens.find_active_token(secret)
+    if token is None:
+        return None
+    _touch(token)
+    return Actor.for_token(token), effective_scopes(token.user_role, token.scopes)
 
 
 def _touch(token) -> None:
@@ -126,6 +154,8 @@ def _domain_error(error: DomainError):
         return jsonify(detail=validation_detail(error.errors) or str(error)), 422
     if isinstance(error, NotFound):
         return jsonify(detail=str(error)), 404
+    if isinstance(error, Forbidden):
+        return jsonify(detail=str(error)), 403
     if isinstance(error, FieldsChanged):
         return jsonify(detail=str(error)), 409
     if isinstance(error, InvalidState | Conflict):
@@ -139,4 +169,4 @@ def _http_error(error: HTTPException):
     return jsonify(detail=API_MESSAGES.get(error.code, error.description)), error.code
 
 
-from portal.api import connections, datasets, openapi, privacy_requests, webhooks  # noqa: E402,F401
+from portal.api import connections, datasets, oauth, openapi, privacy_requests, webhooks  # noqa: E402,F401

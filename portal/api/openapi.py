@@ -9,11 +9,10 @@ from flask_login import current_user
 from pydantic.json_schema import models_json_schema
 
 from portal import scopes
-from portal.api import ApiError, bp
+from portal.api import ApiError, bp, identify
 from portal.api.schemas import ConnectionIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn, WebhookIn
 from portal.models.requests import STATUS_VALUES
 from portal.routing import MAX_PAGE
-from portal.services import tokens
 
 
 def ref(name: str) -> dict:
@@ -120,6 +119,49 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "are stored as null; the whole entry is replaced.",
         "additionalProperties": STRING_OR_NULL,
     },
+    "AccessToken": {
+        "type": "object",
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer", "description": "Seconds (PORTAL_OAUTH_TOKEN_MINUTES × 60)"},
+            "scope": {"type": "string", "description": "The scopes granted, space-separated"},
+        },
+        "required": ["access_token", "token_type", "expires_in"],
+    },
+    "TokenRequest": {
+        "type": "object",
+        "properties": {
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "grant_type": {
+                "type": "string",
+                "enum": ["client_credentials"],
+                "description": "Optional, as in fidesops; any other value is refused.",
+            },
+            "scope": {
+                "type": "string",
+                "description": "Optional, space-separated: a token with fewer of the client's scopes.",
+            },
+        },
+        "description": "Form-encoded. The credentials may instead come as HTTP Basic (client_id:client_secret).",
+    },
+    "TokenError": {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string"},
+            "error": {"type": "string", "description": "OAuth 2.0 error code (RFC 6749 §5.2)"},
+            "error_description": {"type": "string"},
+        },
+        "required": ["detail", "error"],
+    },
+    "ClientCreated": {
+        "type": "object",
+        "properties": {"client_id": {"type": "string"}, "client_secret": {"type": "string"}},
+        "required": ["client_id", "client_secret"],
+        "description": "The secret is in this answer only: the portal keeps its hash.",
+    },
+    "ScopeList": {"type": "array", "items": {"type": "string", "enum": list(scopes.ALL_SCOPES)}},
     "AccessPackage": {
         "type": "object",
         "description": '{"<dataset>:<collection>" or "<connection key>": [ {field: value or null} ]}',
@@ -187,6 +229,7 @@ def _path_param(name: str, description: str) -> dict:
 
 
 KEY = _path_param("key", "Connection key")
+CLIENT_ID = _path_param("client_id", "OAuth client id")
 REQUEST_ID = _path_param("request_id", "Privacy request id (pri_...)")
 PAGING = [
     {
@@ -215,7 +258,7 @@ def _op(
     operation: dict[str, Any] = {
         "summary": summary,
         "description": f"{description} Scope: `{scope}`.".lstrip(),
-        "security": [{"bearer": [scope]}],
+        "security": [{"bearer": [scope]}, {"oauth2": [scope]}],
         "x-scope": scope,
         "parameters": list(params),
         "responses": {**responses, **ERRORS, **dict(extra)},
@@ -227,6 +270,86 @@ def _op(
 
 def _bulk_list(model: str) -> dict:
     return {"type": "array", "maxItems": 50, "items": ref(model)}
+
+
+SCOPES_BODY = {
+    "anyOf": [ref("ScopeList"), {"type": "object", "properties": {"scopes": ref("ScopeList")}}],
+    "description": 'A list of scopes (or {"scopes": [...]}, the shape fidesops\' guide shows).',
+}
+SCOPE_ERRORS = {
+    "403": _json(ref("Error"), "The token lacks the scope, or a scope asked for is beyond the caller's"),
+    "422": _json(
+        {"anyOf": [ref("Error"), ref("ValidationErrorResponse")]},
+        '"Invalid Scope. Scopes must be one of [...]" (fidesops\' message), or a body that is no list',
+    ),
+}
+
+
+def _oauth_paths() -> dict:
+    s = scopes
+    return {
+        "/oauth/token": {
+            "post": {
+                "summary": "Get an access token with a client's credentials (client_credentials grant)",
+                "description": "No bearer token: the client authenticates with its id and secret. The "
+                "access token acts with the client's scopes within its creator's current role, expires "
+                "after `expires_in` seconds, and stops working at once when the client is deleted.",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": ref("TokenRequest")}},
+                },
+                "responses": {
+                    "200": _json(ref("AccessToken")),
+                    "400": _json(ref("TokenError"), "Unsupported grant_type, or an unknown scope"),
+                    "401": _json(
+                        ref("TokenError"),
+                        '"Authentication Failure": unknown client, wrong '
+                        "secret, no credentials, or the client's creator is deactivated",
+                    ),
+                },
+            },
+        },
+        "/oauth/client": {
+            "post": _op(
+                "Create a client; its secret is in this answer only",
+                s.CLIENT_CREATE,
+                {"200": _json(ref("ClientCreated"))},
+                body=SCOPES_BODY,
+                extra={**BODY_ERRORS, **SCOPE_ERRORS},
+                description="The client acts for the caller's user (for a client: its creator) with at "
+                "most the caller's scopes. An empty body creates a client without scopes.",
+            ),
+        },
+        "/oauth/client/{client_id}": {
+            "delete": _op(
+                "Delete a client and its access tokens (idempotent: an unknown id answers 200 too)",
+                s.CLIENT_DELETE,
+                {"200": _json({"type": "null"})},
+                params=[CLIENT_ID],
+            ),
+        },
+        "/oauth/client/{client_id}/scope": {
+            "get": _op(
+                "A client's scopes",
+                s.CLIENT_READ,
+                {"200": _json(ref("ScopeList")), **NOT_FOUND},
+                params=[CLIENT_ID],
+            ),
+            "put": _op(
+                "Replace a client's scopes (its tokens act with the new ones at once)",
+                s.CLIENT_UPDATE,
+                {"200": _json({"type": "null"}), **NOT_FOUND},
+                body=SCOPES_BODY,
+                params=[CLIENT_ID],
+                extra={**BODY_ERRORS, **SCOPE_ERRORS},
+                description="Never beyond the caller's scopes, nor beyond the role of the client's creator.",
+            ),
+        },
+        "/oauth/scope": {
+            "get": _op("Every scope there is", s.SCOPE_READ, {"200": _json(ref("ScopeList"))}),
+        },
+    }
 
 
 def build_document() -> dict:
@@ -418,6 +541,7 @@ def build_document() -> dict:
                 params=[REQUEST_ID],
             ),
         },
+        **_oauth_paths(),
     }
     from portal.api.datasets import openapi_fragment  # the dataset routes describe themselves
 
@@ -430,12 +554,25 @@ def build_document() -> dict:
             "title": "Manual Webhook Portal API",
             "version": "1",
             "description": "fidesops-compatible manual webhook API. Authenticate with "
-            "`Authorization: Bearer <token>` (tokens from `flask create-token` or the admin token page).",
+            "`Authorization: Bearer <token>`: an API token (from `flask create-token` or the admin token "
+            "page), or an OAuth client's access token (`POST /oauth/token`). Every path also answers "
+            "with a trailing slash.",
         },
         "servers": [{"url": "/api/v1"}],
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "oauth2": {
+                    "type": "oauth2",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/api/v1/oauth/token",
+                            "scopes": {scope: scope for scope in scopes.ALL_SCOPES},
+                        }
+                    },
+                },
+            },
         },
         "paths": paths,
     }
@@ -448,7 +585,7 @@ def openapi():
         from flask import request
 
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or tokens.find_active_token(secret.strip()) is None:
+        if scheme.lower() != "bearer" or identify(secret.strip()) is None:
             raise ApiError(401, "Authentication required: sign in, or send 'Authorization: Bearer <token>'.")
     document = current_app.extensions.get("portal_openapi")
     if document is None:

@@ -5,6 +5,7 @@ from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook, ManualWebhookVersion
 from portal.models.datasets import CollectionStep, DatasetConfig
+from portal.models.oauth import OAuthAccessToken, OAuthClient
 from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
 from portal.models.rate_limits import RateLimitCounter
@@ -26,6 +27,8 @@ __all__ = [
     "ManualInput",
     "ManualWebhook",
     "ManualWebhookVersion",
+    "OAuthAccessToken",
+    "OAuthClient",
     "Policy",
     "PrivacyRequest",
     "RateLimitCounter",

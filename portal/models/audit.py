@@ -22,7 +22,7 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor_type: Mapped[str] = mapped_column(String(16))  # user | token | system
+    actor_type: Mapped[str] = mapped_column(String(16))  # user | token | client | system
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     actor_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     # A snapshot of who it was (email or token name), kept when the user or token is later removed.

@@ -30,6 +30,10 @@ class FieldsChanged(Conflict):
     """A webhook's field list changed since the caller read it (a form built from an older version)."""
 
 
+class Forbidden(DomainError):
+    """The caller may not do this, whatever the object's state (HTTP 403)."""
+
+
 class InvalidState(DomainError):
     """The object is not in a state that allows this action (HTTP 400)."""
 

@@ -15,7 +15,8 @@ from flask import request, request_finished
 from portal.demo import DEMO_DATABASE_KEY, add_demo_database
 from portal.extensions import db
 from portal.models import PrivacyRequest
-from portal.services import tokens, users
+from portal.scopes import ROLE_SCOPES
+from portal.services import oauth_clients, tokens, users
 from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +64,7 @@ def _populate(server) -> dict[str, str]:
         add_demo_database()
         admin = users.find_by_email(ids["admin"])
         tokens.create_token(admin, "Nightly export", SETUP)
+        oauth_clients.create_client(admin, ["connection:read"], SETUP, granted_by=ROLE_SCOPES["admin"])
         gone = users.find_by_email(leaver)
         users.update_user(gone, SETUP, role="staff", name="", active=False)
         ids["admin_id"], ids["leaver_id"] = str(admin.id), str(gone.id)
@@ -152,6 +154,7 @@ def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
             ("reactivate user", f"/admin/users/{ids['leaver_id']}/reactivate"),
             ("tokens", "/admin/tokens"),
             ("token created", _click("Create token", {"Name": "Reporting script"})),
+            ("OAuth clients", "/admin/tokens/clients"),
             ("audit log", "/admin/audit"),
             ("API reference", "/api-docs"),
             ("change password", "/auth/password"),
@@ -221,7 +224,14 @@ def test_empty_states_have_no_serious_accessibility_violations(browsing, live_se
     problems: list[str] = []
     page = browsing.page
     for role, paths in {
-        "admin": ["/", "/requests/", "/packages/", "/admin/connections", "/admin/tokens"],
+        "admin": [
+            "/",
+            "/requests/",
+            "/packages/",
+            "/admin/connections",
+            "/admin/tokens",
+            "/admin/tokens/clients",
+        ],
         "staff": ["/", "/requests/?status=error"],
         "reviewer": ["/", "/packages/"],
     }.items():

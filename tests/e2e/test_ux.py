@@ -103,6 +103,21 @@ def _fits(page) -> None:
     assert width <= 360, f"{page.url} is {width}px wide: it scrolls sideways on a 360px screen"
 
 
+def _oauth_client(server) -> None:
+    """An OAuth client with many scopes, whose long id and scope list must wrap on a phone."""
+    from portal.extensions import db
+    from portal.scopes import ROLE_SCOPES
+    from portal.services import oauth_clients, users
+    from tests.e2e.helpers import SETUP
+
+    email = server.create_user("admin", "client.creator@example.com")
+    with server.app.app_context():
+        creator = users.find_by_email(email)
+        scopes = ROLE_SCOPES["admin"]
+        oauth_clients.create_client(creator, sorted(scopes), SETUP, granted_by=scopes)
+        db.session.commit()
+
+
 def test_the_main_pages_fit_a_360px_wide_screen(browsing, live_server):
     crm = live_server.create_webhook("Customer relationship management (EU region)", CRM)
     request_id = live_server.create_request(
@@ -111,6 +126,7 @@ def test_the_main_pages_fit_a_360px_wide_screen(browsing, live_server):
     done = live_server.complete_request(
         "done@example.com", {crm: {"first_name": "Jane", "last_name": "Customer"}}
     )
+    _oauth_client(live_server)
     pages = {
         "staff": [
             "/",
@@ -126,6 +142,7 @@ def test_the_main_pages_fit_a_360px_wide_screen(browsing, live_server):
             f"/admin/connections/{crm}/fields",
             "/admin/users",
             "/admin/tokens",
+            "/admin/tokens/clients",
             "/admin/audit",
             "/api-docs",
         ],
