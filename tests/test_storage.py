@@ -258,6 +258,10 @@ def test_other_types_are_refused_in_failed_with_a_clear_message(app, admin, stor
             "The endpoint URL must be an http:// or https:// address.",
         ),
         (
+            {"type": "s3", "details": {"bucket": "fine-bucket", "region_name": "EU West"}},
+            "Invalid region 'EU West', e.g. eu-west-1.",
+        ),
+        (
             {"type": "local", "details": {}, "format": "xml"},
             "Unknown format 'xml': choose 'json' (the package JSON) or 'csv' (a ZIP of CSV files, with the "
             "JSON and the HTML report).",
@@ -795,3 +799,46 @@ def test_key_rotation_re_encrypts_the_secrets_and_the_new_key_alone_reads_them(
         assert storage.get_storage_config(key).secrets == SECRETS
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_secrets_are_committed_before_the_probe_talks_to_s3(app, admin, monkeypatch):
+    config = make_s3("http://127.0.0.1:9", "slow-bucket", secrets=None)
+    seen = []
+
+    def probe(target):
+        with db.engine.connect() as other:  # what every other process sees meanwhile
+            seen.append(
+                other.execute(sa.text("SELECT secrets IS NOT NULL FROM storage_configs")).scalar_one()
+            )
+        return "probed"
+
+    monkeypatch.setattr(destinations, "probe_s3", probe)
+
+    response = admin("PUT", f"/storage/config/{config.key}/secret", SECRETS)
+
+    assert response.json["test_status"] == "succeeded"
+    assert seen == [True]
+
+
+def test_max_retries_reaches_the_s3_client():
+    target = destinations.S3Target("some-bucket", endpoint_url="http://127.0.0.1:9", max_retries=3)
+
+    retries = destinations._client(target).meta.config.retries
+
+    assert retries == {"total_max_attempts": 4, "mode": "standard"}
+
+
+def test_secrets_that_cannot_be_decrypted_stop_the_write_with_a_message(app, completed, s3_endpoint):
+    config = make_s3(s3_endpoint, "some-bucket")
+    db.session.execute(
+        sa.text("UPDATE storage_configs SET secrets = :junk"), {"junk": b"\x01" + b"\x00" * 40}
+    )
+    db.session.commit()
+
+    with pytest.raises(storage.StorageWriteFailed) as failure:
+        export(completed, config.key)
+
+    assert str(failure.value) == (
+        f"The secrets of storage config '{config.key}' cannot be decrypted with the configured encryption keys; "
+        "save them again."
+    )

@@ -119,8 +119,11 @@ def put_storage_secrets(key: str):
         message = "must be true or false"
         raise ValidationFailed(f"verify {message}", [(("query", "verify"), message)])
     storage.set_secrets(config, values, g.api_actor)
-    result = storage.test_storage(config, g.api_actor) if verify == "true" else None
-    dispatch.commit_and_run()
+    dispatch.commit_and_run()  # saved before the probe: no write lock held while S3 answers
+    result = None
+    if verify == "true":
+        result = storage.test_storage(storage.get_storage_config(key), g.api_actor)
+        dispatch.commit_and_run()
     body = {
         "msg": f"Secrets updated for StorageConfig with key: {key}.",
         "test_status": None,
