@@ -118,6 +118,32 @@ def register_cli(app) -> None:
         click.echo(request_id)
         click.echo(f"Status: {privacy_requests.get_request(request_id).status}", err=True)
 
+    @app.cli.command("export-package")
+    @click.argument("request_id")
+    @click.option("--storage", "storage_key", required=True, help="The key of the storage destination.")
+    def export_package(request_id: str, storage_key: str) -> None:
+        """Write a completed request's package to a storage destination; prints where (audited)."""
+        from portal.crypto import DecryptionError
+        from portal.services import storage, storage_export
+
+        try:
+            privacy_request = privacy_requests.get_request(request_id)
+            config = storage.get_storage_config(storage_key)
+            written = storage_export.export_package(
+                privacy_request, config, CLI_ACTOR, before_write=db.session.commit
+            )
+        except storage_export.StorageWriteFailed as exc:
+            db.session.commit()  # the failed attempt stays in the audit trail
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except DomainError as exc:
+            _fail(str(exc))
+        except DecryptionError:
+            _fail(f"The package of {request_id} cannot be decrypted with the configured encryption keys.")
+        db.session.commit()
+        click.echo(written.location)
+        click.echo(f"Wrote {written.size} bytes (SHA-256 {written.sha256}).", err=True)
+
     @app.cli.command("sweep")
     def sweep() -> None:
         """Requeue lost runs (killed worker, broker down); for cron when Celery beat is not used."""

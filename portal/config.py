@@ -24,6 +24,9 @@ class DefaultConfig:
     # Also purge (retention) on every sweep, so Celery beat or the `flask sweep` cron job does both.
     PURGE_ON_SWEEP = False
     REQUIRE_APPROVAL = False
+    # Local storage destinations write only inside this folder (None → ``<instance>/exports``); each
+    # destination names an existing directory in it. Files there are outside the portal's retention.
+    STORAGE_LOCAL_ROOT: str | None = None
     # "inline": runs happen in the web process (embedded default). "celery": runs are queued on Redis
     # (REDIS_URL, queue CELERY_QUEUE) for `celery -A portal.worker worker`.
     TASK_BACKEND = "inline"

@@ -13,6 +13,9 @@ WEBHOOK_DELETE = "webhook:delete"
 DATASET_CREATE_OR_UPDATE = "dataset:create_or_update"
 DATASET_READ = "dataset:read"
 DATASET_DELETE = "dataset:delete"
+STORAGE_CREATE_OR_UPDATE = "storage:create_or_update"
+STORAGE_READ = "storage:read"
+STORAGE_DELETE = "storage:delete"
 PRIVACY_REQUEST_CREATE = "privacy-request:create"
 PRIVACY_REQUEST_READ = "privacy-request:read"
 PRIVACY_REQUEST_REVIEW = "privacy-request:review"
@@ -37,6 +40,9 @@ ALL_SCOPES = (
     DATASET_CREATE_OR_UPDATE,
     DATASET_READ,
     DATASET_DELETE,
+    STORAGE_CREATE_OR_UPDATE,
+    STORAGE_READ,
+    STORAGE_DELETE,
     PRIVACY_REQUEST_CREATE,
     PRIVACY_REQUEST_READ,
     PRIVACY_REQUEST_REVIEW,

@@ -70,6 +70,7 @@ NAV_ITEMS = (
     ("requests.queue", "Requests", ("admin", "staff", "reviewer")),
     ("packages.index", "Packages", ("admin", "reviewer")),
     ("admin.connections", "Connections", ("admin",)),
+    ("admin.storage_configs", "Storage", ("admin",)),
     ("admin.users", "Users", ("admin",)),
     ("admin.tokens", "API tokens", ("admin",)),
     ("admin.audit", "Audit log", ("admin",)),

@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, User
 from portal.models.audit import Actor
 from portal.scopes import ROLE_SCOPES
-from portal.services import manual_inputs, oauth_clients, privacy_requests, tokens
+from portal.services import manual_inputs, oauth_clients, privacy_requests, storage, tokens
 from tests.factories import make_connection, make_user
 from tests.workflow_helpers import STAFF, add_webhook, new_request
 from tests.workflow_helpers import field as webhook_field
@@ -23,6 +23,7 @@ WEBHOOK_KEY = "crm"
 FIELDS = [webhook_field("First Name"), webhook_field("Last Name"), webhook_field("Notes", type="textarea")]
 TEST_ACTOR = Actor.system("test")
 ROLES = ("reviewer", "staff", "admin")
+CLOSED_PORT = 9  # discard: nothing listens, so a storage test fails at once without leaving the machine
 
 
 @dataclass
@@ -35,6 +36,7 @@ class World:
     empty_waiting_id: str  # requires_input, nothing entered yet
     complete_id: str  # complete, with a package
     spare_key: str  # a manual connection without a webhook
+    storage_key: str  # an s3 destination whose endpoint is a closed localhost port: never the network
     oauth_client_id: str = ""  # an OAuth client of the admin, with every admin scope
     extra: dict = field(default_factory=dict)
 
@@ -74,6 +76,13 @@ def build_world() -> World:
     manual_inputs.save_manual_input(waiting_id, WEBHOOK_KEY, {"first_name": "Wanda"}, STAFF)
     db.session.commit()
     empty_waiting_id = new_request(email="empty@example.com")
+    destination = storage.create_storage_config(
+        name="Package archive",
+        storage_type="s3",
+        details={"bucket": "package-archive", "endpoint_url": f"http://127.0.0.1:{CLOSED_PORT}"},
+        actor=TEST_ACTOR,
+    )
+    db.session.commit()
     return World(
         users=users,
         tokens=secrets,
@@ -83,6 +92,7 @@ def build_world() -> World:
         empty_waiting_id=empty_waiting_id,
         complete_id=complete_id,
         spare_key=spare.key,
+        storage_key=destination.key,
         oauth_client_id=client.id,
     )
 
@@ -105,6 +115,8 @@ def params_for(world, endpoint: str) -> dict:
     packages = endpoint.startswith("packages.") or endpoint == "api.get_package"
     request_id = world.complete_id if packages else world.waiting_id
     key = world.spare_key if endpoint in ("api.delete_connection", "api.create_webhook") else WEBHOOK_KEY
+    if "storage" in endpoint:
+        key = world.storage_key
     return {
         "request_id": request_id,
         "key": key,
@@ -155,6 +167,10 @@ def api_body(world, endpoint: str):
         "api.upload_manual_input": {"first_name": "Jane"},
         "api.create_oauth_client": ["connection:read"],
         "api.set_client_scopes": ["connection:read"],
+        "api.patch_storage_configs": [
+            {"name": "Made By API", "type": "s3", "details": {"bucket": "made-by-api"}, "format": "json"}
+        ],
+        "api.put_storage_secrets": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "example"},
     }.get(endpoint)
 
 

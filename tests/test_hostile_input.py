@@ -1057,6 +1057,8 @@ LAST = {
     "admin.delete_connection",
     "admin.delete_webhook",
     "admin.delete_dataset",
+    "api.delete_storage_config",
+    "admin.delete_storage",
     "auth.logout",
 }
 

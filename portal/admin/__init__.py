@@ -1,4 +1,4 @@
-"""Admin area (S3): users, connections and manual-webhook fields. Every route requires the admin role."""
+"""Admin area (S3): users, connections, webhook fields, storage, tokens, audit. Admins only, every route."""
 
 from flask import Blueprint
 
@@ -8,4 +8,4 @@ from portal.security import guard_blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, Role.ADMIN)
 
-from portal.admin import audit, connections, datasets, oauth_clients, tokens, users  # noqa: E402,F401
+from portal.admin import audit, connections, datasets, oauth_clients, storage, tokens, users  # noqa: E402,F401

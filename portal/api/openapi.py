@@ -543,11 +543,12 @@ def build_document() -> dict:
         },
         **_oauth_paths(),
     }
-    from portal.api.datasets import openapi_fragment  # the dataset routes describe themselves
+    from portal.api import datasets, storage  # these routes describe themselves
 
-    extra_paths, extra_components = openapi_fragment()
-    paths.update(extra_paths)
-    components.update(extra_components)
+    for fragment in (datasets.openapi_fragment, storage.openapi_fragment):
+        extra_paths, extra_components = fragment()
+        paths.update(extra_paths)
+        components.update(extra_components)
     return {
         "openapi": "3.1.0",
         "info": {

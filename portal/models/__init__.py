@@ -10,6 +10,7 @@ from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
 from portal.models.rate_limits import RateLimitCounter
 from portal.models.requests import ManualInput, PrivacyRequest, RequestStatus
+from portal.models.storage import StorageConfig
 from portal.models.users import ApiToken, Role, User
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RateLimitCounter",
     "RequestStatus",
     "Role",
+    "StorageConfig",
     "User",
     "utcnow",
 ]

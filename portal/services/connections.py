@@ -61,15 +61,15 @@ def generate_key(name: str) -> str:
     return key[:MAX_KEY_LENGTH]
 
 
-def duplicate_key_message(key: str) -> str:
+def duplicate_key_message(key: str, model: str = "ConnectionConfig") -> str:
     return (
-        f"Key {key} already exists in ConnectionConfig. Keys will be snake-cased names if not provided. "
+        f"Key {key} already exists in {model}. Keys will be snake-cased names if not provided. "
         "If you are seeing this error without providing a key, please provide a key or a different name."
     )
 
 
-def duplicate_name_message(name: str) -> str:
-    return f"Name {name} already exists in ConnectionConfig."
+def duplicate_name_message(name: str, model: str = "ConnectionConfig") -> str:
+    return f"Name {name} already exists in {model}."
 
 
 def _fail(field: str, message: str) -> ValidationFailed:
@@ -88,7 +88,8 @@ def _text(value, field: str, label: str) -> str:
     return value
 
 
-def _clean_name(name: str | None) -> str:
+def clean_name(name: str | None) -> str:
+    """A stripped, required name of at most 200 characters (connections and storage configs alike)."""
     name = _text(name, "name", "name").strip()
     if not name:
         raise _fail("name", "A name is required.")
@@ -97,7 +98,8 @@ def _clean_name(name: str | None) -> str:
     return name
 
 
-def _clean_key(key: str) -> str:
+def clean_key(key: str) -> str:
+    """A key of the S2 pattern, not only dots (connections and storage configs alike)."""
     key = _text(key, "key", "key").strip()
     if len(key) > MAX_KEY_LENGTH:
         raise _fail("key", f"The key must be at most {MAX_KEY_LENGTH} characters long.")
@@ -113,6 +115,11 @@ def _clean_key(key: str) -> str:
             "key", f"Invalid key '{key}': a key cannot be only dots; add a letter, digit, '_' or '-'."
         )
     return key
+
+
+def key_or_generated(key: str | None, name: str) -> str:
+    """The key given, checked, or (blank) the one generated from the already-cleaned ``name``."""
+    return clean_key(key) if key and _text(key, "key", "key").strip() else generate_key(name)
 
 
 def _clean_description(description: str | None) -> str | None:
@@ -199,8 +206,8 @@ def create_connection(
     disabled: bool = False,
 ) -> ConnectionConfig:
     """A new connection; a blank key is generated from the name. Manual webhooks get no fields here."""
-    name = _clean_name(name)
-    key = _clean_key(key) if key and _text(key, "key", "key").strip() else generate_key(name)
+    name = clean_name(name)
+    key = key_or_generated(key, name)
     if connection_type not in CONNECTION_TYPES:
         raise _fail(
             "connection_type",
@@ -257,7 +264,7 @@ def update_connection(
         )
     changed: list[str] = []
     if name is not _UNSET:
-        name = _clean_name(name)
+        name = clean_name(name)
         if name != conn.name:
             if _name_taken(name, except_id=conn.id):
                 raise DuplicateName(duplicate_name_message(name))

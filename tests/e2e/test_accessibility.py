@@ -16,7 +16,7 @@ from portal.demo import DEMO_DATABASE_KEY, add_demo_database
 from portal.extensions import db
 from portal.models import PrivacyRequest
 from portal.scopes import ROLE_SCOPES
-from portal.services import oauth_clients, tokens, users
+from portal.services import oauth_clients, storage, tokens, users
 from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
 
 pytestmark = pytest.mark.e2e
@@ -65,6 +65,16 @@ def _populate(server) -> dict[str, str]:
         admin = users.find_by_email(ids["admin"])
         tokens.create_token(admin, "Nightly export", SETUP)
         oauth_clients.create_client(admin, ["connection:read"], SETUP, granted_by=ROLE_SCOPES["admin"])
+        ids["storage"] = storage.create_storage_config(
+            name="Legal archive (S3)",
+            storage_type="s3",
+            details={
+                "bucket": "legal-archive",
+                "endpoint_url": "http://127.0.0.1:9",
+                "region_name": "eu-west-1",
+            },
+            actor=SETUP,
+        ).key
         gone = users.find_by_email(leaver)
         users.update_user(gone, SETUP, role="staff", name="", active=False)
         ids["admin_id"], ids["leaver_id"] = str(admin.id), str(gone.id)
@@ -145,6 +155,12 @@ def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
                 "database connection, dataset with errors",
                 _click("Validate and save", {"…or paste the YAML": "dataset: [{fides_key: 1"}),
             ),
+            ("storage", "/admin/storage"),
+            ("new S3 destination", "/admin/storage/new?type=s3"),
+            ("new S3 destination with errors", _click("Create destination")),
+            ("new local destination", "/admin/storage/new?type=local"),
+            ("storage destination", f"/admin/storage/{ids['storage']}"),
+            ("storage destination, keys with errors", _click("Save keys")),
             ("users", "/admin/users"),
             ("new user", "/admin/users/new"),
             ("new user with errors", _click("Create user")),
@@ -229,6 +245,7 @@ def test_empty_states_have_no_serious_accessibility_violations(browsing, live_se
             "/requests/",
             "/packages/",
             "/admin/connections",
+            "/admin/storage",
             "/admin/tokens",
             "/admin/tokens/clients",
         ],

@@ -140,6 +140,8 @@ def test_the_main_pages_fit_a_360px_wide_screen(browsing, live_server):
             "/admin/connections",
             "/admin/connections/new",
             f"/admin/connections/{crm}/fields",
+            "/admin/storage",
+            "/admin/storage/new?type=s3",
             "/admin/users",
             "/admin/tokens",
             "/admin/tokens/clients",

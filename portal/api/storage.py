@@ -1,0 +1,239 @@
+"""/api/v1/storage/config: storage destinations, in fidesops' shapes (``StorageDestination``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import g, jsonify, request
+from pydantic import Field, TypeAdapter
+
+from portal import scopes
+from portal.api import bp, requires_scope
+from portal.api.schemas import MAX_BULK, ApiModel, json_body, page_json, page_params
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import StorageConfig
+from portal.services import DomainError, NotFound, ValidationFailed, storage, storage_export
+
+
+class StorageDestinationIn(ApiModel):
+    """One destination of a PATCH; type, details and format are checked by the service, item by item."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    key: Annotated[str | None, Field(max_length=200)] = None
+    type: Annotated[str, Field(max_length=50, description="local or s3")]
+    details: dict[str, Any] = Field(
+        description="local: naming, directory. s3: bucket, naming, auth_method (secret_keys | automatic), "
+        "max_retries, region_name, endpoint_url, object_name."
+    )
+    format: Annotated[str | None, Field(max_length=20, description="json or csv")] = "json"
+
+
+StorageListIn = TypeAdapter(Annotated[list[StorageDestinationIn], Field(max_length=MAX_BULK)])
+SecretsIn = TypeAdapter(dict[str, str | None])
+
+
+def storage_json(config: StorageConfig) -> dict[str, Any]:
+    """fidesops' ``StorageDestinationResponse``: never the secrets."""
+    return {
+        "name": config.name,
+        "type": config.type,
+        "details": config.details,
+        "key": config.key,
+        "format": config.format,
+    }
+
+
+def _upsert_one(item: StorageDestinationIn) -> StorageConfig:
+    config = None
+    if item.key:
+        try:
+            config = storage.get_storage_config(item.key)
+        except NotFound:
+            config = None
+    if config is not None:
+        return storage.update_storage_config(
+            config,
+            actor=g.api_actor,
+            name=item.name,
+            storage_type=item.type,
+            details=item.details,
+            response_format=item.format,
+        )
+    return storage.create_storage_config(
+        name=item.name,
+        key=item.key,
+        storage_type=item.type,
+        details=item.details,
+        response_format=item.format,
+        actor=g.api_actor,
+    )
+
+
+@bp.patch("/storage/config")
+@requires_scope(scopes.STORAGE_CREATE_OR_UPDATE)
+def patch_storage_configs():
+    """Create or update destinations by key; each one succeeds or fails on its own."""
+    items = StorageListIn.validate_python(json_body())
+    succeeded, failed = [], []
+    for item in items:
+        try:
+            with db.session.begin_nested():
+                succeeded.append(_upsert_one(item))
+        except DomainError as exc:
+            failed.append({"message": str(exc), "data": item.model_dump()})
+    dispatch.commit_and_run()
+    return jsonify(succeeded=[storage_json(c) for c in succeeded], failed=failed)
+
+
+@bp.get("/storage/config")
+@requires_scope(scopes.STORAGE_READ)
+def list_storage_configs():
+    page, size = page_params()
+    items, total = storage.list_storage_configs(page, size)
+    return jsonify(page_json([storage_json(c) for c in items], total, page, size))
+
+
+@bp.get("/storage/config/<key>")
+@requires_scope(scopes.STORAGE_READ)
+def get_storage_config(key: str):
+    return jsonify(storage_json(storage.get_storage_config(key)))
+
+
+@bp.delete("/storage/config/<key>")
+@requires_scope(scopes.STORAGE_DELETE)
+def delete_storage_config(key: str):
+    storage.delete_storage_config(storage.get_storage_config(key), g.api_actor)
+    dispatch.commit_and_run()
+    return "", 204
+
+
+@bp.put("/storage/config/<key>/secret")
+@requires_scope(scopes.STORAGE_CREATE_OR_UPDATE)
+def put_storage_secrets(key: str):
+    """Replace the secrets, then (unless ``?verify=false``) write and delete a probe object with them."""
+    config = storage.get_storage_config(key)
+    values = SecretsIn.validate_python(json_body())
+    verify = request.args.get("verify", "true").lower()
+    if verify not in ("true", "false"):
+        message = "must be true or false"
+        raise ValidationFailed(f"verify {message}", [(("query", "verify"), message)])
+    storage.set_secrets(config, values, g.api_actor)
+    dispatch.commit_and_run()  # saved before the probe: no write lock held while S3 answers
+    result = None
+    if verify == "true":
+        result = storage_export.test_storage(storage.get_storage_config(key), g.api_actor)
+        dispatch.commit_and_run()
+    body = {
+        "msg": f"Secrets updated for StorageConfig with key: {key}.",
+        "test_status": None,
+        "failure_reason": None,
+    }
+    if result is not None:
+        body["test_status"] = "succeeded" if result.succeeded else "failed"
+        body["failure_reason"] = None if result.succeeded else result.message
+    return jsonify(body)
+
+
+def openapi_fragment() -> tuple[dict, dict]:
+    """The paths and component schemas of these routes, built with the OpenAPI module's helpers."""
+    from portal.api import openapi as h
+
+    s = scopes
+    destination_in = StorageDestinationIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    details = {
+        "type": "object",
+        "description": "local: naming (request_id), directory (inside the operator's STORAGE_LOCAL_ROOT; "
+        "blank: the root). s3: bucket, naming, auth_method, max_retries, region_name, endpoint_url, "
+        "object_name (fidesops 1.x; kept, unused).",
+        "additionalProperties": True,
+    }
+    destination = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["local", "s3"]},
+            "details": details,
+            "key": {"type": "string"},
+            "format": {"type": "string", "enum": ["json", "csv"]},
+        },
+        "required": ["name", "type", "details", "key", "format"],
+    }
+    secrets = {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in storage.S3_SECRET_KEYS},
+        "required": list(storage.S3_SECRET_KEYS),
+        "additionalProperties": False,
+    }
+    secrets_result = {
+        "type": "object",
+        "properties": {
+            "msg": {"type": "string"},
+            "test_status": {"anyOf": [{"type": "string", "enum": ["succeeded", "failed"]}, {"type": "null"}]},
+            "failure_reason": h.STRING_OR_NULL,
+        },
+        "required": ["msg", "test_status", "failure_reason"],
+    }
+    components = {
+        "StorageDestinationIn": destination_in,
+        "StorageDestination": destination,
+        "StorageBulkResponse": h._bulk_schema("StorageDestination"),
+        "StoragePage": h._page_schema("StorageDestination"),
+        "StorageSecrets": secrets,
+        "StorageSecretsResult": secrets_result,
+    }
+    key = h._path_param("key", "Storage config key")
+    unsupported = (
+        "Types other than local and s3 (fidesops' gcs, onetrust, transcend, ethyca) are refused, each in "
+        "`failed` with a message saying so."
+    )
+    paths = {
+        "/storage/config": {
+            "patch": h._op(
+                "Create or update storage destinations by key",
+                s.STORAGE_CREATE_OR_UPDATE,
+                {"200": h._json(h.ref("StorageBulkResponse"))},
+                body={"type": "array", "maxItems": MAX_BULK, "items": h.ref("StorageDestinationIn")},
+                extra=h.BODY_ERRORS,
+                description=unsupported,
+            ),
+            "get": h._op(
+                "List storage destinations, newest first",
+                s.STORAGE_READ,
+                {"200": h._json(h.ref("StoragePage"))},
+                params=h.PAGING,
+                extra={"422": h.BODY_ERRORS["422"]},
+            ),
+        },
+        "/storage/config/{key}": {
+            "get": h._op(
+                "Get a storage destination (never its secrets)",
+                s.STORAGE_READ,
+                {"200": h._json(h.ref("StorageDestination")), **h.NOT_FOUND},
+                params=[key],
+            ),
+            "delete": h._op(
+                "Delete a storage destination and its secrets (what it holds stays there)",
+                s.STORAGE_DELETE,
+                {"204": {"description": "Deleted"}, **h.NOT_FOUND},
+                params=[key],
+            ),
+        },
+        "/storage/config/{key}/secret": {
+            "put": h._op(
+                "Replace the AWS keys of an s3 destination and test them",
+                s.STORAGE_CREATE_OR_UPDATE,
+                {"200": h._json(h.ref("StorageSecretsResult")), **h.NOT_FOUND},
+                body=h.ref("StorageSecrets"),
+                params=[
+                    key,
+                    {"name": "verify", "in": "query", "schema": {"type": "boolean", "default": True}},
+                ],
+                extra=h.BODY_ERRORS,
+                description="With verify (the default) a small object is written and deleted with the keys; "
+                "test_status says how that went and failure_reason why it failed. A local destination, or "
+                "one with auth_method automatic, takes no secrets (400).",
+            ),
+        },
+    }
+    return paths, components
