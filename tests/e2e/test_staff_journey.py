@@ -117,9 +117,11 @@ def test_a_field_edit_sends_saved_entries_back_for_review(browsing, live_server)
     expect(page.get_by_role("button", name="Resume")).to_be_disabled()
 
     page.get_by_role("link", name="Review Customer CRM").click()
-    expect(page.get_by_role("alert")).to_have_text(
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(
         "The fields of this system changed since this entry was saved; review and save again."
     )
+    expect(alert).to_contain_text("New: Middle name (empty below).")
     expect(page.get_by_label("First name")).to_have_value("Jane")
     expect(page.get_by_label("Last name")).to_have_value("Customer")
     expect(page.get_by_label("Middle name")).to_have_value("")
