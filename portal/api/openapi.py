@@ -10,7 +10,14 @@ from pydantic.json_schema import models_json_schema
 
 from portal import scopes
 from portal.api import ApiError, bp
-from portal.api.schemas import ConnectionIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn, WebhookIn
+from portal.api.schemas import (
+    MAX_BULK,
+    ConnectionIn,
+    PrivacyRequestIn,
+    PrivacyRequestSearchIn,
+    ReviewIn,
+    WebhookIn,
+)
 from portal.models.requests import STATUS_VALUES
 from portal.routing import MAX_PAGE
 from portal.services import tokens
@@ -229,6 +236,109 @@ def _bulk_list(model: str) -> dict:
     return {"type": "array", "maxItems": 50, "items": ref(model)}
 
 
+def _dataset_routes() -> tuple[dict, dict]:
+    """The paths and component schemas of the dataset and database-connection routes (api/datasets.py)."""
+    s = scopes
+    dataset = {
+        "type": "object",
+        "description": "A fides dataset: fides_key, name, collections [{name, fields [{name, "
+        "data_categories, fides_meta {identity, primary_key, data_type, references [{dataset, field, "
+        "direction}]}}]}]. fidesops_meta is accepted as the older name of fides_meta.",
+        "properties": {
+            "fides_key": {"type": "string"},
+            "name": {"type": "string"},
+            "collections": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["fides_key", "collections"],
+        "additionalProperties": True,
+    }
+    secrets = {
+        "type": "object",
+        "description": "A connection URL, or the parts (fidesops names); SQLite takes url or path.",
+        "properties": {
+            name: {"type": "string"}
+            for name in ("url", "host", "dbname", "username", "password", "db_schema", "path")
+        }
+        | {"port": {"anyOf": [{"type": "integer"}, {"type": "string"}]}},
+        "additionalProperties": False,
+    }
+    test_result = {
+        "type": "object",
+        "properties": {
+            "msg": {"type": "string"},
+            "test_status": {"anyOf": [{"type": "string", "enum": ["succeeded", "failed"]}, {"type": "null"}]},
+            "failure_reason": STRING_OR_NULL,
+        },
+        "required": ["msg", "test_status", "failure_reason"],
+    }
+    components = {
+        "Dataset": dataset,
+        "DatasetBulkResponse": _bulk_schema("Dataset"),
+        "DatasetPage": _page_schema("Dataset"),
+        "ConnectionSecrets": secrets,
+        "ConnectionTestResult": test_result,
+    }
+    fides_key = _path_param("fides_key", "Dataset fides_key")
+    paths = {
+        "/connection/{key}/dataset": {
+            "patch": _op(
+                "Create or replace datasets of a database connection (by fides_key)",
+                s.DATASET_CREATE_OR_UPDATE,
+                {"200": _json(ref("DatasetBulkResponse")), **NOT_FOUND},
+                body={"type": "array", "maxItems": MAX_BULK, "items": ref("Dataset")},
+                params=[KEY],
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "List the datasets of a database connection, newest first",
+                s.DATASET_READ,
+                {"200": _json(ref("DatasetPage")), **NOT_FOUND},
+                params=[KEY, *PAGING],
+                extra={"400": BODY_ERRORS["400"], "422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/connection/{key}/dataset/{fides_key}": {
+            "get": _op(
+                "Get one dataset",
+                s.DATASET_READ,
+                {"200": _json(ref("Dataset")), **NOT_FOUND},
+                params=[KEY, fides_key],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+            "delete": _op(
+                "Delete a dataset (refused while another dataset references it)",
+                s.DATASET_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[KEY, fides_key],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+        },
+        "/connection/{key}/secret": {
+            "put": _op(
+                "Replace the connection details of a database connection and test them",
+                s.CONNECTION_CREATE_OR_UPDATE,
+                {"200": _json(ref("ConnectionTestResult")), **NOT_FOUND},
+                body=ref("ConnectionSecrets"),
+                params=[
+                    KEY,
+                    {"name": "verify", "in": "query", "schema": {"type": "boolean", "default": True}},
+                ],
+                extra=BODY_ERRORS,
+            ),
+        },
+        "/connection/{key}/test": {
+            "get": _op(
+                "Test a database connection (and that its dataset's tables and columns exist)",
+                s.CONNECTION_READ,
+                {"200": _json(ref("ConnectionTestResult")), **NOT_FOUND},
+                params=[KEY],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+        },
+    }
+    return paths, components
+
+
 def build_document() -> dict:
     _, defs = models_json_schema(
         [
@@ -419,9 +529,7 @@ def build_document() -> dict:
             ),
         },
     }
-    from portal.api.datasets import openapi_fragment  # the dataset routes describe themselves
-
-    extra_paths, extra_components = openapi_fragment()
+    extra_paths, extra_components = _dataset_routes()
     paths.update(extra_paths)
     components.update(extra_components)
     return {
