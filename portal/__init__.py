@@ -106,30 +106,20 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
 
     import portal.models  # noqa: F401  (registers every table on the metadata)
     from portal import crypto
-    from portal.extensions import (
-        bootstrap,
-        csrf,
-        db,
-        keep_prepared_statements,
-        limit_marked_views_only,
-        limiter,
-        login_manager,
-        migrate,
-    )
-    from portal.session_cookie import SessionInterface
+    from portal.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+    from portal.patches import keep_prepared_statements, limit_marked_views_only
 
-    app.session_interface = SessionInterface()
     crypto.init_app(app)
     db.init_app(app)
     with app.app_context():
         event.listen(db.engine, "connect", _portal_sqlite_wal)
-    keep_prepared_statements(app)
+    keep_prepared_statements(app, db)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
     from portal import rate_limits  # noqa: F401  (registers the database:// rate-limit storage)
 
     limiter.init_app(app)
-    limit_marked_views_only(app)
+    limit_marked_views_only(app, limiter)
     bootstrap.init_app(app)
     login_manager.init_app(app)
 

@@ -661,7 +661,7 @@ def test_session_cookie_flags(make_user, client, secure):
 
 
 def test_every_rate_limit_is_declared_with_rate_limited():
-    """The limiter checks only views marked by ``rate_limited`` (``portal.extensions``): a limit declared
+    """The limiter checks only views marked by ``rate_limited`` (``portal.patches``): a limit declared
     with ``limiter.limit`` directly would never be checked, so none may be."""
     from pathlib import Path
 
@@ -697,7 +697,8 @@ def test_the_limiter_runs_for_marked_views_only(client, login_as, monkeypatch):
 def test_marking_views_needs_the_limiters_hooks_in_place(app):
     from flask import Flask
 
-    from portal.extensions import limit_marked_views_only
+    from portal.extensions import limiter
+    from portal.patches import limit_marked_views_only
 
     with pytest.raises(RuntimeError, match="found 0"):
-        limit_marked_views_only(Flask("bare"))
+        limit_marked_views_only(Flask("bare"), limiter)

@@ -1,5 +1,6 @@
-"""How a request's transaction ends: on PostgreSQL a request that only read ends with COMMIT,
-so psycopg keeps its prepared statements; anything that wrote without committing is still rolled back."""
+"""How a request's transaction ends (``portal.patches.keep_prepared_statements``): on PostgreSQL a request
+that only read ends with COMMIT, so psycopg keeps its prepared statements; anything that wrote without
+committing is still rolled back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 from flask import abort
 
 from portal import create_app
-from portal.extensions import db, read_without_transaction, run
+from portal.extensions import db, run
 from portal.models import AuditEvent, utcnow
 
 ACTION = "test.transaction_end"
@@ -45,13 +46,6 @@ def bare(app_config):
     def write_then_fail():
         run(_insert_event())
         abort(500)
-
-    @app.get("/_test/commit-then-read")
-    def commit_then_read():
-        run(_insert_event())
-        db.session.commit()
-        read_without_transaction()
-        return str(run(sa.select(sa.func.count()).select_from(AuditEvent.__table__)).scalar())
 
     @app.get("/_test/prepared")
     def prepared():
@@ -99,27 +93,3 @@ def test_a_read_only_request_ends_with_commit_on_postgresql_and_keeps_prepared_s
         return
     assert bare.ends == ["commit"] * 6
     assert int(client.get("/_test/prepared").get_data(as_text=True)) >= 1
-
-
-def test_a_read_after_the_last_commit_needs_no_transaction_and_the_next_request_has_one_again(bare):
-    """``read_without_transaction`` (a resume's answer): on PostgreSQL no BEGIN for the read; the
-    connection goes back to the pool transactional, so a later request's uncommitted write is still
-    rolled back, not kept statement by statement."""
-    client = bare.test_client()
-    postgresql = bare.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
-    begins: list[bool] = []  # whether each transaction's connection was in autocommit
-    with bare.app_context():
-        sa.event.listen(
-            db.engine,
-            "begin",
-            lambda conn: begins.append(getattr(conn.connection.dbapi_connection, "autocommit", None)),
-        )
-
-    answer = client.get("/_test/commit-then-read").get_data(as_text=True)
-    if postgresql:
-        assert begins == [False, True]
-    assert answer == "1" == str(_stored(bare))
-    for _ in range(3):  # the pool hands the same connection out again
-        client.get("/_test/write-then-fail")
-    assert _stored(bare) == 1
-    assert bare.ends[-1:] == ["rollback"]

@@ -10,9 +10,18 @@ from pydantic.json_schema import models_json_schema
 
 from portal import scopes
 from portal.api import ApiError, bp, identify
-from portal.api.schemas import ConnectionIn, PrivacyRequestIn, PrivacyRequestSearchIn, ReviewIn, WebhookIn
+from portal.api.schemas import (
+    MAX_BULK,
+    ConnectionIn,
+    PrivacyRequestIn,
+    PrivacyRequestSearchIn,
+    ReviewIn,
+    WebhookIn,
+)
+from portal.api.storage import StorageDestinationIn
 from portal.models.requests import STATUS_VALUES
 from portal.routing import MAX_PAGE
+from portal.services import storage as storage_service
 
 
 def ref(name: str) -> dict:
@@ -352,6 +361,109 @@ def _oauth_paths() -> dict:
     }
 
 
+def _dataset_routes() -> tuple[dict, dict]:
+    """The paths and component schemas of the dataset and database-connection routes (api/datasets.py)."""
+    s = scopes
+    dataset = {
+        "type": "object",
+        "description": "A fides dataset: fides_key, name, collections [{name, fields [{name, "
+        "data_categories, fides_meta {identity, primary_key, data_type, references [{dataset, field, "
+        "direction}]}}]}]. fidesops_meta is accepted as the older name of fides_meta.",
+        "properties": {
+            "fides_key": {"type": "string"},
+            "name": {"type": "string"},
+            "collections": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["fides_key", "collections"],
+        "additionalProperties": True,
+    }
+    secrets = {
+        "type": "object",
+        "description": "A connection URL, or the parts (fidesops names); SQLite takes url or path.",
+        "properties": {
+            name: {"type": "string"}
+            for name in ("url", "host", "dbname", "username", "password", "db_schema", "path")
+        }
+        | {"port": {"anyOf": [{"type": "integer"}, {"type": "string"}]}},
+        "additionalProperties": False,
+    }
+    test_result = {
+        "type": "object",
+        "properties": {
+            "msg": {"type": "string"},
+            "test_status": {"anyOf": [{"type": "string", "enum": ["succeeded", "failed"]}, {"type": "null"}]},
+            "failure_reason": STRING_OR_NULL,
+        },
+        "required": ["msg", "test_status", "failure_reason"],
+    }
+    components = {
+        "Dataset": dataset,
+        "DatasetBulkResponse": _bulk_schema("Dataset"),
+        "DatasetPage": _page_schema("Dataset"),
+        "ConnectionSecrets": secrets,
+        "ConnectionTestResult": test_result,
+    }
+    fides_key = _path_param("fides_key", "Dataset fides_key")
+    paths = {
+        "/connection/{key}/dataset": {
+            "patch": _op(
+                "Create or replace datasets of a database connection (by fides_key)",
+                s.DATASET_CREATE_OR_UPDATE,
+                {"200": _json(ref("DatasetBulkResponse")), **NOT_FOUND},
+                body={"type": "array", "maxItems": MAX_BULK, "items": ref("Dataset")},
+                params=[KEY],
+                extra=BODY_ERRORS,
+            ),
+            "get": _op(
+                "List the datasets of a database connection, newest first",
+                s.DATASET_READ,
+                {"200": _json(ref("DatasetPage")), **NOT_FOUND},
+                params=[KEY, *PAGING],
+                extra={"400": BODY_ERRORS["400"], "422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/connection/{key}/dataset/{fides_key}": {
+            "get": _op(
+                "Get one dataset",
+                s.DATASET_READ,
+                {"200": _json(ref("Dataset")), **NOT_FOUND},
+                params=[KEY, fides_key],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+            "delete": _op(
+                "Delete a dataset (refused while another dataset references it)",
+                s.DATASET_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[KEY, fides_key],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+        },
+        "/connection/{key}/secret": {
+            "put": _op(
+                "Replace the connection details of a database connection and test them",
+                s.CONNECTION_CREATE_OR_UPDATE,
+                {"200": _json(ref("ConnectionTestResult")), **NOT_FOUND},
+                body=ref("ConnectionSecrets"),
+                params=[
+                    KEY,
+                    {"name": "verify", "in": "query", "schema": {"type": "boolean", "default": True}},
+                ],
+                extra=BODY_ERRORS,
+            ),
+        },
+        "/connection/{key}/test": {
+            "get": _op(
+                "Test a database connection (and that its dataset's tables and columns exist)",
+                s.CONNECTION_READ,
+                {"200": _json(ref("ConnectionTestResult")), **NOT_FOUND},
+                params=[KEY],
+                extra={"400": BODY_ERRORS["400"]},
+            ),
+        },
+    }
+    return paths, components
+
+
 def build_document() -> dict:
     _, defs = models_json_schema(
         [
@@ -543,10 +655,7 @@ def build_document() -> dict:
         },
         **_oauth_paths(),
     }
-    from portal.api import datasets, storage  # these routes describe themselves
-
-    for fragment in (datasets.openapi_fragment, storage.openapi_fragment):
-        extra_paths, extra_components = fragment()
+    for extra_paths, extra_components in (_dataset_routes(), _storage_routes()):
         paths.update(extra_paths)
         components.update(extra_components)
     return {
@@ -592,3 +701,105 @@ def openapi():
     if document is None:
         document = current_app.extensions["portal_openapi"] = build_document()
     return jsonify(document)
+
+
+def _storage_routes() -> tuple[dict, dict]:
+    """The storage destinations' paths and component schemas."""
+    s = scopes
+    destination_in = StorageDestinationIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    details = {
+        "type": "object",
+        "description": "local: naming (request_id), directory (inside the operator's STORAGE_LOCAL_ROOT; "
+        "blank: the root). s3: bucket, naming, auth_method, max_retries, region_name, endpoint_url, "
+        "object_name (fidesops 1.x; kept, unused).",
+        "additionalProperties": True,
+    }
+    destination = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["local", "s3"]},
+            "details": details,
+            "key": {"type": "string"},
+            "format": {"type": "string", "enum": ["json", "csv"]},
+        },
+        "required": ["name", "type", "details", "key", "format"],
+    }
+    secrets = {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in storage_service.S3_SECRET_KEYS},
+        "required": list(storage_service.S3_SECRET_KEYS),
+        "additionalProperties": False,
+    }
+    secrets_result = {
+        "type": "object",
+        "properties": {
+            "msg": {"type": "string"},
+            "test_status": {"anyOf": [{"type": "string", "enum": ["succeeded", "failed"]}, {"type": "null"}]},
+            "failure_reason": STRING_OR_NULL,
+        },
+        "required": ["msg", "test_status", "failure_reason"],
+    }
+    components = {
+        "StorageDestinationIn": destination_in,
+        "StorageDestination": destination,
+        "StorageBulkResponse": _bulk_schema("StorageDestination"),
+        "StoragePage": _page_schema("StorageDestination"),
+        "StorageSecrets": secrets,
+        "StorageSecretsResult": secrets_result,
+    }
+    key = _path_param("key", "Storage config key")
+    unsupported = (
+        "Types other than local and s3 (fidesops' gcs, onetrust, transcend, ethyca) are refused, each in "
+        "`failed` with a message saying so."
+    )
+    paths = {
+        "/storage/config": {
+            "patch": _op(
+                "Create or update storage destinations by key",
+                s.STORAGE_CREATE_OR_UPDATE,
+                {"200": _json(ref("StorageBulkResponse"))},
+                body={"type": "array", "maxItems": MAX_BULK, "items": ref("StorageDestinationIn")},
+                extra=BODY_ERRORS,
+                description=unsupported,
+            ),
+            "get": _op(
+                "List storage destinations, newest first",
+                s.STORAGE_READ,
+                {"200": _json(ref("StoragePage"))},
+                params=PAGING,
+                extra={"422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/storage/config/{key}": {
+            "get": _op(
+                "Get a storage destination (never its secrets)",
+                s.STORAGE_READ,
+                {"200": _json(ref("StorageDestination")), **NOT_FOUND},
+                params=[key],
+            ),
+            "delete": _op(
+                "Delete a storage destination and its secrets (what it holds stays there)",
+                s.STORAGE_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[key],
+            ),
+        },
+        "/storage/config/{key}/secret": {
+            "put": _op(
+                "Replace the AWS keys of an s3 destination and test them",
+                s.STORAGE_CREATE_OR_UPDATE,
+                {"200": _json(ref("StorageSecretsResult")), **NOT_FOUND},
+                body=ref("StorageSecrets"),
+                params=[
+                    key,
+                    {"name": "verify", "in": "query", "schema": {"type": "boolean", "default": True}},
+                ],
+                extra=BODY_ERRORS,
+                description="With verify (the default) a small object is written and deleted with the keys; "
+                "test_status says how that went and failure_reason why it failed. A local destination, or "
+                "one with auth_method automatic, takes no secrets (400).",
+            ),
+        },
+    }
+    return paths, components

@@ -19,7 +19,7 @@ from portal.api.schemas import (
     privacy_request_json,
 )
 from portal.execution import dispatch
-from portal.extensions import db, read_without_transaction
+from portal.extensions import db
 from portal.services import (
     DomainError,
     ValidationFailed,
@@ -150,7 +150,6 @@ def view_manual_input(request_id: str, key: str):
 def resume_privacy_request(request_id: str):
     privacy_requests.resume_request(request_id, g.api_actor)
     dispatch.commit_and_run()
-    read_without_transaction()
     return jsonify(_fresh([request_id])[0])
 
 

@@ -4,44 +4,27 @@ Connectors register per connection type with ``register``. A connector is called
 enabled connection of the types it was registered for (so references can cross connections) and yields
 ``("<fides_key>:<collection>", rows)`` pairs, ``rows`` an iterator the caller exhausts before asking for
 the next pair; a key may come again with more rows (they follow the earlier ones). So rows stream into the
-package and a run never holds a whole collection (issue 9). A connector may also return a plain
+package and a run never holds a whole collection. A connector may also return a plain
 ``{key: rows}`` dict. It is called with the run's ``Subject`` (the request's id and identity), and writes
 a ``CollectionStep`` per connection in the run's transaction (the runner commits); on failure it raises
 ``CollectionError`` carrying those steps, which the runner saves after rolling the run back. The database
-connectors live in ``portal.execution.connectors``.
+connectors live in ``portal.execution.connectors`` and are registered here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
 
 from sqlalchemy import select
 
+from portal.execution.connectors.base import CollectionError, Connector, Found, Subject
+from portal.execution.connectors.sql import SQL_CONNECTION_TYPES, collect_databases
 from portal.extensions import db
 from portal.models import CollectionStep, ConnectionConfig, ConnectionType
 
-Found = Iterator[tuple[str, Iterable[dict[str, Any]]]]
+__all__ = ["CollectionError", "Connector", "Found", "Subject", "collect", "record_failed_steps", "register"]
 
-
-class Subject(NamedTuple):
-    """The request a run collects for: its id, and the identity (decrypted) the connectors look up."""
-
-    id: str
-    identity: dict[str, Any] | None
-
-
-Connector = Callable[[list[ConnectionConfig], Subject], Found | Mapping[str, list[dict[str, Any]]]]
-
-_connectors: dict[str, Connector] = {}
-
-
-class CollectionError(RuntimeError):
-    """A connector failed; the message is shown to staff, so it must name the connection, not data."""
-
-    def __init__(self, message: str, steps: Sequence[dict[str, Any]] = ()):
-        super().__init__(message)
-        self.steps = list(steps)  # CollectionStep column values, saved by ``record_failed_steps``
+_connectors: dict[str, Connector] = dict.fromkeys(SQL_CONNECTION_TYPES, collect_databases)
 
 
 def register(connection_type: str, connector: Connector) -> None:
@@ -61,8 +44,6 @@ _AUTOMATED = (
 
 def collect(privacy_request: Subject) -> Found:
     """Every connector's ``(key, rows)`` pairs in turn; close it (``contextlib.closing``) when done."""
-    import portal.execution.connectors  # noqa: F401 - registers the database connectors (import cycle)
-
     groups: dict[Connector, list[ConnectionConfig]] = {}
     connections = db.session.scalars(_AUTOMATED)
     for connection in connections:

@@ -28,16 +28,13 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ForeignKey, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, EncryptedBytes, EncryptedJSON, utcnow
-
-if TYPE_CHECKING:
-    from portal.models.requests import PrivacyRequest
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 READ_AHEAD_BYTES = 4 * 1024 * 1024  # stored bytes a reader fetches per query
@@ -55,8 +52,6 @@ class AccessPackage(Base):
     # {"size_bytes": n, "keys": [KeySummary.to_json(), ...]}; the rows are in AccessPackageChunk.
     summary: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="package")
 
     def contents(self) -> StoredPackage:
         return StoredPackage.open(self)

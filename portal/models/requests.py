@@ -85,9 +85,8 @@ class PrivacyRequest(Base):
     manual_inputs: Mapped[list[ManualInput]] = relationship(
         back_populates="privacy_request", cascade="all, delete-orphan", passive_deletes=True
     )
-    package: Mapped[AccessPackage | None] = relationship(
-        back_populates="privacy_request", cascade="all, delete-orphan", passive_deletes=True
-    )
+    # One way only (no back-reference), so portal.models.packages need not import this module.
+    package: Mapped[AccessPackage | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class ManualInput(Base):

@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from portal.execution.collection import CollectionError, Subject
+from portal.execution.connectors.base import CollectionError, Subject
 from portal.execution.connectors.fides import CollectionNode, Dataset, DatasetGraph, build_graph
 from portal.extensions import db
 from portal.extensions import run as run_statement  # ``run`` is a run number here
