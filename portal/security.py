@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, current_app, request, url_for
 from flask_login import current_user
 
 # --- passwords -------------------------------------------------------------------------------------
@@ -121,10 +121,6 @@ def safe_next_url(target: str | None, fallback_endpoint: str = "dashboard.index"
         ):
             return target
     return url_for(fallback_endpoint)
-
-
-def login_redirect():
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 # --- hostile input ---------------------------------------------------------------------------------

@@ -58,7 +58,6 @@ KNOWN_ACTIONS = (
     "webhook.created",
     "webhook.deleted",
 )
-ACTOR_KINDS = ("user", "token", "client", "system")
 CSV_HEADER = ["id", "time_utc", "actor", "actor_kind", "action", "request_id", "connection_key", "details"]
 CSV_BATCH = 500
 CSV_CUT_OFF = (

@@ -208,11 +208,6 @@ def iter_package_json(
     return _pieces(texts())
 
 
-def package_json_bytes(package: Package) -> bytes:
-    """The stored package exactly (same keys, order and values), indented for people, UTF-8."""
-    return b"".join(iter_package_json(package))
-
-
 # --- CSV -------------------------------------------------------------------------------------------
 
 
@@ -246,10 +241,6 @@ def iter_table_csv(table: KeyTable) -> Iterator[bytes]:
     rows = (row.values for row in table.rows)
     while batch := list(islice(rows, CSV_BATCH_ROWS)):
         yield csv_text(None, batch).encode("utf-8")
-
-
-def table_csv_bytes(table: KeyTable) -> bytes:
-    return b"".join(iter_table_csv(table))
 
 
 def safe_filename(name: str, fallback: str = "data") -> str:

@@ -48,7 +48,6 @@ from portal.models import CollectionStep, ConnectionConfig, DatasetConfig
 SQL_CONNECTION_TYPES = ("postgres", "mysql", "sqlite")
 DRIVERS = {"postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
 URL_BACKENDS = {"postgres": {"postgresql"}, "mysql": {"mysql", "mariadb"}, "sqlite": {"sqlite"}}
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_SECONDS = 30
 CHUNK_SIZE = 500  # values per query
