@@ -4,6 +4,7 @@ from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
+from flask_mailman import Mail
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
@@ -78,6 +79,8 @@ def limit_marked_views_only(app) -> None:
 
 
 bootstrap = Bootstrap5()
+# Flask-Mailman: ``portal.notifications.init_app`` picks its backend (SMTP, or the console without a server).
+mail = Mail()
 
 
 def run(statement, params=None):
