@@ -62,7 +62,9 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
         return "250 Message accepted for delivery"
 
 
@@ -80,6 +82,11 @@ class SMTPServer:
 
     def to(self, address: str) -> list[Received]:
         return [r for r in self.received if address in r.rcpt_tos]
+
+    def start_with(self, handler: Handler) -> SMTPServer:
+        """Start on this port with another server's handler (so one list holds everything received)."""
+        self.handler = handler
+        return self.start()
 
     def start(self) -> SMTPServer:
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)

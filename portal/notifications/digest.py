@@ -227,5 +227,5 @@ def build_if_due(now: datetime) -> int:
     if built:
         return 0
     rows = digest_rows(now)
-    outbox.enqueue(rows)
+    outbox.enqueue(rows, now=now)  # due at once: the run that built them sends them
     return len(rows)

@@ -40,13 +40,14 @@ def _mark_pending(session: Session) -> None:
     session.info[PENDING_KEY] = True
 
 
-def enqueue(rows: list[dict[str, Any]], session: Session | None = None) -> None:
-    """Log mails (dicts of user_id, kind, subject_key, period, context) in the caller's transaction; a row
-    whose (user, kind, subject, period) is logged already is left out. Sent after the commit."""
+def enqueue(rows: list[dict[str, Any]], session: Session | None = None, now: datetime | None = None) -> None:
+    """Log mails (dicts of user_id, kind, subject_key, period, context) in the caller's transaction, due
+    from ``now``; a row whose (user, kind, subject, period) is logged already is left out. Sent after the
+    commit."""
     if not rows:
         return
     session = session or db.session()
-    now = utcnow()
+    now = now or utcnow()
     values = [
         {"status": ST.PENDING.value, "attempts": 0, "next_attempt_at": now, "created_at": now, **row}
         for row in rows
