@@ -24,6 +24,9 @@ PUBLIC = {
     "static",
     "bootstrap.static",
     "healthz",  # the load balancer's probe: answers only up or down (portal/health.py)
+    # A mail's unsubscribe link: opened from a mailbox, signed in or not. Only a token this portal signed
+    # (itsdangerous) gets past it, and it can only turn mails off (portal/notifications/views.py).
+    "unsubscribe.confirm",
 }
 # Flask answers OPTIONS itself (the Allow header) without running the view; nothing to guard there.
 UNGUARDED_METHODS = {"OPTIONS"}
