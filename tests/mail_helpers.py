@@ -69,11 +69,13 @@ class Handler:
 
 
 class SMTPServer:
-    """``start()``/``stop()`` an aiosmtpd server on ``port`` (a free one unless given)."""
+    """``start()``/``stop()`` an aiosmtpd server on ``port`` (a free one unless given); ``smtp`` are
+    aiosmtpd's SMTP options (``tls_context``, ``require_starttls``, ``authenticator``...)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, **smtp):
         self.port = port or free_port()
         self.handler = Handler()
+        self.smtp = smtp
         self._controller: Controller | None = None
 
     @property
@@ -89,7 +91,7 @@ class SMTPServer:
         return self.start()
 
     def start(self) -> SMTPServer:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **self.smtp)
         self._controller.start()
         return self
 
@@ -110,3 +112,40 @@ def mail_config(port: int) -> dict:
         "MAIL_DEFAULT_SENDER": "Portal <portal@portal.test>",
         "BASE_URL": "http://portal.test",
     }
+
+
+def self_signed_certificate(directory) -> tuple[str, str]:
+    """(certificate, key) files of a certificate for 127.0.0.1 that no system trusts."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "portal test smtp")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp.crt", directory / "smtp.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_file), str(key_file)
