@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from portal.execution import collection, dispatch
 from portal.extensions import db
-from portal.models import AuditEvent, Notification, NotificationPreference, PrivacyRequest, User
+from portal.models import AuditEvent, Notification, NotificationPreference, PrivacyRequest, User, utcnow
 from portal.notifications import delivery, digest, outbox, preferences
 from portal.services import manual_inputs, privacy_requests, users
 from portal.services.audit import Actor
@@ -245,10 +245,11 @@ def test_an_event_written_as_an_object_logs_its_mail_only_if_its_transaction_com
     record(STAFF, "request.completed", privacy_request_id=request_id)  # the ORM path: flushed at commit
     db.session.rollback()
     assert rows() == []
-    with db.session.begin_nested():  # a savepoint that rolls back forgets its events
-        record(STAFF, "request.completed", privacy_request_id=request_id)
-        db.session.flush()
-        db.session.rollback()
+    db.session.get(PrivacyRequest, request_id).updated_at = utcnow()  # the outer transaction writes too
+    savepoint = db.session.begin_nested()  # a savepoint that rolls back forgets its events
+    record(STAFF, "request.completed", privacy_request_id=request_id)
+    db.session.flush()
+    savepoint.rollback()
     db.session.commit()
     assert rows() == []
 
@@ -507,3 +508,21 @@ def test_an_unsubscribe_link_keeps_error_mails_of_the_last_admin(app, client):
     assert done.status_code == 200
     assert "Kept on: A request fell into error." in text_of(done)
     assert preferences.modes_for(db.session.get(User, admin.id))["request_error"] == "immediate"
+
+
+def test_a_claimed_row_is_not_taken_again_unless_its_sender_died(app, smtp):
+    make_user("reviewer")
+    complete(waiting_request())
+    now = utcnow() + timedelta(seconds=1)
+
+    first, ids = outbox.claim_due(now, 10)
+    assert len(ids) == 1
+    assert outbox.claim_due(now, 10)[1] == []  # another sender finds nothing to take
+    later = now + outbox.CLAIM_TIMEOUT + timedelta(seconds=1)
+    second, taken = outbox.claim_due(later, 10)  # the first sender is presumed dead
+    assert taken == ids
+
+    assert outbox.mark_sent(ids[0], first, later) is False  # the first sender's outcome no longer counts
+    assert outbox.mark_sent(ids[0], second, later) is True
+    db.session.commit()
+    assert [(n.status, n.attempts) for n in rows()] == [("sent", 1)]

@@ -29,7 +29,7 @@ from portal.notifications.preferences import receivers
 
 S = RequestStatus
 PR = PrivacyRequest
-ITEM_LIMIT = 50  # rows listed per section; the rest is counted and linked
+ITEM_LIMIT = 25  # rows listed per section; the rest is counted and linked
 
 
 @dataclass(frozen=True)
@@ -201,12 +201,13 @@ def digest_rows(now: datetime) -> list[dict[str, Any]]:
             if section is not None:
                 sections.setdefault(user_id, []).append(section)
     period = now.astimezone(UTC).date().isoformat()
+    as_json: dict[int, dict[str, Any]] = {}  # each section converted once, however many read it
     rows = []
     for user_id, own in sections.items():
         context = {
             "subject": "; ".join(section.summary for section in own),
             "date": period,
-            "sections": [section.as_json() for section in own],
+            "sections": [as_json.get(id(s)) or as_json.setdefault(id(s), s.as_json()) for s in own],
         }
         rows.append(
             {"user_id": user_id, "kind": DIGEST, "subject_key": "daily", "period": period, "context": context}
