@@ -28,13 +28,14 @@ class LastErrorRecipient(DomainError):
     """Turning error mails off would leave no active admin receiving them."""
 
 
-def effective_mode(kind: Kind, preference_column=None):
-    """SQL: a user's mode for ``kind``: their stored choice, else the default for their role."""
+def effective_mode(kind: Kind):
+    """SQL (over ``users`` outer-joined to the user's preference row for ``kind``): their stored choice,
+    else the default for their role."""
     default = case(
         *((User.role == role, literal(mode.value)) for role, mode in kind.defaults.items()),
         else_=literal(DeliveryMode.OFF.value),
     )
-    return func.coalesce(preference_column if preference_column is not None else PREFERENCES.c.mode, default)
+    return func.coalesce(PREFERENCES.c.mode, default)
 
 
 def receivers(kind: Kind, modes: tuple[DeliveryMode, ...]):
