@@ -14,7 +14,15 @@ from sqlalchemy import func, select
 
 from portal.execution import collection, dispatch
 from portal.extensions import db
-from portal.models import AuditEvent, Notification, NotificationPreference, PrivacyRequest, User, utcnow
+from portal.models import (
+    AuditEvent,
+    ConnectionConfig,
+    Notification,
+    NotificationPreference,
+    PrivacyRequest,
+    User,
+    utcnow,
+)
 from portal.notifications import delivery, digest, outbox, preferences
 from portal.services import manual_inputs, privacy_requests, users
 from portal.services.audit import Actor
@@ -526,3 +534,36 @@ def test_a_claimed_row_is_not_taken_again_unless_its_sender_died(app, smtp):
     assert outbox.mark_sent(ids[0], second, later) is True
     db.session.commit()
     assert [(n.status, n.attempts) for n in rows()] == [("sent", 1)]
+
+
+def test_a_server_that_cannot_be_reached_is_tried_once_per_run_not_once_per_batch(app, smtp, monkeypatch):
+    make_user("reviewer")
+    for _ in range(3):
+        complete(waiting_request_for_another())
+    monkeypatch.setattr(delivery, "BATCH", 2)
+    smtp.stop()
+    connects = []
+    original = delivery.mail.get_connection
+
+    def counting(*args, **kwargs):
+        connects.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery.mail, "get_connection", counting)
+    report = delivery.run()
+
+    assert report.unreachable and len(connects) == 1
+    assert sorted(n.attempts for n in rows()) == [0, 1, 1]  # the third waits for the next run, untried
+
+
+_webhooks = iter(range(10_000))
+
+
+def waiting_request_for_another() -> str:
+    """Another request waiting for input (``waiting_request`` defines the webhook once)."""
+    if not db.session.scalar(select(func.count()).select_from(ConnectionConfig)):
+        return waiting_request()
+    request_id = new_request(email=f"other{next(_webhooks)}@example.org")
+    manual_inputs.save_manual_input(request_id, "crm", {"notes": "x"}, STAFF)
+    db.session.commit()
+    return request_id

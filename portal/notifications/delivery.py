@@ -42,6 +42,7 @@ class Report:
     failed: int = 0  # attempts that failed (the row is retried, or given up)
     skipped: int = 0
     retry_in: float | None = None  # seconds until the earliest failed row is due again
+    unreachable: bool = False  # the server could not be reached: the rest waits for the next run
 
 
 class ConnectionFailed(Exception):
@@ -100,9 +101,11 @@ def _due_dates(contexts: list[dict]) -> dict[str, datetime | None]:
     )
 
 
-def deliver_due(now: datetime | None = None, limit: int = BATCH) -> Report:
-    """Claim up to ``limit`` due rows and send them over one connection; commits after each outcome."""
+def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report:
+    """Claim up to ``limit`` (``BATCH``) due rows and send them over one connection; commits after each
+    outcome."""
     now = now or utcnow()
+    limit = limit or BATCH
     config = current_app.config
     report = Report()
     token, ids = outbox.claim_due(now, limit)
@@ -169,6 +172,7 @@ def deliver_due(now: datetime | None = None, limit: int = BATCH) -> Report:
             db.session.commit()
             report.sent += 1
     except ConnectionFailed as exc:
+        report.unreachable = True
         for waiting in rows:
             if waiting.id >= row.id:  # this one and the ones after it (rows are in id order)
                 failed(waiting, str(exc), False)
@@ -190,7 +194,10 @@ def run(now: datetime | None = None) -> Report:
         report.sent += batch.sent
         report.failed += batch.failed
         report.skipped += batch.skipped
-        if batch.sent + batch.failed + batch.skipped < BATCH:
+        report.unreachable = report.unreachable or batch.unreachable
+        # A server that cannot be reached is not tried again for every further batch (each could wait
+        # for MAIL_TIMEOUT): the rows left wait for the next run.
+        if batch.unreachable or batch.sent + batch.failed + batch.skipped < BATCH:
             break
     if report.failed:
         upcoming = outbox.next_attempt_at()

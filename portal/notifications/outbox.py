@@ -120,20 +120,26 @@ def _claimable(now: datetime):
 def claim_due(now: datetime, limit: int) -> tuple[str, list[int]]:
     """Take up to ``limit`` rows that are due, and commit the claim: (claim, ids).
 
-    The UPDATE repeats the conditions it selected by, so of two senders only one takes each row (the
-    other finds it claimed when its turn to write comes); SKIP LOCKED lets it take others instead.
+    The UPDATE repeats the conditions the rows were selected by, so of two senders only one takes each
+    row (the other finds it claimed when its turn to write comes). On PostgreSQL the SELECT also locks
+    the rows it picks, skipping rows another sender holds, so two senders take different rows. (Two
+    statements rather than UPDATE ... WHERE id IN (SELECT ... LIMIT ... SKIP LOCKED), which PostgreSQL
+    may run more than once and so take more than ``limit`` rows.)
     """
     token = uuid.uuid4().hex
-    due = (
+    due = db.session.scalars(
         select(N.id)
         .where(_claimable(now))
         .order_by(N.next_attempt_at, N.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    )
+    ).all()
+    if not due:
+        db.session.commit()
+        return token, []
     db.session.execute(
         update(N)
-        .where(N.id.in_(due.scalar_subquery()), _claimable(now))
+        .where(N.id.in_(due), _claimable(now))
         .values(claim=token, claimed_at=now)
         .execution_options(synchronize_session=False)
     )
