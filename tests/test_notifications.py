@@ -567,3 +567,33 @@ def waiting_request_for_another() -> str:
     manual_inputs.save_manual_input(request_id, "crm", {"notes": "x"}, STAFF)
     db.session.commit()
     return request_id
+
+
+def test_a_mail_for_named_users_goes_to_those_who_take_it_immediately(app, smtp):
+    from portal.notifications.kinds import TASK_ASSIGNED
+
+    chosen, quiet, reviewer, other = (
+        make_user("staff"),
+        make_user("staff"),
+        make_user("reviewer"),
+        make_user("staff"),
+    )
+    db.session.add(NotificationPreference(user_id=quiet.id, kind="task_assigned", mode="off"))
+    db.session.commit()
+    request_id = waiting_request()
+
+    logged = outbox.enqueue_for_users(
+        TASK_ASSIGNED,
+        [chosen.id, quiet.id, reviewer.id],
+        request_id,
+        "once",
+        {"request_id": request_id, "system": "CRM"},
+    )
+    db.session.commit()
+    delivery.deliver_due()
+
+    assert logged == 1
+    assert [r.rcpt_tos for r in smtp.received] == [[chosen.email]]
+    assert smtp.received[0].subject == f"Task assigned: CRM — {request_id[:12]}…"
+    assert "A task was assigned to you: CRM for request" in smtp.received[0].text
+    assert smtp.to(other.email) == []

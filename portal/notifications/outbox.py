@@ -78,6 +78,21 @@ def enqueue_for_kind(
     return _insert_from(session, admins, kind, subject_key, period, {**context, "fallback": True})
 
 
+def enqueue_for_users(
+    kind: Kind,
+    user_ids: list[int],
+    subject_key: str,
+    period: str,
+    context: dict[str, Any],
+    session: Session | None = None,
+) -> int:
+    """``enqueue_for_kind`` narrowed to these users (a task's assignee, a system's owners): each gets it
+    if they take ``kind`` immediately; digest readers find it in their digest's section instead."""
+    session = session or db.session()
+    users = receivers(kind, (DeliveryMode.IMMEDIATE,)).where(User.id.in_(user_ids))
+    return _insert_from(session, users, kind, subject_key, period, context)
+
+
 def _insert_from(session: Session, users, kind: Kind, subject_key: str, period: str, context) -> int:
     now = utcnow()
     columns = ["user_id", "kind", "subject_key", "period", "context", "status", "attempts"]
