@@ -74,25 +74,35 @@ def _after_execute(conn: Connection, clause, multiparams, params, execution_opti
     conn.info.setdefault(_EVENTS, []).extend(found)
 
 
+def _info(conn: Connection) -> dict | None:
+    """The connection's info, or None once the database dropped it: reading ``info`` then would try to
+    reconnect inside the rollback that is cleaning up (and the events died with the transaction)."""
+    return None if conn.invalidated or conn.closed else conn.info
+
+
 def _forget(conn: Connection) -> None:
-    conn.info.pop(_EVENTS, None)
-    conn.info.pop(_MARKS, None)
+    info = _info(conn)
+    if info is not None:
+        info.pop(_EVENTS, None)
+        info.pop(_MARKS, None)
 
 
 def _savepoint(conn: Connection, name) -> None:
-    conn.info.setdefault(_MARKS, []).append(len(conn.info.get(_EVENTS, [])))
+    info = _info(conn)
+    if info is not None:
+        info.setdefault(_MARKS, []).append(len(info.get(_EVENTS, [])))
 
 
 def _rollback_savepoint(conn: Connection, name, context) -> None:
-    marks = conn.info.get(_MARKS)
-    if marks:
-        del conn.info.get(_EVENTS, [])[marks.pop() :]
+    info = _info(conn)
+    if info is not None and info.get(_MARKS):
+        del info.get(_EVENTS, [])[info[_MARKS].pop() :]
 
 
 def _release_savepoint(conn: Connection, name, context) -> None:
-    marks = conn.info.get(_MARKS)
-    if marks:
-        marks.pop()
+    info = _info(conn)
+    if info is not None and info.get(_MARKS):
+        info[_MARKS].pop()
 
 
 def watch(engine: Engine) -> None:
@@ -125,9 +135,10 @@ def _log_mails(session: Session) -> None:
     if session.new:
         session.flush()  # audit events added as objects are written now, not after this hook
     conn = session.info.get(_CONNECTION)
-    if conn is None:
+    info = _info(conn) if conn is not None else None
+    if info is None:
         return
-    events = conn.info.pop(_EVENTS, None)
+    events = info.pop(_EVENTS, None)
     if not events:
         return
     try:
