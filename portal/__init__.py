@@ -10,13 +10,9 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from portal.config import DEFAULT_SECRET_KEY, DefaultConfig
+from portal.config import DEFAULT_SECRET_KEY, ConfigurationError, DefaultConfig
 
 TASK_BACKENDS = ("inline", "celery")
-
-
-class ConfigurationError(RuntimeError):
-    """The app cannot start with this configuration; the message says what to set."""
 
 
 def _load_config(app: Flask, test_config: dict | None) -> None:
@@ -122,6 +118,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     limit_marked_views_only(app, limiter)
     bootstrap.init_app(app)
     login_manager.init_app(app)
+    from portal import notifications
+
+    notifications.init_app(app)
 
     from portal import auth, errors, headers, health, key_check, templating
     from portal.admin import bp as admin_bp
@@ -129,6 +128,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal.auth import bp as auth_bp
     from portal.cli import register_cli
     from portal.dashboard import bp as dashboard_bp
+    from portal.notifications.views import bp as notifications_bp
+    from portal.notifications.views import public_bp as unsubscribe_bp
     from portal.packages import bp as packages_bp
     from portal.requests import bp as requests_bp
     from portal.routing import DatabaseIdConverter
@@ -143,6 +144,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.register_blueprint(admin_bp)
     app.register_blueprint(requests_bp)
     app.register_blueprint(packages_bp)
+    app.register_blueprint(notifications_bp)
+    app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(api_bp)
     errors.register(app)
     headers.init_app(app)

@@ -159,6 +159,19 @@ def register_cli(app) -> None:
             purged = purge_if_enabled()
             click.echo(f"Purged {len(purged)} request(s) under the retention policy.", err=True)
 
+    @app.cli.command("send-notifications")
+    def send_notifications() -> None:
+        """Build the daily digest when due and send the mails waiting (cron, when Celery beat is not used)."""
+        from portal.notifications import delivery
+
+        report = delivery.run()
+        note = f"; the next retry is due in {report.retry_in:.0f} s" if report.retry_in else ""
+        click.echo(
+            f"Digests logged: {report.built}. Sent {report.sent}, failed {report.failed}, "
+            f"skipped {report.skipped}{note}.",
+            err=True,
+        )
+
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Create demo users, two manual webhooks and requests in several states (idempotent)."""

@@ -5,6 +5,11 @@ Inside ``instance/config.py`` and the environment the names are the same without
 ``PORTAL_DATABASE_URL`` ↔ ``DATABASE_URL``.
 """
 
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with this configuration; the message says what to set."""
+
+
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the value the guard refuses
 
 
@@ -38,6 +43,28 @@ class DefaultConfig:
     RUN_TIMEOUT_SECONDS = 900
     SWEEP_GRACE_SECONDS = 120
     SWEEP_INTERVAL_SECONDS = 60
+
+    # Notifications (portal/notifications). Without MAIL_SERVER, mails are written to the log by a clearly
+    # marked console backend and never sent. With it, Flask-Mailman sends over SMTP: STARTTLS on 587 by
+    # default (MAIL_USE_TLS; the server's certificate is verified), or implicit TLS (MAIL_USE_SSL, 465).
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 587
+    MAIL_USE_TLS = True
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_DEFAULT_SENDER = "Manual Webhook Portal <portal@localhost>"
+    MAIL_TIMEOUT = 10  # seconds per SMTP operation: a hung server cannot hold a sender for long
+    # The portal's address as its users reach it: every link in a mail starts with it.
+    BASE_URL = "http://127.0.0.1:5000"
+    # Open requests due within this many days (or overdue) are listed in the daily digest.
+    DUE_SOON_DAYS = 7
+    # The daily digest goes out at the first sender run after this hour (UTC).
+    DIGEST_HOUR = 7
+    # A mail the server did not take is tried again after 1, 2, 4 ... minutes (at most an hour apart),
+    # up to this many attempts; then it is marked failed and shown to admins.
+    NOTIFICATION_MAX_ATTEMPTS = 10
+    NOTIFICATION_RETRY_SECONDS = 60
 
     # Sessions: secure by default; ``make run`` on plain-http localhost turns Secure off in instance/.
     SESSION_COOKIE_SECURE = True

@@ -60,7 +60,7 @@ def _decrypts(ring: Keyring, blob: bytes) -> bool:
 
 
 def _check(app: Flask) -> None:
-    from portal import ConfigurationError
+    from portal.config import ConfigurationError
 
     engine = db.engine
     url = engine.url

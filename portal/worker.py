@@ -18,10 +18,12 @@ from celery import Celery, Task
 from flask import Flask
 
 from portal.execution import dispatch
+from portal.notifications import delivery
 
 log = logging.getLogger(__name__)
 
 SWEEP_TASK = "portal.sweep"
+NOTIFY_TASK = delivery.SEND_TASK
 
 
 def init_celery(app: Flask) -> Celery:
@@ -47,11 +49,16 @@ def init_celery(app: Flask) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         timezone="UTC",
         beat_schedule={
-            "sweep-lost-runs": {"task": SWEEP_TASK, "schedule": float(config["SWEEP_INTERVAL_SECONDS"])}
+            "sweep-lost-runs": {"task": SWEEP_TASK, "schedule": float(config["SWEEP_INTERVAL_SECONDS"])},
+            # A task of its own rather than part of the sweep: a slow mail server never delays a requeue.
+            "send-notifications": {"task": NOTIFY_TASK, "schedule": float(config["SWEEP_INTERVAL_SECONDS"])},
         },
     )
     celery.task(name=dispatch.RUN_TASK, shared=False)(run_privacy_request)
     celery.task(name=SWEEP_TASK, shared=False)(sweep)
+    celery.task(name=NOTIFY_TASK, shared=False, bind=True, max_retries=config["NOTIFICATION_MAX_ATTEMPTS"])(
+        send_notifications
+    )
     app.extensions["celery"] = celery
     return celery
 
@@ -75,6 +82,17 @@ def sweep() -> None:
     purged = purge_if_enabled()
     if purged:
         log.info("Purged %d request(s) under the retention policy.", len(purged))
+
+
+def send_notifications(task: Task, retry: bool = False) -> None:
+    """Build the daily digest when due and send the mails waiting. Queued after a commit that logged mail
+    (``retry``: then, while the server refuses, it runs again when the first failed mail is due) and by
+    beat every minute (which retries everything due anyway, so it does not schedule retries itself)."""
+    report = delivery.run()
+    if report.sent or report.failed:
+        log.info("Notifications: sent %d, failed %d, skipped %d.", report.sent, report.failed, report.skipped)
+    if retry and report.retry_in is not None:
+        raise task.retry(countdown=report.retry_in, kwargs={"retry": True})
 
 
 @functools.cache

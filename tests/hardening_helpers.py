@@ -112,6 +112,8 @@ def text_of(response) -> str:
 
 def params_for(world, endpoint: str) -> dict:
     """URL parameters: real objects, chosen so that an allowed caller reaches the view's own logic."""
+    from portal.notifications.mail import unsubscribe_token
+
     packages = endpoint.startswith("packages.") or endpoint == "api.get_package"
     request_id = world.complete_id if packages else world.waiting_id
     key = world.spare_key if endpoint in ("api.delete_connection", "api.create_webhook") else WEBHOOK_KEY
@@ -125,6 +127,7 @@ def params_for(world, endpoint: str) -> dict:
         "token_id": world.token_ids["staff"],
         "client_id": world.oauth_client_id,
         "fides_key": "no_such_dataset",
+        "token": unsubscribe_token(world.users["reviewer"].id, ["package_ready"]),
         "filename": "css/bootstrap.min.css" if endpoint == "bootstrap.static" else "css/portal.css",
     }
 

@@ -49,6 +49,11 @@ HTML: dict[tuple[str, str], tuple] = {
     ("auth.change_password", "POST"): (LOGIN, 200, 200, 200),
     ("dashboard.index", "GET"): (LOGIN, 200, 200, 200),
     ("dashboard.api_docs", "GET"): (LOGIN, 200, 200, 200),
+    # notifications: everyone chooses their own; the unsubscribe link needs no sign-in, only its token
+    ("notifications.settings", "GET"): (LOGIN, 200, 200, 200),
+    ("notifications.settings", "POST"): (LOGIN, 200, 200, 200),
+    ("unsubscribe.confirm", "GET"): (200, 200, 200, 200),
+    ("unsubscribe.confirm", "POST"): (200, 200, 200, 200),
     # requests: every role sees them; only staff and admins change them, only admins review
     ("requests.queue", "GET"): (LOGIN, 200, 200, 200),
     ("requests.queue", "POST"): (LOGIN, 302, 302, 302),

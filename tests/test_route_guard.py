@@ -25,6 +25,9 @@ PUBLIC = {
     "bootstrap.static",
     "healthz",  # the load balancer's probe: answers only up or down (portal/health.py)
     "api.oauth_token",  # OAuth clients authenticate with their own credentials here (tests/test_oauth.py)
+    # A mail's unsubscribe link: opened from a mailbox, signed in or not. Only a token this portal signed
+    # (itsdangerous) gets past it, and it can only turn mails off (portal/notifications/views.py).
+    "unsubscribe.confirm",
 }
 # Flask answers OPTIONS itself (the Allow header) without running the view; nothing to guard there.
 UNGUARDED_METHODS = {"OPTIONS"}

@@ -4,6 +4,8 @@ from flask import Blueprint, render_template
 from flask_login import current_user
 
 from portal.models import RequestStatus, Role, utcnow
+from portal.notifications import outbox
+from portal.notifications.kinds import KINDS
 from portal.requests.views import due_badge
 from portal.security import guard_blueprint
 from portal.services import dashboard
@@ -25,6 +27,8 @@ def index():
             missing_fields=dashboard.webhooks_missing_fields(),
             errored=dashboard.errored_requests(),
             pending=dashboard.status_count(RequestStatus.PENDING.value),
+            mail_failures=outbox.recent_failures(limit=5),
+            mail_kinds=KINDS,
         )
     if role in (Role.ADMIN, Role.REVIEWER):
         context.update(packages=dashboard.ready_packages())

@@ -5,6 +5,12 @@ from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook, ManualWebhookVersion
 from portal.models.datasets import CollectionStep, DatasetConfig
+from portal.models.notifications import (
+    DeliveryMode,
+    Notification,
+    NotificationPreference,
+    NotificationStatus,
+)
 from portal.models.oauth import OAuthAccessToken, OAuthClient
 from portal.models.packages import AccessPackage, AccessPackageChunk
 from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
@@ -24,10 +30,14 @@ __all__ = [
     "ConnectionConfig",
     "ConnectionType",
     "DatasetConfig",
+    "DeliveryMode",
     "EncryptionCanary",
     "ManualInput",
     "ManualWebhook",
     "ManualWebhookVersion",
+    "Notification",
+    "NotificationPreference",
+    "NotificationStatus",
     "OAuthAccessToken",
     "OAuthClient",
     "Policy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,16 @@ class Actor:
 
 SYSTEM = Actor.system()
 _INSERT = AuditEvent.__table__.insert()
+# action → functions called with (request id, details) after an event of that action is written in the
+# session's transaction (the notifications of a transition). A registry filled at start, not a cache.
+_WATCHERS: dict[str, list[Callable[[str | None, dict[str, Any]], None]]] = {}
+
+
+def watch(action: str, watcher: Callable[[str | None, dict[str, Any]], None]) -> None:
+    """Call ``watcher(request_id, details)`` whenever ``record`` writes an event of ``action`` in the
+    session's transaction: whatever it writes is committed, or rolled back, with the event."""
+    if watcher not in _WATCHERS.setdefault(action, []):
+        _WATCHERS[action].append(watcher)
 
 
 def record(
@@ -90,5 +101,7 @@ def record(
     }
     if connection is not None:
         connection.execute(_INSERT, values)
-    else:
-        extensions.run(_INSERT, values)
+        return
+    extensions.run(_INSERT, values)
+    for watcher in _WATCHERS.get(action, ()):
+        watcher(privacy_request_id, details)

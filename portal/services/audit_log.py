@@ -35,6 +35,7 @@ KNOWN_ACTIONS = (
     "login.succeeded",
     "logout",
     "manual_input.saved",
+    "notification.preferences_changed",
     "package.downloaded",
     "package.viewed",
     "request.approved",

@@ -14,7 +14,8 @@ from flask import request, request_finished
 
 from portal.demo import DEMO_DATABASE_KEY, add_demo_database
 from portal.extensions import db
-from portal.models import PrivacyRequest
+from portal.models import Notification, PrivacyRequest, utcnow
+from portal.notifications.mail import unsubscribe_token
 from portal.scopes import ROLE_SCOPES
 from portal.services import oauth_clients, storage, tokens, users
 from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
@@ -90,6 +91,23 @@ def _populate(server) -> dict[str, str]:
     _set_status(server, ids["error"], "error", "The customer database could not be reached.")
     ids["pending"] = server.create_request("pending@example.com")
     _set_status(server, ids["pending"], "pending")
+    with server.app.app_context():
+        reviewer = users.find_by_email(ids["reviewer"])
+        ids["unsubscribe"] = f"/notifications/unsubscribe/{unsubscribe_token(reviewer.id, ['package_ready'])}"
+        # A mail the server refused, for the admin dashboard's delivery problems.
+        db.session.add(
+            Notification(
+                user_id=reviewer.id,
+                kind="package_ready",
+                subject_key=ids["complete"],
+                period="e2e",
+                status="failed",
+                attempts=1,
+                last_error="SMTPRecipientsRefused 550",
+                last_error_at=utcnow(),
+            )
+        )
+        db.session.commit()
     return ids
 
 
@@ -115,6 +133,13 @@ def _blank_first_field(page) -> None:
     page.locator("fieldset[data-field-row]").first.get_by_label("PII field").fill("")
     with new_document(page):
         page.get_by_role("button", name="Save fields").click()
+
+
+def _turn_off_error_mails(page) -> None:
+    """The last admin receiving error mails tries to turn them off: refused, with a message."""
+    page.locator("fieldset", has_text="A request fell into error").get_by_label("Off").check()
+    with new_document(page):
+        page.get_by_role("button", name="Save settings").click()
 
 
 def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
@@ -175,6 +200,8 @@ def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
             ("API reference", "/api-docs"),
             ("change password", "/auth/password"),
             ("change password with errors", _click("Change password")),
+            ("notification settings", "/notifications/settings"),
+            ("notification settings with errors", _turn_off_error_mails),
             ("not found", "/requests/pri_does-not-exist"),
         ],
         "staff": [
@@ -189,6 +216,9 @@ def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
             ("packages", "/packages/"),
             ("package", f"/packages/{complete}"),
             ("request", f"/requests/{complete}"),
+            ("notification settings", "/notifications/settings"),
+            ("unsubscribe link", ids["unsubscribe"]),
+            ("unsubscribed", _click("Turn these emails off")),
         ],
     }
 

@@ -1,0 +1,64 @@
+"""Mails caused by request transitions: each is a watcher of the audit event its transition writes
+(``models.audit.watch``), so the mails are logged in the transition's own transaction (``outbox``) and
+sent only if it commits. Logging mails never fails the transition: a watcher runs in a savepoint, and an
+error there is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from portal.extensions import db
+from portal.models import audit, utcnow
+from portal.notifications import outbox
+from portal.notifications.kinds import PACKAGE_READY, REQUEST_ERROR
+
+log = logging.getLogger(__name__)
+
+
+def _package_ready(request_id: str, details: dict[str, Any]) -> None:
+    outbox.enqueue_for_kind(PACKAGE_READY, request_id, _moment(), {"request_id": request_id})
+
+
+def _request_error(request_id: str, details: dict[str, Any]) -> None:
+    # The exception's type name, as the audit event has it: never its message.
+    context = {"request_id": request_id, "error": str(details.get("error") or "")[:80]}
+    outbox.enqueue_for_kind(REQUEST_ERROR, request_id, _moment(), context)
+
+
+# audit action → what to log for it.
+HANDLERS: dict[str, Callable[[str, dict[str, Any]], None]] = {
+    "request.completed": _package_ready,
+    "request.errored": _request_error,
+}
+
+
+def _moment() -> str:
+    """The period of a mail about one event: its moment, so a request that errs again is told again."""
+    return utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _logged_safely(
+    handler: Callable[[str, dict[str, Any]], None],
+) -> Callable[[str | None, dict[str, Any]], None]:
+    def watcher(request_id: str | None, details: dict[str, Any]) -> None:
+        try:
+            with db.session.begin_nested():
+                handler(request_id, details)
+        except Exception as exc:  # noqa: BLE001 - mail must never fail the work that caused it
+            log.error(
+                "Could not log the mails for %s (%s); the change is saved.", request_id, type(exc).__name__
+            )
+
+    return watcher
+
+
+def init() -> None:
+    """Watch the audit events that call for mails (``create_app`` calls it once)."""
+    for action, handler in HANDLERS.items():
+        audit.watch(action, _WATCHERS.setdefault(action, _logged_safely(handler)))
+
+
+_WATCHERS: dict[str, Callable] = {}  # one wrapper per action, so watching twice adds nothing

@@ -1,0 +1,599 @@
+"""Notifications (S10) against a real SMTP server: aiosmtpd on a free localhost port receives what the
+portal sends, and the tests read the raw messages — who, subject, both parts, links, and that no identity or
+entered value is anywhere in them."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.execution import collection, dispatch
+from portal.extensions import db
+from portal.models import (
+    AuditEvent,
+    ConnectionConfig,
+    Notification,
+    NotificationPreference,
+    PrivacyRequest,
+    User,
+    utcnow,
+)
+from portal.models.audit import Actor
+from portal.notifications import delivery, digest, outbox, preferences
+from portal.services import manual_inputs, privacy_requests, users
+from tests.factories import make_user
+from tests.hardening_helpers import sign_in, text_of
+from tests.mail_helpers import SMTPServer, mail_config
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+
+SUBJECT_EMAIL = "zq.subject-4471@example.org"
+SUBJECT_PHONE = "+4915112345678"
+EXTERNAL_ID = "TICKET-SECRET-8812"
+ENTERED = "Zyxwvut Entered-Value 5521"
+ADMIN = Actor.system("test-admin")
+# Anything of the data subject that must never reach a mail.
+PERSONAL = (SUBJECT_EMAIL, SUBJECT_PHONE, EXTERNAL_ID, ENTERED, "Zyxwvut", "zq.subject", "TICKET-SECRET")
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_config(app_config, smtp):
+    return {**app_config, **mail_config(smtp.port)}
+
+
+def assert_no_personal_data(received) -> None:
+    raw = received.raw.decode("utf-8", "replace")
+    for text in (raw, received.text, received.html):
+        for value in PERSONAL:
+            assert value.lower() not in text.lower(), f"{value!r} found in a mail"
+
+
+def waiting_request() -> str:
+    """A request with a distinctive identity, external id and entered value, waiting to be resumed."""
+    add_webhook("crm", [field("Notes")], name="CRM")
+    request_id = new_request(
+        email=SUBJECT_EMAIL, identity={"phone_number": SUBJECT_PHONE}, external_id=EXTERNAL_ID
+    )
+    manual_inputs.save_manual_input(request_id, "crm", {"notes": ENTERED}, STAFF)
+    db.session.commit()
+    return request_id
+
+
+def complete(request_id: str) -> None:
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+
+
+def fail(request_id: str, monkeypatch) -> None:
+    def broken(subject):
+        raise RuntimeError(f"driver said: no row for {SUBJECT_EMAIL}")
+
+    monkeypatch.setattr(collection, "collect", broken)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    monkeypatch.undo()
+    assert db.session.get(PrivacyRequest, request_id).status == "error"
+
+
+def rows(**where) -> list[Notification]:
+    db.session.expire_all()
+    return db.session.scalars(select(Notification).filter_by(**where).order_by(Notification.id)).all()
+
+
+# --- package ready, request in error: who gets what -------------------------------------------------------
+
+
+def test_a_completed_request_mails_each_reviewer_once_without_personal_data(app, client, smtp):
+    reviewers = [make_user("reviewer"), make_user("reviewer")]
+    staff, admin = make_user("staff"), make_user("admin")
+    request_id = waiting_request()
+
+    complete(request_id)
+    assert smtp.received == []  # logged in the transaction, sent by a sender: nothing yet
+    report = delivery.run()
+
+    assert report.sent == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(u.email for u in reviewers)
+    assert smtp.to(staff.email) == [] and smtp.to(admin.email) == []  # admins opt in; staff never
+    for received in smtp.received:
+        assert received.subject == f"Package ready for review: {request_id[:12]}…"
+        assert received.mail_from == "portal@portal.test"
+        assert f"The access package of request {request_id} is ready for review." in received.text
+        assert f"/packages/{request_id}" in received.html
+        assert (
+            str(received.message["List-Unsubscribe"])
+            .strip()
+            .startswith("<http://portal.test/notifications/unsubscribe/")
+        )
+        assert_no_personal_data(received)
+    assert [n.status for n in rows()] == ["sent", "sent"]
+    assert delivery.run().sent == 0  # sent once
+
+
+def test_the_links_in_a_mail_work(app, client, smtp):
+    reviewer = make_user("reviewer")
+    request_id = waiting_request()
+    complete(request_id)
+    delivery.run()
+    (received,) = smtp.received
+    package, settings, unsubscribe = received.links()
+
+    assert urlsplit(package).netloc == "portal.test"
+    sign_in(client, reviewer)
+    assert client.get(urlsplit(package).path).status_code == 200
+    page = client.get(urlsplit(settings).path)
+    assert page.status_code == 200 and "Notification settings" in text_of(page)
+    client.post("/auth/logout")
+
+    confirm = client.get(urlsplit(unsubscribe).path)  # signed out: the link works without signing in
+    assert confirm.status_code == 200
+    assert "A package is ready for review" in text_of(confirm)
+    assert db.session.scalar(select(func.count()).select_from(NotificationPreference)) == 0  # GET: no change
+    done = client.post(urlsplit(unsubscribe).path)
+    assert done.status_code == 200 and "These emails are now off" in text_of(done)
+    assert preferences.modes_for(db.session.get(User, reviewer.id))["package_ready"] == "off"
+
+
+def test_a_request_in_error_mails_the_admins(app, smtp, monkeypatch):
+    admins = [make_user("admin"), make_user("admin")]
+    reviewer = make_user("reviewer")
+    request_id = waiting_request()
+
+    fail(request_id, monkeypatch)
+    delivery.run()
+
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(a.email for a in admins)
+    assert smtp.to(reviewer.email) == []
+    for received in smtp.received:
+        assert received.subject == f"Request in error: {request_id[:12]}…"
+        assert "(RuntimeError)" in received.text
+        assert f"http://portal.test/requests/{request_id}" in received.links()
+        assert "driver said" not in received.text  # the exception's type only, never its message
+        assert_no_personal_data(received)
+
+
+# --- sent after the commit, never in the way --------------------------------------------------------------
+
+
+def test_inline_the_resume_is_answered_first_and_the_mail_goes_after_the_response(app, client, smtp):
+    reviewer = make_user("reviewer")
+    request_id = waiting_request()
+    sign_in(client, make_user("staff"))
+
+    response = client.post(f"/requests/{request_id}/resume")
+    assert response.status_code == 302
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+    assert smtp.received == []  # the response is written before any mail is sent
+    response.close()  # the WSGI server closes the response once it is sent: then the mail goes
+
+    assert [r.rcpt_tos for r in smtp.received] == [[reviewer.email]]
+    assert [n.status for n in rows()] == ["sent"]
+
+
+def test_with_the_server_down_the_work_succeeds_and_the_mail_is_retried_with_backoff(app, client, smtp):
+    reviewer = make_user("reviewer")
+    request_id = waiting_request()
+    sign_in(client, make_user("staff"))
+    smtp.stop()  # connection refused from now on
+
+    with client.post(f"/requests/{request_id}/resume") as response:
+        assert response.status_code == 302
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+    (row,) = rows()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ConnectionRefusedError")
+    first_retry = row.next_attempt_at
+    assert first_retry - row.last_error_at == timedelta(seconds=60)
+
+    assert delivery.run(now=first_retry - timedelta(seconds=1)).failed == 0  # not before its time
+    assert delivery.run(now=first_retry).failed == 1
+    (row,) = rows()
+    assert row.attempts == 2 and row.next_attempt_at == first_retry + timedelta(seconds=120)  # doubled
+
+    SMTPServer(smtp.port).start_with(smtp.handler)
+    report = delivery.run(now=row.next_attempt_at)
+    assert report.sent == 1
+    assert [r.rcpt_tos for r in smtp.received] == [[reviewer.email]]  # nothing lost, sent once
+    (row,) = rows()
+    assert (row.status, row.attempts) == ("sent", 3)
+
+
+def test_a_permanent_refusal_fails_at_once_and_admins_see_it_without_the_address(app, client, smtp):
+    reviewer = make_user("reviewer", email="rev.iewer-7@example.com")
+    request_id = waiting_request()
+    smtp.handler.refuse_recipients = "550 5.1.1 <rev.iewer-7@example.com>: no such user"
+    complete(request_id)
+
+    report = delivery.run()
+
+    assert report.failed == 1 and smtp.received == []
+    (row,) = rows()
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "SMTPRecipientsRefused 550")
+    sign_in(client, make_user("admin"))
+    page = text_of(client.get("/"))
+    assert "Email delivery problems" in page
+    assert "SMTPRecipientsRefused 550" in page and "A package is ready for review" in page
+    assert "gave up" in page
+    assert reviewer.email not in page and "rev.iewer" not in page
+
+
+def test_logging_the_mail_can_never_fail_the_transition(app, smtp, monkeypatch):
+    make_user("reviewer")
+    request_id = waiting_request()
+    fired = []
+
+    def broken(*args, **kwargs):
+        fired.append(True)
+        db.session.connection().exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(outbox, "enqueue_for_kind", broken)
+    complete(request_id)  # asserts the request completed
+
+    assert fired == [True]  # the fault fired inside the completing transaction
+    assert rows() == []
+
+
+def test_an_event_written_as_an_object_logs_its_mail_only_if_its_transaction_commits(app, smtp):
+    make_user("reviewer")
+    add_webhook("crm", [field("Notes")], name="CRM")
+    request_id = new_request()  # waits for input: no mail yet
+    from portal.models.audit import record
+
+    record(STAFF, "request.completed", privacy_request_id=request_id)  # the ORM path: flushed at commit
+    db.session.rollback()
+    assert rows() == []
+    db.session.get(PrivacyRequest, request_id).updated_at = utcnow()  # the outer transaction writes too
+    savepoint = db.session.begin_nested()  # a savepoint that rolls back forgets its events
+    record(STAFF, "request.completed", privacy_request_id=request_id)
+    db.session.flush()
+    savepoint.rollback()
+    db.session.commit()
+    assert rows() == []
+
+    record(STAFF, "request.completed", privacy_request_id=request_id)
+    db.session.commit()
+    assert [(n.kind, n.subject_key) for n in rows()] == [("package_ready", request_id)]
+
+
+# --- the daily digest -------------------------------------------------------------------------------------
+
+MORNING = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)  # after DIGEST_HOUR (7 UTC)
+
+
+def due_in(days: float, email: str = SUBJECT_EMAIL) -> str:
+    """A request waiting for input, due ``days`` after MORNING."""
+    request_id = new_request(email=email, external_id=EXTERNAL_ID)
+    db.session.get(PrivacyRequest, request_id).due_date = MORNING + timedelta(days=days)
+    db.session.commit()
+    return request_id
+
+
+def test_the_digest_lists_what_is_due_soon_or_overdue_once_a_day(app, smtp):
+    add_webhook("crm", [field("Notes")], name="CRM")
+    add_webhook("zendesk", [field("Tickets")], name="Zendesk")
+    staff = [make_user("staff"), make_user("staff")]
+    reviewer = make_user("reviewer")
+    overdue, soon, later = due_in(-2), due_in(3), due_in(30)
+    manual_inputs.save_manual_input(soon, "crm", {"notes": ENTERED}, STAFF)
+    db.session.commit()
+
+    assert delivery.run(now=MORNING.replace(hour=6)).built == 0  # before DIGEST_HOUR
+    report = delivery.run(now=MORNING)
+
+    assert report.built == 2 and report.sent == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(u.email for u in staff)
+    assert smtp.to(reviewer.email) == []
+    received = smtp.received[0]
+    assert received.subject == "1 request overdue, 1 request due this week"
+    text = received.text
+    assert f"- {overdue}, due 2030-03-02, overdue, waiting on CRM, Zendesk" in text
+    assert f"- {soon}, due 2030-03-07, waiting on Zendesk" in text
+    assert later not in text and later not in received.html
+    assert "http://portal.test/requests/?status=requires_input" in received.links()
+    assert_no_personal_data(received)
+
+    assert delivery.run(now=MORNING + timedelta(hours=5)).built == 0  # once a day
+    assert len(smtp.received) == 2
+    assert delivery.run(now=MORNING + timedelta(days=1)).sent == 2  # and again the next day
+
+
+def test_two_senders_at_once_send_one_digest_per_person(app, smtp):
+    add_webhook("crm", [field("Notes")], name="CRM")
+    staff = [make_user("staff") for _ in range(3)]
+    due_in(1)
+    start = threading.Barrier(2)
+    reports = []
+
+    def sender():
+        with app.app_context():
+            start.wait()
+            reports.append(delivery.run(now=MORNING))
+            db.session.remove()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert len(reports) == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(u.email for u in staff)
+    assert sum(r.sent for r in reports) == 3
+    assert len(rows(kind="digest")) == 3
+
+
+def test_the_log_keeps_one_digest_per_person_and_day_however_often_it_is_built(app, smtp):
+    add_webhook("crm", [field("Notes")], name="CRM")
+    make_user("staff"), make_user("staff")
+    due_in(1)
+    for _ in range(2):  # two builders that both found no digest yet for today
+        outbox.enqueue(digest.digest_rows(MORNING))
+        db.session.commit()
+
+    assert len(rows(kind="digest")) == 2
+    assert delivery.run(now=MORNING).sent == 2
+
+
+def test_building_the_digest_costs_the_same_queries_for_3_or_30_users(app, smtp):
+    from sqlalchemy import event
+
+    add_webhook("crm", [field("Notes")], name="CRM")
+    for days in (-1, 2, 5):
+        due_in(days)
+    make_user("admin"), make_user("reviewer")
+
+    def statements_for(users: int) -> int:
+        for _ in range(users):
+            make_user("staff")
+        count = []
+        listener = lambda *args: count.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            rows_offered = len(digest.digest_rows(MORNING))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert rows_offered == db.session.scalar(
+            select(func.count()).select_from(User).where(User.role == "staff")
+        )
+        return len(count)
+
+    assert statements_for(3) == statements_for(27) <= 8
+
+
+# --- preferences ------------------------------------------------------------------------------------------
+
+
+def choose(client, user, **choices):
+    """Post the settings form as a browser would: every kind of the role, changed where given."""
+    sign_in(client, user)
+    current = preferences.modes_for(db.session.get(User, user.id))
+    return client.post("/notifications/settings", data={**current, **choices})
+
+
+def test_each_user_chooses_immediately_digest_or_off(app, client, smtp):
+    immediate, digested, off = (make_user("reviewer") for _ in range(3))
+    admin = make_user("admin")
+    assert choose(client, digested, package_ready="digest").status_code == 302
+    assert choose(client, off, package_ready="off").status_code == 302
+    assert choose(client, admin, package_ready="immediate", request_error="immediate").status_code == 302
+    request_id = waiting_request()
+
+    complete(request_id)
+    delivery.deliver_due()  # what is due now, without the digest
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted([immediate.email, admin.email])
+
+    smtp.received.clear()
+    app.config["DIGEST_HOUR"] = 0  # whatever the hour this test runs at
+    delivery.run()
+    assert [r.rcpt_tos for r in smtp.received] == [[digested.email]]
+    assert smtp.received[0].subject == "1 package ready for review"
+    assert f"http://portal.test/packages/{request_id}" in smtp.received[0].links()
+
+
+def test_the_settings_page_shows_the_kinds_of_the_role_with_their_current_choice(app, client):
+    reviewer = make_user("reviewer")
+    sign_in(client, reviewer)
+    page = text_of(client.get("/notifications/settings"))
+    assert "A package is ready for review" in page and "A request fell into error" not in page
+    assert re.search(r'<input checked[^>]*value="immediate"', page)
+
+    response = client.post("/notifications/settings", data={"package_ready": "digest"}, follow_redirects=True)
+    assert "Notification settings saved." in text_of(response)
+    assert re.search(r'<input checked[^>]*value="digest"', text_of(response))
+    assert client.post("/notifications/settings", data={"package_ready": "sometimes"}).status_code == 200
+    assert preferences.modes_for(db.session.get(User, reviewer.id)) == {"package_ready": "digest"}
+
+
+def test_a_role_cannot_choose_a_kind_it_does_not_receive(app):
+    reviewer = make_user("reviewer")
+    with pytest.raises(preferences.ValidationFailed, match="cannot be set"):
+        preferences.set_modes(reviewer, {"request_error": "immediate"}, ADMIN)
+    with pytest.raises(preferences.ValidationFailed, match="cannot be set"):
+        preferences.set_modes(reviewer, {"package_ready": "weekly"}, ADMIN)
+
+
+def test_the_last_admin_receiving_error_mails_cannot_turn_them_off(app, client):
+    first, second = make_user("admin"), make_user("admin")
+    assert choose(client, first, request_error="digest").status_code == 302
+    assert choose(client, second, request_error="off").status_code == 302  # the first still gets them
+
+    response = choose(client, first, request_error="off")
+
+    assert response.status_code == 400
+    assert preferences.LAST_ERROR_RECIPIENT in text_of(response)
+    db.session.expire_all()
+    assert preferences.modes_for(db.session.get(User, first.id))["request_error"] == "digest"
+    actions = [
+        e.details
+        for e in db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "notification.preferences_changed")
+        )
+    ]
+    assert {"target_user": second.email, "request_error": "off"} in actions
+
+
+def test_error_mails_reach_every_admin_when_nobody_else_would(app, smtp, monkeypatch):
+    first, second = make_user("admin"), make_user("admin")
+    preferences.set_modes(first, {"request_error": "off"}, ADMIN)
+    db.session.commit()
+    users.update_user(second, ADMIN, role="admin", name="", active=False)  # the one who received them
+    db.session.commit()
+    request_id = waiting_request()
+
+    fail(request_id, monkeypatch)
+    delivery.run()
+
+    assert [r.rcpt_tos for r in smtp.received] == [[first.email]]
+
+
+def test_a_deactivated_user_gets_nothing(app, smtp):
+    gone, stays, leaves = make_user("reviewer"), make_user("reviewer"), make_user("reviewer")
+    admin = make_user("admin")
+    users.update_user(gone, ADMIN, role="reviewer", name="", active=False)
+    db.session.commit()
+    request_id = waiting_request()
+    complete(request_id)
+    assert sorted(n.user_id for n in rows()) == sorted([stays.id, leaves.id])  # none logged for them
+    users.update_user(db.session.get(User, leaves.id), ADMIN, role="reviewer", name="", active=False)
+    db.session.commit()  # deactivated after the mail was logged, before it was sent
+
+    report = delivery.run()
+
+    assert [r.rcpt_tos for r in smtp.received] == [[stays.email]]
+    assert report.skipped == 1
+    assert {n.user_id: n.status for n in rows()} == {stays.id: "sent", leaves.id: "skipped"}
+    assert smtp.to(admin.email) == []
+
+
+def test_a_choice_made_after_the_mail_was_logged_is_respected(app, smtp):
+    reviewer = make_user("reviewer")
+    complete(waiting_request())
+    preferences.set_modes(reviewer, {"package_ready": "off"}, ADMIN)
+    db.session.commit()
+
+    assert delivery.run().skipped == 1
+    assert smtp.received == []
+
+
+def test_an_unsubscribe_link_cannot_be_forged_and_needs_its_form(app, client):
+    from portal.notifications import mail
+
+    reviewer = make_user("reviewer")
+    token = mail.unsubscribe_token(reviewer.id, ["package_ready"])
+    forged = mail.unsubscribe_token(reviewer.id + 1, ["package_ready"])[:-3] + "abc"
+
+    for bad in (forged, token[:-1], "not-a-token"):
+        response = client.get(f"/notifications/unsubscribe/{bad}")
+        assert response.status_code == 404
+        assert "This unsubscribe link is not valid" in text_of(response)
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert client.post(f"/notifications/unsubscribe/{token}").status_code == 400  # no CSRF token
+    assert preferences.modes_for(db.session.get(User, reviewer.id))["package_ready"] == "immediate"
+    page = text_of(client.get(f"/notifications/unsubscribe/{token}"))
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    done = client.post(f"/notifications/unsubscribe/{token}", data={"csrf_token": csrf})
+    assert done.status_code == 200 and "These emails are now off" in text_of(done)
+    assert preferences.modes_for(db.session.get(User, reviewer.id))["package_ready"] == "off"
+
+
+def test_an_unsubscribe_link_keeps_error_mails_of_the_last_admin(app, client):
+    from portal.notifications import mail
+
+    admin = make_user("admin")
+    token = mail.unsubscribe_token(admin.id, ["request_error"])
+    done = client.post(f"/notifications/unsubscribe/{token}")
+    assert done.status_code == 200
+    assert "Kept on: A request fell into error." in text_of(done)
+    assert preferences.modes_for(db.session.get(User, admin.id))["request_error"] == "immediate"
+
+
+def test_a_claimed_row_is_not_taken_again_unless_its_sender_died(app, smtp):
+    make_user("reviewer")
+    complete(waiting_request())
+    now = utcnow() + timedelta(seconds=1)
+
+    first, ids = outbox.claim_due(now, 10)
+    assert len(ids) == 1
+    assert outbox.claim_due(now, 10)[1] == []  # another sender finds nothing to take
+    later = now + outbox.CLAIM_TIMEOUT + timedelta(seconds=1)
+    second, taken = outbox.claim_due(later, 10)  # the first sender is presumed dead
+    assert taken == ids
+
+    assert outbox.mark_sent(ids[0], first, later) is False  # the first sender's outcome no longer counts
+    assert outbox.mark_sent(ids[0], second, later) is True
+    db.session.commit()
+    assert [(n.status, n.attempts) for n in rows()] == [("sent", 1)]
+
+
+def test_a_server_that_cannot_be_reached_is_tried_once_per_run_not_once_per_batch(app, smtp, monkeypatch):
+    make_user("reviewer")
+    for _ in range(3):
+        complete(waiting_request_for_another())
+    monkeypatch.setattr(delivery, "BATCH", 2)
+    smtp.stop()
+    connects = []
+    original = delivery.mail.get_connection
+
+    def counting(*args, **kwargs):
+        connects.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery.mail, "get_connection", counting)
+    report = delivery.run()
+
+    assert report.unreachable and len(connects) == 1
+    assert sorted(n.attempts for n in rows()) == [0, 1, 1]  # the third waits for the next run, untried
+
+
+_webhooks = iter(range(10_000))
+
+
+def waiting_request_for_another() -> str:
+    """Another request waiting for input (``waiting_request`` defines the webhook once)."""
+    if not db.session.scalar(select(func.count()).select_from(ConnectionConfig)):
+        return waiting_request()
+    request_id = new_request(email=f"other{next(_webhooks)}@example.org")
+    manual_inputs.save_manual_input(request_id, "crm", {"notes": "x"}, STAFF)
+    db.session.commit()
+    return request_id
+
+
+def test_a_mail_for_named_users_goes_to_those_who_take_it_immediately(app, smtp):
+    from portal.notifications.kinds import TASK_ASSIGNED
+
+    chosen, quiet, reviewer, other = (
+        make_user("staff"),
+        make_user("staff"),
+        make_user("reviewer"),
+        make_user("staff"),
+    )
+    db.session.add(NotificationPreference(user_id=quiet.id, kind="task_assigned", mode="off"))
+    db.session.commit()
+    request_id = waiting_request()
+
+    logged = outbox.enqueue_for_users(
+        TASK_ASSIGNED,
+        [chosen.id, quiet.id, reviewer.id],
+        request_id,
+        "once",
+        {"request_id": request_id, "system": "CRM"},
+    )
+    db.session.commit()
+    delivery.deliver_due()
+
+    assert logged == 1
+    assert [r.rcpt_tos for r in smtp.received] == [[chosen.email]]
+    assert smtp.received[0].subject == f"Task assigned: CRM — {request_id[:12]}…"
+    assert "A task was assigned to you: CRM for request" in smtp.received[0].text
+    assert smtp.to(other.email) == []
