@@ -339,16 +339,43 @@ def test_search_by_external_id_is_case_insensitive_and_keeps_it_out_of_the_url(c
     }
 
 
-def test_search_with_unknown_non_identity_term_is_refused_without_echo(client, staff, crm):
-    new_request()
+def test_a_search_that_finds_nothing_shows_an_empty_result_with_the_term_kept(client, staff, crm):
+    """Not a redirect to the whole list (it would read like results), and the term never in a URL."""
+    request_id = new_request()
     response = client.post("/requests/", data={"status": "all", "search": "Jane Customer"})
-    assert "Jane" not in response.headers["Location"]
-    page = text_of(client.get(response.headers["Location"]))
+    assert response.status_code == 200 and "Location" not in response.headers
+    page = text_of(response)
+    assert "No requests match “Jane Customer”" in page
     assert (
-        "No request has that request id or external id, and it is not an email address or phone number."
-        in page
+        "No request has that request id (or one starting with it) or external id, and it is not an email "
+        "address or phone number." in page
     )
-    assert "Jane Customer" not in page
+    assert 'value="Jane Customer"' in page_html(response)
+    assert request_id not in page_html(response)
+
+
+def test_a_request_is_found_by_the_start_of_its_id_and_an_ambiguous_start_lists_each(
+    client, staff, crm, monkeypatch
+):
+    from portal.models import PrivacyRequest as PR
+
+    ids = iter(["pri_abcd1111-x", "pri_abcd2222-y", "pri_ffff0000-z"])
+    monkeypatch.setattr(PR.id.property.columns[0].default, "arg", lambda ctx: next(ids))
+    made = [new_request(f"s{n}@example.com") for n in range(3)]
+    assert made == ["pri_abcd1111-x", "pri_abcd2222-y", "pri_ffff0000-z"]
+    response = client.post("/requests/", data={"status": "all", "search": "pri_abcd"})
+    assert parse_qs(urlsplit(response.headers["Location"]).query) == {"status": ["all"], "q": ["pri_abcd"]}
+    listed = page_html(client.get(response.headers["Location"]))
+    assert "pri_abcd1111-x" in listed and "pri_abcd2222-y" in listed and "pri_ffff0000-z" not in listed
+    unique = client.post("/requests/", data={"status": "all", "search": "pri_abcd2"})
+    assert parse_qs(urlsplit(unique.headers["Location"]).query) == {
+        "status": ["all"],
+        "q": ["pri_abcd2222-y"],
+    }
+    typed = client.get("/requests/", query_string={"status": "all", "q": "pri_abcd"})
+    assert typed.status_code == 200 and "pri_abcd1111-x" in page_html(typed)
+    too_short = client.post("/requests/", data={"status": "all", "search": "pri_"})
+    assert "No requests match “pri_”" in text_of(too_short)
 
 
 URL_SEARCH_REFUSED = (

@@ -201,7 +201,11 @@ def _search_redirect():
         try:
             params.update(identities.classify_search(term))
         except (ValidationFailed, NotFound) as exc:
-            flash(str(exc), "warning")
+            # Nothing to find: an empty result that keeps the term in the box (this page, not a URL),
+            # never the whole list, which would read like results.
+            return _render_queue(
+                form.status.data, request_lists.Page([], 0, 1, 1), search=term, unmatched=str(exc)
+            )
     elif form.identity.data:
         params["identity"] = form.identity.data
     elif form.external.data:
@@ -253,23 +257,37 @@ def queue():
     }
     if page_number > page.pages:
         return redirect(url_for(".queue", page=page.pages, **filters))
-    done, systems = page.done, page.systems
+    return _render_queue(status, page, search=q or "", identity=identity, external=external, filters=filters)
+
+
+def _render_queue(
+    status: str,
+    page: request_lists.Page,
+    *,
+    search: str = "",
+    identity: str | None = None,
+    external: str | None = None,
+    filters: dict | None = None,
+    unmatched: str | None = None,
+):
+    """The queue page; ``unmatched``: why a search found nothing (its term kept in ``search``)."""
     return render_template(
         "requests/queue.html",
         statuses=QUEUE_STATUSES,
-        search=q or "",
+        search=search,
         identity=identity or "",
         external=external or "",
         page=page,
-        done=done,
-        systems=systems,
+        done=page.done,
+        systems=page.systems,
         status=status,
-        status_label=STATUS_LABELS[status],
-        searching=bool(q or identity or external),
+        status_label=STATUS_LABELS.get(status, status),
+        searching=bool(search or identity or external),
         identity_search=bool(identity),
         external_search=bool(external),
-        filters=filters,
-        empty_message=EMPTY_QUEUE.get(status, f"No requests with status {STATUS_LABELS[status]}"),
+        unmatched=unmatched,
+        filters=filters or {"status": status},
+        empty_message=EMPTY_QUEUE.get(status, f"No requests with status {STATUS_LABELS.get(status, status)}"),
         now=utcnow(),
         due_badge=due_badge,
         can_create=current_user.role in (Role.ADMIN, Role.STAFF),

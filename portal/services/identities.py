@@ -103,6 +103,12 @@ def classify_search(term: str) -> dict[str, str]:
         return {"identity": identity_index(normalize_email(term))}  # an invalid address says why
     if db.session.scalar(select(PrivacyRequest.id).where(PrivacyRequest.id == term)) is not None:
         return {"q": term}
+    if is_id_prefix(term):
+        matches = db.session.scalars(
+            select(PrivacyRequest.id).where(id_prefix_condition(term)).limit(2)
+        ).all()
+        if matches:
+            return {"q": matches[0] if len(matches) == 1 else term}  # one: that request; more: all of them
     external = external_id_index(term)
     known = select(PrivacyRequest.id).where(PrivacyRequest.external_id_index == external).limit(1)
     if db.session.scalar(known) is not None:
@@ -110,7 +116,8 @@ def classify_search(term: str) -> dict[str, str]:
     if normalized_identity(term) is not None:
         return {"identity": identity_hash_for(term)}
     raise NotFound(
-        "No request has that request id or external id, and it is not an email address or phone number."
+        "No request has that request id (or one starting with it) or external id, and it is not an email "
+        "address or phone number."
     )
 
 
@@ -126,10 +133,28 @@ def url_search_params(term: str) -> dict[str, str]:
     return {} if "identity" in found else found
 
 
+ID_PREFIX = "pri_"
+ID_PREFIX_MIN_LENGTH = len(ID_PREFIX) + 4  # "pri_1a2b": short enough to type, long enough to narrow
+
+
+def is_id_prefix(term: str) -> bool:
+    """Whether ``term`` can be the start of a request id (the queue shows ids shortened, "pri_11ec5be7…")."""
+    return term.startswith(ID_PREFIX) and len(term) >= ID_PREFIX_MIN_LENGTH and term.isascii()
+
+
+def id_prefix_condition(prefix: str):
+    """Request ids starting with ``prefix`` (a LIKE with the prefix escaped: correct under any collation;
+    a range on the key would depend on how the database orders "-" and digits)."""
+    return PrivacyRequest.id.startswith(prefix, autoescape=True)
+
+
 def search_condition(term: str):
-    """A request id, an external id, an email or a phone number (matched through blind indexes)."""
+    """A request id (or the start of one), an external id, an email or a phone number (matched through
+    blind indexes)."""
     term = term.strip()
     conditions = [PrivacyRequest.id == term, PrivacyRequest.external_id_index == external_id_index(term)]
+    if is_id_prefix(term):
+        conditions.append(id_prefix_condition(term))
     if normalized_identity(term) is not None:
         column = PrivacyRequest.email_index if "@" in term else PrivacyRequest.phone_index
         conditions.append(column == identity_hash_for(term))
