@@ -116,6 +116,7 @@ class ManualInputForm(FlaskForm):
     field_ids: tuple[str, ...] = ()
     current_version: int = 0  # the version the class was built for
     version = HiddenField()  # what a posted form says it was built from (no default: missing is None)
+    reveal = HiddenField()  # "1" while the page shows whom to look up: shown again if the save is refused
     save = SubmitField("Save")
     nothing_found = SubmitField("Nothing found in this system")
 

@@ -63,6 +63,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("requests.reveal_identity", "POST"): (LOGIN, 200, 200, 200),
     ("requests.manual_input", "GET"): (LOGIN, 403, 200, 200),
     ("requests.manual_input", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.manual_input_identity", "POST"): (LOGIN, 403, 200, 200),
     ("requests.resume", "POST"): (LOGIN, 403, 302, 302),
     ("requests.approve", "POST"): (LOGIN, 403, 403, 302),
     ("requests.deny", "POST"): (LOGIN, 403, 403, 302),

@@ -980,3 +980,47 @@ def test_request_page_queries_do_not_grow_with_webhooks(client, staff):
     db.session.commit()
     many = _detail_queries(client, 15)
     assert few == many
+
+
+# --- whom to look up, beside the form -------------------------------------------------------------
+
+
+def test_the_form_shows_whom_to_look_up_on_demand_audited_and_keeps_what_was_typed(client, staff, crm):
+    request_id = new_request(
+        "jane.subject@example.com", identity={"phone_number": "+15550101234"}, external_id="T-77"
+    )
+    form_page = client.get(manual_url(request_id, "crm"))
+    html_page = page_html(form_page)
+    assert "jane.subject@example.com" not in html_page and "T-77" not in html_page
+    assert "Show whom to look up" in text_of(form_page)
+    identity_url = f"/requests/{request_id}/manual/crm/identity"
+    assert f'formaction="{identity_url}"' in html_page  # a POST of the form itself: never a URL with PII
+
+    response = client.post(identity_url, data={"version": "1", "field_0": "Jan"})
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    text = text_of(response)
+    assert "jane.subject@example.com" in text and "+15550101234" in text and "T-77" in text
+    assert re.search(r'name="field_0"[^>]*value="Jan"', page_html(response))  # what was typed stays, unsaved
+    assert stored_input(request_id) is None
+    events = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "request.identity_revealed")
+    ).all()
+    assert [(e.privacy_request_id, e.details) for e in events] == [(request_id, {"shown_with": "crm"})]
+
+    # A save the rules refuse shows the form again with the identity still beside it (and records it).
+    refused = client.post(manual_url(request_id, "crm"), data={"version": "1", "field_0": "", "reveal": "1"})
+    assert refused.status_code == 200 and "jane.subject@example.com" in text_of(refused)
+    count = (
+        sa.select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "request.identity_revealed")
+    )
+    assert db.session.scalar(count) == 2
+
+
+def test_a_reviewer_cannot_ask_whom_to_look_up_on_a_form(client, login_as, crm):
+    login_as("reviewer")
+    request_id = new_request()
+    assert client.post(f"/requests/{request_id}/manual/crm/identity").status_code == 403

@@ -17,7 +17,7 @@ from portal.models import Role
 from portal.requests import bp
 from portal.requests.views import confirmed
 from portal.security import roles_required
-from portal.services import FieldsChanged, ValidationFailed, manual_inputs
+from portal.services import FieldsChanged, ValidationFailed, manual_inputs, privacy_requests
 from portal.web import current_actor, refusable
 
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
@@ -95,16 +95,49 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
     system = manual_inputs.manual_system(request_id, connection_key)
-    if request.method == "POST":
-        shown = _save_manual_input(system, request_id)
-        if shown is None:
-            # The request page says what was saved (``saved_notice``): the message travels in the redirect,
-            # not in the session, so a save does not re-sign the session cookie.
-            return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
-        system = manual_inputs.manual_system(request_id, connection_key)  # the entry as it is now
-    else:
+    if request.method == "GET":
         form = manual_input_form_for(system).showing(system.current_values())
-        shown = ShownAgain(form, system.refusal(request_id))
+        return _render(request_id, system, ShownAgain(form, system.refusal(request_id)))
+    shown = _save_manual_input(system, request_id)
+    if shown is None:
+        # The request page says what was saved (``saved_notice``): the message travels in the redirect, not
+        # in the session, so a save does not re-sign the session cookie.
+        return redirect(url_for(".detail", request_id=request_id, saved=connection_key))
+    system = manual_inputs.manual_system(request_id, connection_key)  # the entry as it is now
+    revealed = _reveal(request_id, system) if shown.form.reveal.data == "1" else None
+    return _render(request_id, system, shown, revealed)
+
+
+@bp.post("/<request_id>/manual/<connection_key>/identity")
+@roles_required(Role.ADMIN, Role.STAFF)
+def manual_input_identity(request_id: str, connection_key: str):
+    """The form with whom to look up beside it: shown on demand, audited, never in a URL. The button posts
+    the form itself, so what was typed so far is shown again, unsaved."""
+    system = manual_inputs.manual_system(request_id, connection_key)
+    confirmed()
+    form = manual_input_form_for(system)()
+    return _render(
+        request_id, system, ShownAgain(form, system.refusal(request_id)), _reveal(request_id, system)
+    )
+
+
+def _reveal(request_id: str, system: manual_inputs.ManualSystem) -> dict | None:
+    """The identity, audited as shown beside this system's form (None: purged, the page says nothing)."""
+    with refusable() as outcome:
+        revealed = privacy_requests.reveal_identity(
+            privacy_requests.get_request(request_id), current_actor(), shown_with=system.key
+        )
+    if outcome.error:
+        return None
+    dispatch.commit_and_run()  # the audit event
+    return revealed
+
+
+def _render(
+    request_id: str, system: manual_inputs.ManualSystem, shown: ShownAgain, revealed: dict | None = None
+):
+    if revealed:
+        shown.form.reveal.data = "1"
     return (
         render_template(
             "requests/manual_input.html",
@@ -116,6 +149,7 @@ def manual_input(request_id: str, connection_key: str):
             refusal=shown.refusal,
             changed=shown.changed,
             removed=shown.removed,
+            revealed=revealed,
         ),
         shown.status,
     )

@@ -242,11 +242,15 @@ def purged_message(privacy_request: PrivacyRequest, what: str) -> str:
     )
 
 
-def reveal_identity(privacy_request: PrivacyRequest, actor: Actor) -> dict[str, str]:
+def reveal_identity(privacy_request: PrivacyRequest, actor: Actor, **details: Any) -> dict[str, str]:
+    """The request's identity (email, phone) and external id, audited (``details``: where it was shown)."""
     if privacy_request.purged_at is not None:
         raise NotFound(purged_message(privacy_request, "identity"))
-    record(actor, "request.identity_revealed", privacy_request_id=privacy_request.id)
-    return dict(privacy_request.identity)
+    record(actor, "request.identity_revealed", privacy_request_id=privacy_request.id, **details)
+    revealed = dict(privacy_request.identity)
+    if privacy_request.external_id is not None:
+        revealed["external_id"] = privacy_request.external_id
+    return revealed
 
 
 def get_package(
