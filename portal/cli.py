@@ -19,6 +19,10 @@ from portal.services import DomainError, oauth_clients, privacy_requests, tokens
 CLI_ACTOR = Actor.system("cli")
 
 
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 def _fail(message: str) -> None:
     db.session.rollback()
     click.echo(f"Error: {message}", err=True)
@@ -154,10 +158,10 @@ def register_cli(app) -> None:
         for item in requeued:
             note = "" if item.enqueued else " (broker unreachable: will retry)"
             click.echo(f"{item.request_id} {item.reason}{note}")
-        click.echo(f"Requeued {len(requeued)} request(s).", err=True)
+        click.echo(f"Requeued {_count(len(requeued), 'request')}.", err=True)
         if current_app.config["PURGE_ON_SWEEP"]:
             purged = purge_if_enabled()
-            click.echo(f"Purged {len(purged)} request(s) under the retention policy.", err=True)
+            click.echo(f"Purged {_count(len(purged), 'request')} under the retention policy.", err=True)
 
     @app.cli.command("send-notifications")
     def send_notifications() -> None:
@@ -223,7 +227,7 @@ def register_cli(app) -> None:
             click.echo(f"{item.request_id} {item.status} closed {item.closed_at:%Y-%m-%d}")
         verb = "Would purge" if dry_run else "Purged"
         days = retention.retention_days()
-        click.echo(f"{verb} {len(items)} request(s) closed more than {days} days ago.", err=True)
+        click.echo(f"{verb} {_count(len(items), 'request')} closed more than {days} days ago.", err=True)
 
     @app.cli.command("rotate-encryption-key")
     @click.option("--new-key", help="The new key. Without it, the first key of PORTAL_ENCRYPTION_KEY is new.")

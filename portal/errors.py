@@ -91,7 +91,11 @@ def register(app) -> None:
         if error.code == 500:
             return server_error(error)
         message = MESSAGES.get(error.code, error.description)
-        if error.code in (400, 404) and error.description and error.description != type(error).description:
+        if (
+            error.code in (400, 403, 404)
+            and error.description
+            and error.description != type(error).description
+        ):
             message = error.description  # a specific message given with abort(...)
         return _render(error.code or 500, message)
 

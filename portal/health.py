@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, send_from_directory
 from sqlalchemy import text
 
 from portal.extensions import db
@@ -58,6 +58,12 @@ def healthz():
     return response
 
 
+def favicon():
+    """The icon browsers ask for at the root on every page (an SVG is declared too; this serves the rest)."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon")
+
+
 def init_app(app: Flask) -> None:
-    # The endpoint is exactly "healthz": it is listed in portal.auth.PUBLIC_ENDPOINTS.
+    # The endpoints are exactly "healthz" and "favicon": they are listed in portal.auth.PUBLIC_ENDPOINTS.
     app.add_url_rule("/healthz", endpoint="healthz", view_func=healthz, methods=["GET"])
+    app.add_url_rule("/favicon.ico", endpoint="favicon", view_func=favicon, methods=["GET"])

@@ -66,11 +66,24 @@ def generate_password() -> str:
 # --- roles -----------------------------------------------------------------------------------------
 
 
+ROLE_NAMES = {"admin": "admins", "staff": "staff", "reviewer": "reviewers"}
+
+
+def needed_roles_message(roles: tuple[str, ...]) -> str:
+    """Who may open a page, in words ("... It is for admins and staff; you are signed in as reviewer. ...")."""
+    names = [ROLE_NAMES.get(role, role) for role in sorted(roles, key=list(ROLE_NAMES).index)]
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (
+        f"You don't have permission to open this page. It is for {who}; you are signed in as "
+        f"{current_user.role}. Ask an admin if you need it."
+    )
+
+
 def _deny_unless(roles: tuple[str, ...]):
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     if roles and current_user.role not in roles:
-        abort(403)
+        abort(403, needed_roles_message(roles))
     return None
 
 

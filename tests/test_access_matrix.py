@@ -42,6 +42,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("static", "GET"): (200, 200, 200, 200),
     ("bootstrap.static", "GET"): (200, 200, 200, 200),
     ("healthz", "GET"): (200, 200, 200, 200),
+    ("favicon", "GET"): (200, 200, 200, 200),
     ("auth.login", "GET"): (200, 302, 302, 302),
     ("auth.login", "POST"): (200, 302, 302, 302),
     ("auth.logout", "POST"): (LOGIN, LOGIN, LOGIN, LOGIN),

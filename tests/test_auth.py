@@ -521,7 +521,7 @@ def test_non_admins_get_403_on_admin_pages(client, login_as, role):
 
     assert response.status_code == 403
     page = text_of(response)
-    assert "You don't have permission to open this page." in page
+    assert f"It is for admins; you are signed in as {role}. Ask an admin if you need it." in page
     assert 'class="navbar-brand"' in page
 
 
@@ -702,3 +702,36 @@ def test_marking_views_needs_the_limiters_hooks_in_place(app):
 
     with pytest.raises(RuntimeError, match="found 0"):
         limit_marked_views_only(Flask("bare"), limiter)
+
+
+def test_password_inputs_tell_password_managers_what_they_are(client, login_as):
+    login = client.get("/auth/login").get_data(as_text=True)
+    assert re.search(r'<input[^>]*autocomplete="username"[^>]*name="email"', login)
+    assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*name="password"', login)
+    login_as("staff")
+    change = client.get("/auth/password").get_data(as_text=True)
+    assert re.search(r'autocomplete="current-password"[^>]*name="current_password"', change)
+    assert re.search(r'autocomplete="new-password"[^>]*name="new_password"', change)
+    assert re.search(r'autocomplete="new-password"[^>]*name="confirm"', change)
+
+
+def test_every_page_has_an_icon_and_the_root_icon_is_served(client):
+    assert '<link rel="icon" href="/favicon.ico"' in client.get("/auth/login").get_data(as_text=True)
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/vnd.microsoft.icon"
+    assert icon.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    icon.close()
+
+
+def test_the_error_page_offers_sign_in_to_someone_signed_out(client):
+    page = client.get("/no-such-page").get_data(as_text=True)
+    assert "Back to sign in" in page and "Back to the dashboard" not in page
+
+
+def test_a_forbidden_page_says_which_role_it_is_for(client, login_as):
+    login_as("reviewer")
+    response = client.get("/admin/users")
+    assert response.status_code == 403
+    assert "It is for admins; you are signed in as reviewer." in response.get_data(as_text=True)
+    staff_only = client.get("/requests/new")
+    assert "It is for admins and staff; you are signed in as reviewer." in staff_only.get_data(as_text=True)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from portal.execution import collection
+from portal.execution import collection, dispatch
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest, utcnow
 from portal.models.audit import Actor
@@ -1024,3 +1024,41 @@ def test_a_reviewer_cannot_ask_whom_to_look_up_on_a_form(client, login_as, crm):
     login_as("reviewer")
     request_id = new_request()
     assert client.post(f"/requests/{request_id}/manual/crm/identity").status_code == 403
+
+
+def test_a_complete_request_links_reviewers_to_its_package_and_tells_staff_who_sends_it(
+    client, login_as, crm
+):
+    request_id = new_request()
+    save(request_id, "crm", {"first_name": "Jane"})
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    login_as("staff")
+    staff_page = text_of(client.get(f"/requests/{request_id}"))
+    assert "Complete: the access package is built." in staff_page
+    assert "It is for reviewers and admins to check and send to the data subject" in staff_page
+    forbidden = client.get(f"/packages/{request_id}")
+    assert forbidden.status_code == 403 and "It is for admins and reviewers" in text_of(forbidden)
+    login_as("reviewer")
+    assert f'href="/packages/{request_id}">Open the access package' in page_html(
+        client.get(f"/requests/{request_id}")
+    )
+
+
+def test_the_overdue_tile_opens_the_overdue_requests(client, login_as, crm):
+    late = new_request("late@example.com")
+    new_request("early@example.com")
+    db.session.execute(
+        sa.update(PrivacyRequest)
+        .where(PrivacyRequest.id == late)
+        .values(due_date=utcnow() - timedelta(days=3))
+    )
+    db.session.commit()
+    login_as("staff")
+    dashboard_page = page_html(client.get("/"))
+    assert 'href="/requests/?status=all&amp;due=overdue"' in dashboard_page
+    listed = client.get("/requests/?status=all&due=overdue")
+    assert "Showing open requests past their due date" in text_of(listed)
+    assert (
+        late in page_html(listed) and page_html(listed).count('class="font-monospace small text-nowrap"') == 1
+    )

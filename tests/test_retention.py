@@ -93,7 +93,7 @@ def test_purge_removes_personal_data_of_requests_closed_over_90_days_ago(runner,
     assert result.exit_code == 0, result.output
     purged_ids = {line.split()[0] for line in result.stdout.splitlines()}
     assert purged_ids == {closed["old"], closed["denied"], closed["canceled"]}
-    assert "Purged 3 request(s) closed more than 90 days ago." in result.stderr
+    assert "Purged 3 requests closed more than 90 days ago." in result.stderr
     old = _request(closed["old"])
     assert old.identity == {} and old.email_index is None and old.phone_index is None
     assert old.external_id is None and old.external_id_index is None
@@ -147,14 +147,14 @@ def test_purge_twice_purges_nothing_the_second_time(runner, closed):
     again = runner.invoke(args=["purge"])
 
     assert again.exit_code == 0 and again.stdout == ""
-    assert "Purged 0 request(s)" in again.stderr
+    assert "Purged 0 requests" in again.stderr
 
 
 def test_dry_run_lists_and_changes_nothing(runner, closed):
     result = runner.invoke(args=["purge", "--dry-run"])
 
     assert result.exit_code == 0
-    assert "Would purge 3 request(s) closed more than 90 days ago." in result.stderr
+    assert "Would purge 3 requests closed more than 90 days ago." in result.stderr
     assert _request(closed["old"]).purged_at is None
     assert _count(AccessPackage, closed["old"]) == 1
 
@@ -164,7 +164,7 @@ def test_the_retention_period_is_a_setting(app, runner, closed):
 
     result = runner.invoke(args=["purge"])
 
-    assert "Purged 4 request(s) closed more than 5 days ago." in result.stderr
+    assert "Purged 4 requests closed more than 5 days ago." in result.stderr
     assert _request(closed["recent"]).purged_at is not None
 
 
@@ -229,7 +229,7 @@ def test_the_sweeper_purges_only_when_enabled(app, runner, closed):
     app.config["PURGE_ON_SWEEP"] = True
     result = runner.invoke(args=["sweep"])
     assert result.exit_code == 0, result.output
-    assert "Purged 3 request(s) under the retention policy." in result.stderr
+    assert "Purged 3 requests under the retention policy." in result.stderr
     assert _request(closed["old"]).purged_at is not None
     assert _request(closed["recent"]).purged_at is None
     purge_events = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "request.purged")

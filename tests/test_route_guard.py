@@ -24,6 +24,7 @@ PUBLIC = {
     "static",
     "bootstrap.static",
     "healthz",  # the load balancer's probe: answers only up or down (portal/health.py)
+    "favicon",  # the site icon browsers fetch on every page, signed in or not (static/favicon.ico)
     "api.oauth_token",  # OAuth clients authenticate with their own credentials here (tests/test_oauth.py)
     # A mail's unsubscribe link: opened from a mailbox, signed in or not. Only a token this portal signed
     # (itsdangerous) gets past it, and it can only turn mails off (portal/notifications/views.py).

@@ -330,7 +330,7 @@ def test_flask_sweep_prints_what_it_requeued(app, runner):
 
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{request_id} not_queued\n"
-    assert result.stderr == "Requeued 1 request(s).\n"
+    assert result.stderr == "Requeued 1 request.\n"
     assert status_of(request_id) == "complete"
 
 

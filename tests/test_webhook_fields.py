@@ -502,7 +502,7 @@ def test_save_through_the_form_bumps_version_only_on_change(client, login_as):
         full("Email", "email", type="email", required=True),
         full("Order number", "order_number", help_text="From the invoice"),
     ]
-    assert "Saved 2 field(s) as version 1." in page_text(client.get("/admin/connections/crm/fields"))
+    assert "Saved 2 fields as version 1." in page_text(client.get("/admin/connections/crm/fields"))
 
     # Saving what the editor shows (labels now explicit) is not a change.
     shown = [

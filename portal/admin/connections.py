@@ -203,6 +203,10 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
     )
 
 
+def _fields(count: int) -> str:
+    return f"{count} field{'s' if count != 1 else ''}"
+
+
 @bp.route("/connections/<key>/fields", methods=["GET", "POST"])
 def webhook_fields(key: str):
     conn = webhook_service.get_manual_connection(key)
@@ -249,12 +253,12 @@ def webhook_fields(key: str):
         return _render_fields(conn, form, summary=[str(outcome.error)])
     dispatch.commit_and_run()
     if previous is None:
-        flash(f"Saved {len(webhook.fields)} field(s) as version {webhook.version}.", "success")
+        flash(f"Saved {_fields(len(webhook.fields))} as version {webhook.version}.", "success")
     elif webhook.version == previous:
         flash(f"Nothing changed: the fields are the same as version {previous}.", "info")
     else:
         flash(
-            f"Saved {len(webhook.fields)} field(s) as version {webhook.version}. Entries saved against "
+            f"Saved {_fields(len(webhook.fields))} as version {webhook.version}. Entries saved against "
             f"version {previous} now need a re-review by staff.",
             "success",
         )

@@ -51,6 +51,7 @@ class NewUserForm(_PasswordChoice, FlaskForm):
     password = PasswordField(
         "Password (when set yourself)",
         validators=[Length(max=1024)],
+        render_kw={"autocomplete": "new-password"},
         description="At least 12 characters; not the email; not a common password.",
     )
     must_change_password = BooleanField(
@@ -70,6 +71,7 @@ class ResetPasswordForm(_PasswordChoice, FlaskForm):
     password = PasswordField(
         "New password (when set yourself)",
         validators=[Length(max=1024)],
+        render_kw={"autocomplete": "new-password"},
         description="The user must change it at their next sign-in; their open sessions end now.",
     )
     submit = SubmitField("Reset password")

@@ -11,7 +11,7 @@ from portal.models import User, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-PUBLIC_ENDPOINTS = {"auth.login", "static", "bootstrap.static", "healthz"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "bootstrap.static", "healthz", "favicon"}
 ACTIVITY_RESOLUTION_SECONDS = 60
 
 

@@ -22,6 +22,7 @@ from portal.models.requests import PrivacyRequest, RequestStatus
 
 S = RequestStatus
 CREATED = S.PENDING  # every request starts here (``services.privacy_requests.create_request``)
+CLOSED = frozenset({S.COMPLETE, S.DENIED, S.CANCELED})  # a request's deadline no longer runs
 
 
 @dataclass(frozen=True)

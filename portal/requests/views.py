@@ -16,7 +16,15 @@ from wtforms import SelectChoice
 
 from portal import routing
 from portal.execution import dispatch
-from portal.models import DEFAULT_ACCESS_POLICY_KEY, AuditEvent, PrivacyRequest, RequestStatus, Role, utcnow
+from portal.models import (
+    DEFAULT_ACCESS_POLICY_KEY,
+    AuditEvent,
+    PrivacyRequest,
+    RequestStatus,
+    Role,
+    lifecycle,
+    utcnow,
+)
 from portal.requests import bp
 from portal.requests.forms import (
     DEFAULT_QUEUE_STATUS,
@@ -32,6 +40,7 @@ from portal.security import roles_required
 from portal.services import (
     NotFound,
     ValidationFailed,
+    dashboard,
     datasets,
     identities,
     manual_inputs,
@@ -42,7 +51,6 @@ from portal.templating import STATUS_BADGES
 from portal.web import current_actor, refusable
 
 S = RequestStatus
-CLOSED_STATUSES = {S.COMPLETE, S.DENIED, S.CANCELED}
 EMPTY_QUEUE = {
     "requires_input": "No requests waiting for input",
     "pending": "No requests waiting for approval",
@@ -62,7 +70,7 @@ def confirmed() -> None:
 
 def due_badge(privacy_request: PrivacyRequest, now: datetime) -> tuple[str, str] | None:
     """(colour, text) for the deadline of an open request, counted in UTC calendar days."""
-    if privacy_request.status in CLOSED_STATUSES:
+    if privacy_request.status in lifecycle.CLOSED:
         return None
     days = (privacy_request.due_date.date() - now.date()).days
     if days < 0:
@@ -239,6 +247,7 @@ def queue():
         if refused:
             flash(URL_SEARCH_REFUSED, "warning")
         return redirect(url_for(".queue", status=status, **{k: v for k, v in usable.items() if v}))
+    overdue = request.args.get("due") == "overdue"
     page_number = routing.page_number()
     page = request_lists.list_requests(
         statuses=None if status == STATUS_ALL else [status],
@@ -249,15 +258,24 @@ def queue():
         size=current_app.config["PAGE_SIZE"],
         with_progress=True,
         lean=True,
+        overdue_before=dashboard.start_of_day(utcnow()) if overdue else None,
     )
     filters = {
         key: value
-        for key, value in (("status", status), ("q", q), ("identity", identity), ("external", external))
+        for key, value in (
+            ("status", status),
+            ("q", q),
+            ("identity", identity),
+            ("external", external),
+            ("due", "overdue" if overdue else None),
+        )
         if value
     }
     if page_number > page.pages:
         return redirect(url_for(".queue", page=page.pages, **filters))
-    return _render_queue(status, page, search=q or "", identity=identity, external=external, filters=filters)
+    return _render_queue(
+        status, page, search=q or "", identity=identity, external=external, filters=filters, overdue=overdue
+    )
 
 
 def _render_queue(
@@ -269,6 +287,7 @@ def _render_queue(
     external: str | None = None,
     filters: dict | None = None,
     unmatched: str | None = None,
+    overdue: bool = False,
 ):
     """The queue page; ``unmatched``: why a search found nothing (its term kept in ``search``)."""
     return render_template(
@@ -286,6 +305,7 @@ def _render_queue(
         identity_search=bool(identity),
         external_search=bool(external),
         unmatched=unmatched,
+        overdue=overdue,
         filters=filters or {"status": status},
         empty_message=EMPTY_QUEUE.get(status, f"No requests with status {STATUS_LABELS.get(status, status)}"),
         now=utcnow(),
@@ -340,6 +360,7 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         revealed=revealed,
         can_enter=can_enter,
         is_admin=is_admin,
+        can_see_package=current_user.role in (Role.ADMIN, Role.REVIEWER),
         # Built only where the template shows it: a form signs a CSRF token as it is built.
         deny_form=DenyForm(formdata=None) if is_admin and privacy_request.status == S.PENDING else None,
         now=utcnow(),

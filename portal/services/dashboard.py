@@ -8,13 +8,18 @@ from datetime import UTC, datetime, time
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import ConnectionConfig, ConnectionType, ManualWebhook, PrivacyRequest, RequestStatus
+from portal.models import (
+    ConnectionConfig,
+    ConnectionType,
+    ManualWebhook,
+    PrivacyRequest,
+    RequestStatus,
+    lifecycle,
+)
 from portal.services import request_lists
 from portal.services.request_lists import Page
 
 S = RequestStatus
-# A request stops counting towards its deadline once it reached one of these.
-CLOSED = (S.COMPLETE.value, S.DENIED.value, S.CANCELED.value)
 
 
 def start_of_day(now: datetime) -> datetime:
@@ -27,7 +32,10 @@ def overdue_count(now: datetime) -> int:
     return db.session.scalar(
         select(func.count())
         .select_from(PrivacyRequest)
-        .where(PrivacyRequest.status.not_in(CLOSED), PrivacyRequest.due_date < start_of_day(now))
+        .where(
+            PrivacyRequest.status.not_in([s.value for s in lifecycle.CLOSED]),
+            PrivacyRequest.due_date < start_of_day(now),
+        )
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, any_, bindparam, func, null, or_, select
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from portal import cache
 from portal.execution import gate
 from portal.extensions import db, run
-from portal.models import ManualInput, Policy, PrivacyRequest, RequestStatus, User
+from portal.models import ManualInput, Policy, PrivacyRequest, RequestStatus, User, lifecycle
 from portal.services import ValidationFailed
 from portal.services.identities import search_condition
 
@@ -202,6 +203,7 @@ def _list_statements(
     search: str | None = None,
     progress: tuple[tuple[int, int], ...] = (),
     lean: bool = False,
+    overdue: bool = False,
 ) -> ListStatements:
     """The statements of one shape of filters and order; values are bound when executed.
 
@@ -224,6 +226,9 @@ def _list_statements(
         )
     if external_id:
         filters.append(PrivacyRequest.external_id_index == bindparam("external_id"))
+    if overdue:
+        filters.append(PrivacyRequest.due_date < bindparam("overdue_before"))
+        filters.append(PrivacyRequest.status.not_in(sorted(s.value for s in lifecycle.CLOSED)))
     if order == "newest":
         # id descending too, so the (created_at, id) index serves the order read backwards.
         ordering = (PrivacyRequest.created_at.desc(), PrivacyRequest.id.desc())
@@ -267,6 +272,7 @@ def list_requests(
     with_identity: bool = True,
     with_progress: bool = False,
     lean: bool = False,
+    overdue_before: datetime | None = None,
 ) -> Page:
     """Paginated in SQL. ``order``: ``due`` (soonest/overdue first), ``newest`` or ``completed`` (latest).
 
@@ -287,11 +293,12 @@ def list_requests(
     webhooks = gate.gated_webhooks() if with_progress else []
     current = tuple((g.connection.id, g.webhook.version) for g in webhooks)
     shape = (bool(statuses), bool(request_id), bool(identity_hash), bool(external_id_hash), order)
+    overdue = overdue_before is not None
     # A search term shapes the statement (id, external id or an identity index): built for that call only.
     if search:
-        statements = _list_statements(*shape, search, current, lean)
+        statements = _list_statements(*shape, search, current, lean, overdue)
     else:
-        statements = _shared_list_statements(*shape, None, current, lean)
+        statements = _shared_list_statements(*shape, None, current, lean, overdue)
     page = max(1, page)
     size = max(1, min(size, 100))
     params = {
@@ -299,6 +306,7 @@ def list_requests(
         "request_id": request_id,
         "identity": identity_hash,
         "external_id": external_id_hash,
+        "overdue_before": overdue_before,
         "limit": size,
         "offset": (page - 1) * size,
     }
@@ -316,7 +324,14 @@ def list_requests(
         items = summaries(list(run(statements.ids, params).scalars()), with_identity=with_identity)
         if current:
             done = done_counts([item.id for item in items], webhooks)
-    key = (statuses and tuple(sorted(statuses)), search, identity_hash, external_id_hash, request_id)
+    key = (
+        statuses and tuple(sorted(statuses)),
+        search,
+        identity_hash,
+        external_id_hash,
+        request_id,
+        overdue_before,
+    )
     return Page(items, _count(statements.count, params, key), page, size, len(webhooks), done)
 
 

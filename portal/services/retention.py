@@ -28,13 +28,14 @@ from portal.models import (
     ManualInput,
     PrivacyRequest,
     RequestStatus,
+    lifecycle,
     utcnow,
 )
 from portal.models.audit import Actor, record
 from portal.services import ValidationFailed
 
 S = RequestStatus
-CLOSED_STATUSES = (S.COMPLETE.value, S.DENIED.value, S.CANCELED.value)
+CLOSED_STATUSES = tuple(sorted(s.value for s in lifecycle.CLOSED))
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def test_a_field_edit_sends_saved_entries_back_for_review(browsing, live_server)
     page.locator("fieldset[data-field-row]").nth(2).get_by_label("PII field").fill("Middle name")
     page.get_by_role("button", name="Save fields").click()
     expect(flash(page)).to_have_text(
-        "Saved 3 field(s) as version 2. Entries saved against version 1 now need a re-review by staff."
+        "Saved 3 fields as version 2. Entries saved against version 1 now need a re-review by staff."
     )
     page.get_by_role("button", name="Sign out").click()
 

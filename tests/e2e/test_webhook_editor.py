@@ -86,7 +86,7 @@ def test_admin_creates_a_webhook_and_arranges_its_fields(browsing, live_server):
     expect(page.get_by_text("Not saved yet: press Save fields to keep these changes.")).to_be_visible()
 
     page.get_by_role("button", name="Save fields").click()
-    expect(page.get_by_role("status").first).to_have_text("Saved 2 field(s) as version 1.")
+    expect(page.get_by_role("status").first).to_have_text("Saved 2 fields as version 1.")
     page.reload()
     assert pii_values(page) == ["Contact email", "Ticket IDs"]
     labels = [row.get_by_label("Package label").input_value() for row in rows(page).all()]
@@ -124,5 +124,5 @@ def test_a_webhook_saved_with_more_fields_than_the_limit_opens_and_can_be_brough
     expect(rows(page)).to_have_count(MAX_FIELDS)
     expect(page.get_by_role("button", name="Add a field")).to_have_count(0)
     page.get_by_role("button", name="Save fields").last.click()
-    expect(page.get_by_role("status").first).to_contain_text(f"Saved {MAX_FIELDS} field(s) as version 2.")
+    expect(page.get_by_role("status").first).to_contain_text(f"Saved {MAX_FIELDS} fields as version 2.")
     expect(page.get_by_role("note").filter(has_text="This webhook has")).to_have_count(0)
