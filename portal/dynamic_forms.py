@@ -197,16 +197,19 @@ def manual_input_form_for(system: ManualSystem) -> type[ManualInputForm]:
     return form_class
 
 
-def _prefill_value(definition: dict[str, Any], value: str | None) -> str:
+def _prefill_value(definition: dict[str, Any], value: Any) -> str:
+    """A stored value (typed, or a string stored before values were typed) as its input shows it."""
     if value is None:
         return ""
     if (definition.get("type") or "text") == "boolean":
-        word = value.strip().lower()
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        word = str(value).strip().lower()
         return "true" if word in TRUE_WORDS else "false" if word in FALSE_WORDS else ""
-    return value
+    return value if isinstance(value, str) else str(value)
 
 
-def prefill(fields, stored: dict[str, str | None]) -> dict[str, str]:
+def prefill(fields, stored: dict[str, Any]) -> dict[str, str]:
     """Form data for the stored ``{label: value}`` (labels that no longer exist are simply absent)."""
     return {
         field_name(definition["id"]): _prefill_value(definition, stored.get(definition["dsr_package_label"]))

@@ -805,7 +805,7 @@ def test_a_valid_save_stores_exactly_what_was_typed(client, staff):
         {"field_0": "  Jane  ", "field_1": "   ", "field_2": "false", "field_9": "x", "save": "Save"},
     )
     assert response.status_code == 302
-    assert stored_input(request_id).values == {"name": "  Jane  ", "note": None, "opted_in": "false"}
+    assert stored_input(request_id).values == {"name": "  Jane  ", "note": None, "opted_in": False}
 
 
 def test_service_validation_errors_land_next_to_their_inputs(client, staff, monkeypatch):
@@ -840,7 +840,7 @@ def test_typed_values_are_stored_normalised(client, staff):
         manual_url(request_id, "crm"),
         {"field_0": "true", "field_1": "2020-12-31", "field_2": "12.5", "save": "Save"},
     )
-    assert stored_input(request_id).values == {"opted_in": "true", "born": "2020-12-31", "balance": "12.5"}
+    assert stored_input(request_id).values == {"opted_in": True, "born": "2020-12-31", "balance": 12.5}
     page = page_html(client.get(manual_url(request_id, "crm")))
     assert '<option selected value="true">Yes</option>' in page
     assert 'value="2020-12-31"' in page

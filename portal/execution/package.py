@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from portal.crypto import keyring
 from portal.execution.gate import GatedWebhook, StoredInput
+from portal.execution.typed_values import packaged
 from portal.extensions import run
 from portal.models import AccessPackage, AccessPackageChunk, utcnow
 from portal.models.packages import Packer
@@ -28,13 +29,24 @@ from portal.models.packages import Packer
 def manual_entries(
     webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """One entry per gated webhook, every current label present (null when blank).
+    """One entry per gated webhook, every current label present (null when blank), values typed
+    (``typed_values.packaged``: entries stored as strings before values were typed are converted here).
 
     Connection keys cannot contain ``:``, so they never collide with ``"<dataset>:<collection>"`` keys.
     """
     for gated in webhooks:
         values = inputs[gated.connection.id].values or {}
-        yield gated.key, [{label: values.get(label) for label in gated.webhook.labels}]
+        yield (
+            gated.key,
+            [
+                {
+                    field["dsr_package_label"]: packaged(
+                        field.get("type") or "text", values.get(field["dsr_package_label"])
+                    )
+                    for field in gated.webhook.fields
+                }
+            ],
+        )
 
 
 # Chunks are inserted many per statement, up to this many bytes at a time (memory stays bounded).

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, exists, insert, select, update
 
-from portal.execution import gate
+from portal.execution import gate, typed_values
 from portal.extensions import run
 from portal.models import (
     ConnectionConfig,
@@ -27,8 +26,8 @@ from portal.services import FieldsChanged, InvalidState, NotFound, ValidationFai
 from portal.services.privacy_requests import request_not_found
 
 MAX_VALUE_LENGTH = 10_000
-TRUE_WORDS = {"true", "yes", "1", "on"}
-FALSE_WORDS = {"false", "no", "0", "off"}
+TRUE_WORDS = typed_values.TRUE_WORDS
+FALSE_WORDS = typed_values.FALSE_WORDS
 SAVED_ACTION = "manual_input.saved"
 
 # --- values ------------------------------------------------------------------------------------------
@@ -40,44 +39,34 @@ PROBLEMS = {
     "finite": "must be a finite number",
     "date": "must be a date as YYYY-MM-DD",
     "boolean": "must be true or false",
+    "string": "must be a string or null",
 }
+# The JSON values an upload may give a typed field besides a string (the API keeps accepting strings).
+_JSON_VALUES = {"number": (int, float), "boolean": (bool,)}
 
 
-def typed_problem(kind: str, value: str) -> tuple[str | None, str]:
-    """(problem, normalised value) for a non-blank value of a field of type ``kind``; the problem is a key
-    of ``PROBLEMS`` (None: the value is fine)."""
+def typed_problem(kind: str, value: Any) -> tuple[str | None, Any]:
+    """(problem, stored value) for a non-blank value of a field of type ``kind``: the problem is a key of
+    ``PROBLEMS`` (None: the value is fine) and the stored value is typed (``typed_values.convert``)."""
     if kind == "email":
+        if not isinstance(value, str):
+            return "string", value
         try:
             validate_email(value.strip(), check_deliverability=False)
         except EmailNotValidError:
             return "email", value
-    elif kind == "number":
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return "number", value
-        if not math.isfinite(number):
-            return "finite", value
-    elif kind == "date":
-        try:
-            date.fromisoformat(value.strip())
-        except ValueError:
-            return "date", value
-    elif kind == "boolean":
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return None, "true"
-        if word in FALSE_WORDS:
-            return None, "false"
-        return "boolean", value
-    return None, value
+    try:
+        return None, typed_values.convert(kind, value)
+    except typed_values.NotConvertible as exc:
+        return exc.problem, value
 
 
-def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, str | None]:
-    """Every label of ``fields`` → a string or None; raises ValidationFailed naming each bad label.
+def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+    """Every label of ``fields`` → its typed value or None; raises ValidationFailed naming each bad label.
 
-    Blank strings are stored as null. ``required`` applies to an entry that holds any value at all; an
-    all-null entry means "searched, nothing found" and is always accepted.
+    Blank strings are stored as null. Numbers become JSON numbers, yes/no booleans, dates ISO strings, and
+    text has ``\n`` line ends (``typed_values``). ``required`` applies to an entry that holds any value at
+    all; an all-null entry means "searched, nothing found" and is always accepted.
     """
     if not isinstance(values, dict):
         raise ValidationFailed("The upload must be an object of label → value.", [((), "not an object")])
@@ -88,11 +77,20 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
         message = f"Unknown labels: {', '.join(repr(u) for u in unknown)}; expected only {', '.join(repr(lb) for lb in labels)}."
         errors.extend(((label,), f"unknown label {label!r}") for label in unknown)
         raise ValidationFailed(message, errors)
-    cleaned: dict[str, str | None] = {}
+    cleaned: dict[str, Any] = {}
     for field in fields:
         label = field["dsr_package_label"]
+        kind = field.get("type") or "text"
         value = values.get(label)
         if value is not None and not isinstance(value, str):
+            if isinstance(value, _JSON_VALUES.get(kind, ())) and (kind == "boolean") == isinstance(
+                value, bool
+            ):
+                problem, typed = typed_problem(kind, value)
+                if problem:
+                    errors.append(((label,), f"{label}: {PROBLEMS[problem]}"))
+                cleaned[label] = typed
+                continue
             errors.append(((label,), f"{label}: must be a string or null"))
             continue
         if value is not None and (problem := text_problem(value)):
@@ -104,10 +102,10 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
         if value is None or not value.strip():
             cleaned[label] = None
             continue
-        problem, normalised = typed_problem(field.get("type", "text"), value)
+        problem, typed = typed_problem(kind, value)
         if problem:
             errors.append(((label,), f"{label}: {PROBLEMS[problem]}"))
-        cleaned[label] = normalised
+        cleaned[label] = typed
     if not errors and any(v is not None for v in cleaned.values()):
         for field in fields:
             if field.get("required") and cleaned[field["dsr_package_label"]] is None:
@@ -343,7 +341,7 @@ def save_manual_input(
     actor: Actor,
     system: ManualSystem | None = None,
     built_from: int | None = None,
-) -> dict[str, str | None]:
+) -> dict[str, Any]:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
 
     ``system``: what ``manual_system`` returned for them earlier in this transaction, if the caller has it.
