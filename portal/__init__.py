@@ -47,13 +47,15 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
 
 
 _QUERY_STRING = re.compile(r"\?[^\s\x1b]*")  # up to the protocol, or to the colour code that ends the path
+_DELIVERY_TOKEN = re.compile(r"(/delivery/)[A-Za-z0-9_-]+")  # a data subject's link is a secret
 
 
 def _without_query_strings(record: logging.LogRecord) -> bool:
     """The development server (``flask run``, ``make run``) logs each request line with its query string,
     which may hold what a client put there (``?identity=<email>``): cut it, as gunicorn.conf.py does."""
     if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str):
-        record.args = (_QUERY_STRING.sub("", record.args[0]), *record.args[1:])
+        line = _DELIVERY_TOKEN.sub(r"\1…", _QUERY_STRING.sub("", record.args[0]))
+        record.args = (line, *record.args[1:])
     return True
 
 
@@ -121,6 +123,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal import notifications
 
     notifications.init_app(app)
+    from portal.services import delivery
+
+    delivery.init()
 
     from portal import auth, errors, headers, health, key_check, templating
     from portal.admin import bp as admin_bp
@@ -128,6 +133,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal.auth import bp as auth_bp
     from portal.cli import register_cli
     from portal.dashboard import bp as dashboard_bp
+    from portal.delivery import bp as delivery_bp
     from portal.notifications.views import bp as notifications_bp
     from portal.notifications.views import public_bp as unsubscribe_bp
     from portal.packages import bp as packages_bp
@@ -146,6 +152,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.register_blueprint(packages_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(unsubscribe_bp)
+    app.register_blueprint(delivery_bp)
     app.register_blueprint(api_bp)
     errors.register(app)
     headers.init_app(app)

@@ -29,6 +29,18 @@ class DefaultConfig:
     # Also purge (retention) on every sweep, so Celery beat or the `flask sweep` cron job does both.
     PURGE_ON_SWEEP = False
     REQUIRE_APPROVAL = False
+    # Review and delivery (services/delivery.py): a reviewer approves each completed request's package
+    # before it reaches the data subject (False: it is released as the request completes). The subject's
+    # link works this many days; the code mailed to them this many minutes, and this many wrong codes lock
+    # the link. The delivery pages answer at most DELIVERY_RATE_LIMIT per address.
+    REQUIRE_PACKAGE_REVIEW = True
+    DELIVERY_LINK_DAYS = 7
+    DELIVERY_CODE_MINUTES = 15
+    DELIVERY_CODE_ATTEMPTS = 5
+    DELIVERY_SESSION_MINUTES = 30
+    DELIVERY_RATE_LIMIT = "30 per minute"
+    # A storage destination (its key) every released package is also written to; None: none.
+    RELEASE_STORAGE_KEY: str | None = None
     # Local storage destinations write only inside this folder (None → ``<instance>/exports``); each
     # destination names an existing directory in it. Files there are outside the portal's retention.
     STORAGE_LOCAL_ROOT: str | None = None

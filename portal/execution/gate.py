@@ -166,16 +166,17 @@ class StoredInput(NamedTuple):
     values: Any  # label → str | None, or an UndecryptableValue
     entered_by_label: str
     entered_at: datetime
+    sent_back_at: datetime | None = None  # a reviewer sent the package back naming this system
 
 
-# --- "done": an entry saved against the webhook's current version ------------------------------------
+# --- "done": an entry saved against the webhook's current version, not sent back by a reviewer ------
 # The one rule, in its three forms: for one entry in Python, for a fixed set of webhooks as SQL (a page of
 # requests), and joined to the webhooks as SQL (one request's progress).
 
 
 def is_done(entry: StoredInput | None, version: int) -> bool:
     """Whether ``entry`` counts for a webhook now at ``version`` (None: nothing entered)."""
-    return entry is not None and entry.version == version
+    return entry is not None and entry.version == version and entry.sent_back_at is None
 
 
 def current_entries(current: tuple[tuple[int, int], ...]):
@@ -185,7 +186,10 @@ def current_entries(current: tuple[tuple[int, int], ...]):
     values on every call cost as much as the query, and they change only when an admin edits a webhook.
     """
     pairs = ", ".join(f"({int(connection)}, {int(version)})" for connection, version in current)
-    return text(f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs})")
+    return text(
+        f"(manual_inputs.connection_config_id, manual_inputs.version) IN (VALUES {pairs}) "
+        "AND manual_inputs.sent_back_at IS NULL"
+    )
 
 
 _ENTRY_COLUMNS = (  # ``StoredInput``'s, read with the gate by ``gated_with_inputs``
@@ -194,6 +198,7 @@ _ENTRY_COLUMNS = (  # ``StoredInput``'s, read with the gate by ``gated_with_inpu
     ManualInput.values,
     ManualInput.entered_by_label,
     ManualInput.entered_at,
+    ManualInput.sent_back_at,
 )
 
 
@@ -233,7 +238,8 @@ PROGRESS = (
         ManualInput,
         (ManualInput.connection_config_id == ConnectionConfig.id)
         & (ManualInput.privacy_request_id == bindparam("request_id"))
-        & (ManualInput.version == ManualWebhook.version),
+        & (ManualInput.version == ManualWebhook.version)
+        & ManualInput.sent_back_at.is_(None),
     )
     .where(*_gated_condition())
 )

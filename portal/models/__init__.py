@@ -5,6 +5,7 @@ from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
 from portal.models.connections import ConnectionConfig, ConnectionType, ManualWebhook, ManualWebhookVersion
 from portal.models.datasets import CollectionStep, DatasetConfig
+from portal.models.deliveries import DeliveryState, PackageDelivery
 from portal.models.notifications import (
     DeliveryMode,
     Notification,
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionType",
     "DatasetConfig",
     "DeliveryMode",
+    "DeliveryState",
     "EncryptionCanary",
     "ManualInput",
     "ManualWebhook",
@@ -40,6 +42,7 @@ __all__ = [
     "NotificationStatus",
     "OAuthAccessToken",
     "OAuthClient",
+    "PackageDelivery",
     "Policy",
     "PrivacyRequest",
     "RateLimitCounter",

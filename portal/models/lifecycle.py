@@ -51,6 +51,8 @@ TRANSITIONS: dict[str, Transition] = {
         "request.canceled", {S.PENDING, S.APPROVED, S.REQUIRES_INPUT, S.ERROR, S.PAUSED}, S.CANCELED
     ),
     "requeue": _t("request.requeued", {S.APPROVED, S.PENDING, S.IN_PROCESSING}, None),
+    # A reviewer sends the package back: the systems named must be entered again (services.delivery).
+    "send_back": _t("request.sent_back", {S.COMPLETE}, S.REQUIRES_INPUT),
 }
 # The changes a run makes to its own request: only while it still holds its claim.
 RUN_OWN = frozenset({"wait_for_input", "complete", "fail"})

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.models.base import Base, utcnow
+from portal.models.base import Base, EncryptedJSON, EncryptedText, utcnow
 
 
 class NotificationStatus(enum.StrEnum):
@@ -47,7 +47,8 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # None for a mail to a data subject (their package link or code): ``recipient`` holds the address.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     # What the mail is about: a request id, or "daily" for the digest.
     subject_key: Mapped[str] = mapped_column(String(64))
@@ -67,6 +68,10 @@ class Notification(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # A mail to a data subject: their address and what only that mail may say (the link's token, the
+    # code), encrypted, and cleared once the row is sent or given up.
+    recipient: Mapped[str | None] = mapped_column(EncryptedText)
+    private_context: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
 
 
 class NotificationPreference(Base):

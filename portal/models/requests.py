@@ -115,6 +115,9 @@ class ManualInput(Base):
     entered_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
     entered_by_label: Mapped[str] = mapped_column(String(300))
     entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when a reviewer sends the package back naming this system: the entry must be saved again
+    # before the request can resume (a save clears it).
+    sent_back_at: Mapped[datetime | None]
 
     privacy_request: Mapped[PrivacyRequest] = relationship(back_populates="manual_inputs")
     connection_config: Mapped[ConnectionConfig] = relationship()

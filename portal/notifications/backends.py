@@ -33,6 +33,9 @@ class SMTPEmailBackend(MailmanSMTPBackend):
         return smtplib.SMTP_SSL if self.use_ssl else _VerifiedSMTP
 
 
+WITHHELD = "(Body withheld: it holds a data subject's link or code. Set PORTAL_MAIL_SERVER to send it.)"
+
+
 class ConsoleEmailBackend(BaseEmailBackend):
     """Writes each mail to the log under a banner saying it was not sent: headers and the text part.
 
@@ -47,7 +50,7 @@ class ConsoleEmailBackend(BaseEmailBackend):
                 CONSOLE_BANNER,
                 getattr(message, "portal_user_id", "?"),
                 message.subject,
-                message.body,
+                WITHHELD if getattr(message, "portal_withhold_body", False) else message.body,
                 "END OF CONSOLE MAIL",
             )
         return len(email_messages)

@@ -26,7 +26,7 @@ from portal.extensions import db, mail
 from portal.models import DeliveryMode, Notification, NotificationPreference, PrivacyRequest, User, utcnow
 from portal.notifications import digest, outbox
 from portal.notifications.kinds import DIGEST, KINDS
-from portal.notifications.mail import Recipient, build_message
+from portal.notifications.mail import SUBJECT_KINDS, Recipient, build_message, build_subject_message
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,13 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
             Notification.kind,
             Notification.context,
             Notification.attempts,
+            Notification.recipient,
+            Notification.private_context,
         )
         .where(Notification.id.in_(ids))
         .order_by(Notification.id)
     ).all()
-    people = _recipients({row.user_id for row in rows})
+    people = _recipients({row.user_id for row in rows if row.user_id is not None})
     due_dates = _due_dates([row.context for row in rows])
     connection = mail.get_connection()
     opened = False
@@ -145,13 +147,26 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
     try:
         for row in rows:
             person = people.get(row.user_id)
-            if person is None or not _still_wanted(row.kind, row.context, *person):
+            subject_mail = row.user_id is None and row.kind in SUBJECT_KINDS
+            if subject_mail and not (
+                isinstance(row.recipient, str) and isinstance(row.private_context, dict)
+            ):
+                failed(row, "UndecryptableValue", True)  # the address or its secret cannot be read
+                continue
+            if not subject_mail and (person is None or not _still_wanted(row.kind, row.context, *person)):
                 outbox.mark_skipped(row.id, token)
                 db.session.commit()
                 report.skipped += 1
                 continue
             try:
-                message = build_message(row.kind, row.context, person[0], due_dates, connection=connection)
+                if subject_mail:
+                    message = build_subject_message(
+                        row.kind, row.context, row.private_context, row.recipient, connection=connection
+                    )
+                else:
+                    message = build_message(
+                        row.kind, row.context, person[0], due_dates, connection=connection
+                    )
             except Exception as exc:  # noqa: BLE001 - one broken mail must not hold up the others
                 failed(row, type(exc).__name__, False)
                 continue

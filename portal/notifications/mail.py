@@ -121,3 +121,37 @@ def build_message(
     message.attach_alternative(render_template(f"mail/{template}.html", **page), "text/html")
     message.portal_user_id = recipient.id  # for the console backend's log, instead of the address
     return message
+
+
+# --- mails to a data subject -------------------------------------------------------------------------------
+# Their package link and the code that opens it: to the request's email identity, never to a user. They say
+# nothing about the request but that the data is ready (no identity, no values); ``private`` holds the
+# link or code, read from the outbox row's encrypted column.
+
+SUBJECT_KINDS = {
+    "delivery_link": "Your personal data is ready to download",
+    "delivery_code": "Your code to open your personal data",
+}
+
+
+def build_subject_message(
+    kind: str, context: dict[str, Any], private: dict[str, Any], address: str, *, connection=None
+) -> EmailMultiAlternatives:
+    page = {
+        "kind": kind,
+        "subject": SUBJECT_KINDS[kind],
+        "context": context,
+        "private": private,
+        "expires": datetime.fromisoformat(context["expires"]) if context.get("expires") else None,
+    }
+    message = EmailMultiAlternatives(
+        subject=page["subject"],
+        body=render_template("mail/subject.txt", **page),
+        to=[address],
+        connection=connection,
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    message.attach_alternative(render_template("mail/subject.html", **page), "text/html")
+    message.portal_user_id = "data subject"  # for the console backend's log, instead of the address
+    message.portal_withhold_body = True  # the link or code is a secret: never in a log
+    return message

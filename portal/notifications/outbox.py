@@ -175,12 +175,18 @@ def _finish(notification_id: int, token: str, **values) -> bool:
     return result.rowcount == 1
 
 
+# A mail to a data subject keeps their address and its secret (a link, a code) only until it is done with.
+_FORGET = {"recipient": None, "private_context": None}
+
+
 def mark_sent(notification_id: int, token: str, now: datetime) -> bool:
-    return _finish(notification_id, token, status=ST.SENT.value, sent_at=now, attempts=N.attempts + 1)
+    return _finish(
+        notification_id, token, status=ST.SENT.value, sent_at=now, attempts=N.attempts + 1, **_FORGET
+    )
 
 
 def mark_skipped(notification_id: int, token: str) -> bool:
-    return _finish(notification_id, token, status=ST.SKIPPED.value)
+    return _finish(notification_id, token, status=ST.SKIPPED.value, **_FORGET)
 
 
 def backoff_seconds(attempts: int, base: int) -> int:
@@ -211,6 +217,7 @@ def mark_failed_attempt(
         last_error=error[:120],
         last_error_at=now,
         next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts, retry_seconds)),
+        **(_FORGET if give_up else {}),
     )
     return status.value
 

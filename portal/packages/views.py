@@ -11,16 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, current_app, render_template, stream_with_context, url_for
+from flask import (
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    stream_with_context,
+    url_for,
+)
 from werkzeug.routing import BuildError
 
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
 from portal.models.packages import StoredPackage
 from portal.packages import bp
+from portal.packages.forms import ApproveForm, LinkForm, SendBackForm
 from portal.routing import page_number
-from portal.services import privacy_requests, reports, request_lists
-from portal.web import current_actor
+from portal.services import delivery, privacy_requests, reports, request_lists
+from portal.web import current_actor, refusable
 
 
 @bp.after_request
@@ -40,11 +49,18 @@ def _package(
 
 
 def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
+    return meta_for(privacy_request)
+
+
+def meta_for(privacy_request: PrivacyRequest) -> reports.ReportMeta:
+    """The exports' metadata, with the systems' and fields' names for the report."""
+    keys = [summary.key for summary in privacy_request.package.contents().keys]
     return reports.ReportMeta(
         request_id=privacy_request.id,
         policy=privacy_request.policy.name,
         completed_at=privacy_request.finished_processing_at,
         generated_at=utcnow(),
+        names=privacy_requests.package_names(keys),
     )
 
 
@@ -79,18 +95,156 @@ def index():
 
 @bp.route("/<request_id>")
 def detail(request_id: str):
-    privacy_request, package, _ = _package(request_id, "package.viewed")
+    privacy_request, package, meta = _package(request_id, "package.viewed")
     # The rows shown are read before the commit: a chunk that cannot be decrypted leaves no audit event.
     tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
     db.session.commit()
-    return render_template(
-        "packages/detail.html",
-        pr=privacy_request,
-        tables=tables,
-        display_value=reports.display_value,
-        NOTHING_FOUND=reports.NOTHING_FOUND,
-        request_url=_request_page_url(privacy_request.id),
+    return _render_detail(privacy_request, tables, meta)
+
+
+def _render_detail(privacy_request, tables, meta, *, send_back_form=None, handover=None, status=200):
+    found = delivery.delivery_for(privacy_request.id)
+    form = send_back_form or SendBackForm()
+    form.systems.choices = [(t.key, meta.names.title(t.key)) for t in tables if t.manual]
+    return (
+        render_template(
+            "packages/detail.html",
+            pr=privacy_request,
+            tables=tables,
+            names=meta.names,
+            display_value=reports.display_value,
+            NOTHING_FOUND=reports.NOTHING_FOUND,
+            request_url=_request_page_url(privacy_request.id),
+            delivery=found,
+            delivery_state=delivery.state_of(privacy_request, found),
+            link_status=delivery.link_status(found),
+            has_email=bool((privacy_request.identity or {}).get("email")),
+            needs_storage_write=delivery.needs_storage_write(privacy_request.id),
+            approve_form=ApproveForm(),
+            send_back_form=form,
+            link_form=LinkForm(),
+            handover=handover,
+        ),
+        status,
     )
+
+
+def _link_url(token: str) -> str:
+    return url_for("delivery.page", token=token, _external=True)
+
+
+def _released_message(release: delivery.Release) -> str:
+    if release.emailed:
+        return "The data subject has been emailed a link to their data (it works for the next days)."
+    return "This request has no email address: hand the link below to the data subject yourself."
+
+
+@bp.post("/<request_id>/approve")
+def approve(request_id: str):
+    form = ApproveForm()
+    if not form.validate_on_submit():
+        return redirect(url_for(".detail", request_id=request_id))
+    with refusable() as outcome:
+        release = delivery.approve(request_id, current_actor(), _link_url)
+    if outcome.error:
+        flash(str(outcome.error), "danger")
+        return redirect(url_for(".detail", request_id=request_id))
+    db.session.commit()  # the approval and the subject's mail stand, whatever the storage does next
+    _write_release_copy(request_id)
+    return _after_release(request_id, release, "Approved.")
+
+
+def _write_release_copy(request_id: str) -> None:
+    if not delivery.needs_storage_write(request_id):
+        return
+    state = delivery.write_release_copy(request_id, current_actor(), before_write=db.session.commit)
+    db.session.commit()
+    if state == delivery.D.DELIVERY_FAILED:
+        flash(
+            "The package could not be written to the release storage destination: see below, and retry.",
+            "danger",
+        )
+
+
+def _after_release(request_id: str, release: delivery.Release, done: str):
+    if release.link is None:
+        flash(f"{done} {_released_message(release)}", "success")
+        return redirect(url_for(".detail", request_id=request_id))
+    # The link is shown once, in this response only: it is never stored.
+    privacy_request, package, meta = _package(request_id, "package.viewed")
+    tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
+    db.session.commit()
+    flash(f"{done} {_released_message(release)}", "success")
+    return _render_detail(privacy_request, tables, meta, handover=release)
+
+
+@bp.post("/<request_id>/send-back")
+def send_back(request_id: str):
+    form = SendBackForm()
+    privacy_request = privacy_requests.get_request(request_id)
+    if privacy_request.status == RequestStatus.COMPLETE and privacy_request.package is not None:
+        keys = [summary.key for summary in privacy_request.package.contents().keys]
+        form.systems.choices = [(key, key) for key in keys if ":" not in key]
+    if form.validate_on_submit():
+        with refusable() as outcome:
+            keys = delivery.send_back(request_id, form.systems.data, form.reason.data, current_actor())
+        if not outcome.error:
+            db.session.commit()
+            flash(
+                f"Sent back: the request waits for input again, for {len(keys)} "
+                f"system{'' if len(keys) == 1 else 's'}.",
+                "success",
+            )
+            return redirect(_request_page_url(request_id) or url_for(".index"))
+        form.systems.errors = (
+            [m for loc, m in outcome.error.errors if loc == ("systems",)]
+            if hasattr(outcome.error, "errors")
+            else [str(outcome.error)]
+        )
+    elif not form.systems.data:
+        form.systems.errors = ["Choose at least one system whose entry must be checked again."]
+    privacy_request, package, meta = _package(request_id, "package.viewed")
+    tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
+    db.session.commit()
+    return _render_detail(privacy_request, tables, meta, send_back_form=form, status=400)
+
+
+@bp.post("/<request_id>/delivery/resend")
+def resend_link(request_id: str):
+    if not LinkForm().validate_on_submit():
+        return redirect(url_for(".detail", request_id=request_id))
+    with refusable() as outcome:
+        release = delivery.resend_link(request_id, current_actor(), _link_url)
+    if outcome.error:
+        flash(str(outcome.error), "danger")
+        return redirect(url_for(".detail", request_id=request_id))
+    db.session.commit()
+    return _after_release(request_id, release, "A new link was issued; the old one no longer works.")
+
+
+@bp.post("/<request_id>/delivery/revoke")
+def revoke_link(request_id: str):
+    if LinkForm().validate_on_submit():
+        with refusable() as outcome:
+            delivery.revoke_link(request_id, current_actor())
+        if outcome.error:
+            flash(str(outcome.error), "danger")
+        else:
+            db.session.commit()
+            flash("The link was revoked: it no longer opens the data.", "success")
+    return redirect(url_for(".detail", request_id=request_id))
+
+
+@bp.post("/<request_id>/delivery/retry")
+def retry_storage(request_id: str):
+    if LinkForm().validate_on_submit():
+        if delivery.needs_storage_write(request_id):
+            _write_release_copy(request_id)
+            if delivery.delivery_for(request_id).state == delivery.D.DELIVERED:
+                flash("The package was written to the release storage destination.", "success")
+        else:
+            flash("Nothing to retry.", "info")
+    return redirect(url_for(".detail", request_id=request_id))
 
 
 @bp.route("/<request_id>/package.json")

@@ -17,7 +17,7 @@ from portal.models import Role
 from portal.requests import bp
 from portal.requests.views import confirmed
 from portal.security import roles_required
-from portal.services import FieldsChanged, ValidationFailed, manual_inputs, privacy_requests
+from portal.services import FieldsChanged, ValidationFailed, delivery, manual_inputs, privacy_requests
 from portal.web import current_actor, refusable
 
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
@@ -133,6 +133,16 @@ def _reveal(request_id: str, system: manual_inputs.ManualSystem) -> dict | None:
     return revealed
 
 
+def _stale_warning(request_id: str, system: manual_inputs.ManualSystem) -> str:
+    if system.sent_back and system.entry.version == system.version:
+        reason = delivery.sent_back_note(request_id)
+        said = f" They said: “{reason}”." if reason else ""
+        return (
+            f"A reviewer sent this system's entry back for re-review.{said} Check the values and save again."
+        )
+    return STALE_WARNING
+
+
 def _render(
     request_id: str, system: manual_inputs.ManualSystem, shown: ShownAgain, revealed: dict | None = None
 ):
@@ -144,8 +154,10 @@ def _render(
             request_id=request_id,
             system=system,
             form=shown.form,
-            stale_warning=STALE_WARNING if system.stale and not shown.changed else None,
-            field_changes=system.changes(),
+            stale_warning=_stale_warning(request_id, system) if system.stale and not shown.changed else None,
+            field_changes=system.changes()
+            if system.entry and system.entry.version != system.version
+            else None,
             refusal=shown.refusal,
             changed=shown.changed,
             removed=shown.removed,

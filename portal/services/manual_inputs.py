@@ -164,6 +164,11 @@ class ManualSystem(NamedTuple):
     def stale(self) -> bool:
         return self.entry is not None and not self.checked
 
+    @property
+    def sent_back(self) -> bool:
+        """A reviewer sent the package back naming this system: save the entry again."""
+        return self.entry is not None and self.entry.sent_back_at is not None
+
     def entry_fields(self) -> tuple[dict[str, Any], ...]:
         """The field definitions the entry was saved against (empty: no entry, or that list was not kept)."""
         if self.entry is None:
@@ -187,7 +192,7 @@ class ManualSystem(NamedTuple):
 
     def changes(self) -> FieldChanges:
         """How the fields differ from those the entry was saved against (nothing when it is current)."""
-        if not self.stale:
+        if not self.stale or self.entry.version == self.version:
             return FieldChanges()
         before = {field.get("id"): field for field in self.entry_fields()}
         now = {field["id"]: field for field in self.fields}
@@ -240,6 +245,7 @@ _SYSTEM = (
         ManualInput.values,
         ManualInput.entered_by_label,
         ManualInput.entered_at,
+        ManualInput.sent_back_at,
     )
     .select_from(ConnectionConfig)
     .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
@@ -320,6 +326,7 @@ _ENTRY = {
     "entered_by_token_id": bindparam("token_id"),
     "entered_by_label": bindparam("label"),
     "entered_at": bindparam("now"),
+    "sent_back_at": None,  # saved again: a send-back is answered
 }
 _REPLACE = (
     update(_inputs)
@@ -401,7 +408,9 @@ class Card:
     def state(self) -> str:
         if self.entry is None:
             return "not_started"
-        return "done" if gate.is_done(self.entry, self.gated.webhook.version) else "stale"
+        if gate.is_done(self.entry, self.gated.webhook.version):
+            return "done"
+        return "sent_back" if self.entry.sent_back_at is not None else "stale"
 
     @property
     def nothing_found(self) -> bool:

@@ -16,10 +16,19 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal.execution import dispatch, gate
 from portal.extensions import db, run
-from portal.models import AuditEvent, Policy, PrivacyRequest, RequestStatus, lifecycle, utcnow
+from portal.models import (
+    AuditEvent,
+    ConnectionConfig,
+    ManualWebhook,
+    Policy,
+    PrivacyRequest,
+    RequestStatus,
+    lifecycle,
+    utcnow,
+)
 from portal.models.audit import Actor, record
 from portal.models.packages import StoredPackage
-from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
+from portal.services import InvalidState, NotFound, ValidationFailed, reports, text_problem
 from portal.services.identities import external_id_index, identity_index, normalize_identity
 from portal.services.request_lists import done_counts
 
@@ -269,6 +278,27 @@ def get_package(
     package = privacy_request.package.contents()
     record(actor, action, privacy_request_id=privacy_request.id, **details)
     return package
+
+
+# --- names, not keys ------------------------------------------------------------------------------
+
+
+def package_names(keys: list[str]) -> reports.PackageNames:
+    """The system name of every connection key of a package and each manual field's name (``pii_field``)
+    by package label, from the connections as they are now; keys no connection has keep their key."""
+    if not keys:
+        return reports.PackageNames()
+    systems: dict[str, str] = {}
+    fields: dict[str, dict[str, str]] = {}
+    rows = db.session.execute(
+        select(ConnectionConfig.key, ConnectionConfig.name, ManualWebhook.fields)
+        .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+        .where(ConnectionConfig.key.in_([key for key in keys if ":" not in key]))
+    )
+    for key, name, definitions in rows:
+        systems[key] = name
+        fields[key] = {f["dsr_package_label"]: f["pii_field"] for f in definitions or ()}
+    return reports.PackageNames(systems, fields)
 
 
 # --- search terms and the request timeline ---------------------------------------------------------

@@ -31,7 +31,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -57,6 +57,22 @@ def contents_of(package: Package) -> PackageContents:
 
 
 @dataclass(frozen=True)
+class PackageNames:
+    """What a person reads instead of keys: each system's name by connection key, and each field's name
+    (its PII field) by package label. A key or label without a name is shown as it is."""
+
+    systems: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def title(self, key: str) -> str:
+        return self.systems.get(key, key)
+
+    def headers(self, key: str, columns: list[str]) -> list[str]:
+        names = self.fields.get(key, {})
+        return [names.get(column, column) for column in columns]
+
+
+@dataclass(frozen=True)
 class ReportMeta:
     """What the exports say about the request (never the subject's identity)."""
 
@@ -64,6 +80,7 @@ class ReportMeta:
     policy: str
     completed_at: datetime | None
     generated_at: datetime
+    names: PackageNames = field(default_factory=PackageNames)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ package (audited; the bytes of the JSON or the ZIP download, streamed)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,9 @@ def export_package(privacy_request, config: StorageConfig, actor: Actor, *, befo
     )
     package = privacy_requests.get_package(
         privacy_request, actor, action="package.exported", storage_key=key, format=response_format
+    )
+    meta = dataclasses.replace(
+        meta, names=privacy_requests.package_names([summary.key for summary in package.keys])
     )
     if response_format == StorageFormat.CSV:
         pieces = reports.iter_package_zip(package, meta)

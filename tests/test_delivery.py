@@ -1,0 +1,381 @@
+"""Review and delivery: a reviewer approves or sends back a package; the data subject opens it by a link
+and a code mailed to them (real SMTP server), downloads it; expiry, revocation, brute force, faults."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from portal.execution import dispatch
+from portal.extensions import db
+from portal.models import (
+    AuditEvent,
+    ManualInput,
+    Notification,
+    PackageDelivery,
+    PrivacyRequest,
+    StorageConfig,
+    utcnow,
+)
+from portal.services import manual_inputs, privacy_requests
+from tests.factories import make_user
+from tests.hardening_helpers import sign_in, text_of
+from tests.mail_helpers import SMTPServer, mail_config
+from tests.workflow_helpers import STAFF, add_webhook, field, new_request
+
+SUBJECT_EMAIL = "jane.delivery@example.com"
+ENTERED = "Distinctive-Entered-Value"
+NEUTRAL = "This link cannot be used"
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_config(app_config, smtp):
+    return {**app_config, **mail_config(smtp.port)}
+
+
+def completed(email: str | None = SUBJECT_EMAIL, phone: str | None = None) -> str:
+    """A complete request with two manual systems: CRM (notes, age) and Shop (newsletter)."""
+    add_webhook(
+        "crm_muller", [field("Customer notes", "notes"), field("Age", type="number")], name="CRM Müller"
+    )
+    add_webhook("shop", [field("Newsletter opt-in", "newsletter_opt_in", type="boolean")], name="Shop")
+    identity = {"phone_number": phone} if phone else {}
+    request_id = new_request(email=email, identity=identity) if email else _request_without_email(identity)
+    manual_inputs.save_manual_input(request_id, "crm_muller", {"notes": ENTERED, "age": "42"}, STAFF)
+    manual_inputs.save_manual_input(request_id, "shop", {}, STAFF)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+    return request_id
+
+
+def _request_without_email(identity: dict) -> str:
+    pr = privacy_requests.create_request(identity=identity, policy_key="default_access_policy", actor=STAFF)
+    request_id = pr.id
+    dispatch.commit_and_run()
+    return request_id
+
+
+def actions(request_id: str, prefix: str = "") -> list[str]:
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.privacy_request_id == request_id, AuditEvent.action.like(f"{prefix}%"))
+            .order_by(AuditEvent.id)
+        )
+    )
+
+
+def delivery_row(request_id: str) -> PackageDelivery:
+    db.session.expire_all()
+    return db.session.scalar(select(PackageDelivery).where(PackageDelivery.privacy_request_id == request_id))
+
+
+def approve(client, request_id: str):
+    with client.post(f"/packages/{request_id}/approve") as response:
+        return response
+
+
+def subject_link(smtp) -> str:
+    (mail,) = [r for r in smtp.to(SUBJECT_EMAIL) if "ready" in r.subject]
+    (link,) = [link for link in mail.links() if "/delivery/" in link]
+    return "/delivery/" + link.split("/delivery/", 1)[1]
+
+
+def code_from(smtp) -> str:
+    mails = [r for r in smtp.to(SUBJECT_EMAIL) if "code" in r.subject]
+    return re.search(r"Your code: (\d{6})", mails[-1].text).group(1)
+
+
+def ask_code(subject, link: str):
+    with subject.post(f"{link}/code") as response:
+        assert response.status_code == 200
+        return response
+
+
+@pytest.fixture
+def reviewer_client(app, client):
+    sign_in(client, make_user("reviewer"))
+    return client
+
+
+# --- review --------------------------------------------------------------------------------------------
+
+
+def test_the_package_page_shows_names_typed_values_and_nothing_found(app, reviewer_client):
+    request_id = completed()
+    page = text_of(reviewer_client.get(f"/packages/{request_id}"))
+    assert "CRM Müller" in page and "Customer notes" in page and "Newsletter opt-in" in page
+    assert ">crm_muller<" not in page
+    assert ">newsletter_opt_in<" not in page
+    assert "Searched — nothing found" in page and "Ready for review" in page
+    zip_bytes = reviewer_client.get(f"/packages/{request_id}/package.zip").data
+    archive = zipfile.ZipFile(io.BytesIO(zip_bytes))
+    report = archive.read("report.html").decode()
+    assert "CRM Müller" in report and "Newsletter opt-in" in report and ">newsletter_opt_in<" not in report
+    assert json.loads(archive.read("package.json"))["crm_muller"] == [{"notes": ENTERED, "age": 42}]
+
+
+def test_approving_mails_the_subject_a_link_and_keeps_the_request_complete(app, reviewer_client, smtp):
+    request_id = completed()
+    response = approve(reviewer_client, request_id)
+    assert response.status_code == 302
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+    row = delivery_row(request_id)
+    assert row.state == "delivered" and len(row.token_hash) == 64
+    (mail,) = smtp.to(SUBJECT_EMAIL)
+    assert ENTERED not in mail.raw.decode() and "42" not in mail.text.split("/delivery/")[0]
+    token = subject_link(smtp).rsplit("/", 1)[1]
+    assert len(token) >= 43 and row.token_hash != token  # 256 bits, stored only hashed
+    assert token not in json.dumps([n.context for n in db.session.scalars(select(Notification))])
+    assert db.session.scalar(select(Notification).where(Notification.user_id.is_(None))).recipient is None
+    assert actions(request_id, "package.approved") == ["package.approved"]
+    assert actions(request_id, "delivery.") == ["delivery.link_sent"]
+    assert approve(reviewer_client, request_id).status_code == 302  # a second approval is refused
+    assert actions(request_id, "package.approved") == ["package.approved"]
+
+
+def test_sending_back_reopens_only_the_named_systems(app, reviewer_client, client):
+    request_id = completed()
+    response = reviewer_client.post(
+        f"/packages/{request_id}/send-back", data={"systems": ["crm_muller"], "reason": "Wrong customer"}
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(PrivacyRequest, request_id).status == "requires_input"
+    entries = {e.connection_config.key: e for e in db.session.scalars(select(ManualInput))}
+    assert entries["crm_muller"].sent_back_at is not None and entries["shop"].sent_back_at is None
+    assert actions(request_id, "request.sent_back") == ["request.sent_back"]
+    with pytest.raises(Exception, match="crm_muller"):
+        privacy_requests.resume_request(request_id, STAFF)
+    db.session.rollback()
+    sign_in(client, make_user("staff"))
+    form = text_of(client.get(f"/requests/{request_id}/manual/crm_muller"))
+    assert "sent this system's entry back" in form and "Wrong customer" in form
+    assert "Needs re-review: sent back by a reviewer" in text_of(client.get(f"/requests/{request_id}"))
+    manual_inputs.save_manual_input(request_id, "crm_muller", {"notes": "Right", "age": "43"}, STAFF)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    pr = db.session.get(PrivacyRequest, request_id)
+    assert pr.status == "complete" and pr.package.data["crm_muller"] == [{"notes": "Right", "age": 43}]
+    sign_in(client, make_user("reviewer"))
+    assert "Ready for review" in text_of(client.get(f"/packages/{request_id}"))
+
+
+def test_a_send_back_needs_systems_and_a_reason(app, reviewer_client):
+    request_id = completed()
+    response = reviewer_client.post(f"/packages/{request_id}/send-back", data={"reason": "x"})
+    assert response.status_code == 400
+    assert "Choose at least one system" in text_of(response)
+    response = reviewer_client.post(f"/packages/{request_id}/send-back", data={"systems": ["shop"]})
+    assert response.status_code == 400
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+
+
+def test_without_review_delivery_follows_completion(app, smtp):
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False
+    request_id = completed()
+    row = delivery_row(request_id)
+    assert row is not None and row.state == "delivered"
+    assert actions(request_id, "package.approved") == ["package.approved"]
+    assert db.session.scalar(select(Notification).where(Notification.user_id.is_(None))) is not None
+
+
+# --- the subject -----------------------------------------------------------------------------------------
+
+
+def test_the_subject_proves_the_address_then_reads_and_downloads(app, reviewer_client, smtp):
+    request_id = completed()
+    approve(reviewer_client, request_id)
+    subject = app.test_client()
+    link = subject_link(smtp)
+    first = subject.get(link)
+    assert first.status_code == 200 and ENTERED not in text_of(first)
+    assert first.headers["Cache-Control"] == "no-store" and "noindex" in first.headers["X-Robots-Tag"]
+    assert '<meta name="robots" content="noindex, nofollow">' in first.get_data(as_text=True)
+    assert subject.get(f"{link}/package.zip").status_code == 302  # nothing before the code
+    ask_code(subject, link)
+    code = code_from(smtp)
+    assert (
+        subject.post(f"{link}/verify", data={"code": "000000" if code != "000000" else "111111"}).status_code
+        == 400
+    )
+    assert subject.post(f"{link}/verify", data={"code": code}).status_code == 302
+    page = text_of(subject.get(link))
+    assert "CRM Müller" in page and ENTERED in page and "Customer notes" in page
+    assert "Searched — nothing found" in page and ">newsletter_opt_in<" not in page
+    archive = zipfile.ZipFile(io.BytesIO(subject.get(f"{link}/package.zip").data))
+    assert json.loads(archive.read("package.json"))["crm_muller"] == [{"notes": ENTERED, "age": 42}]
+    assert json.loads(subject.get(f"{link}/package.json").data)["shop"] == [{"newsletter_opt_in": None}]
+    assert actions(request_id, "delivery.") == [
+        "delivery.link_sent",
+        "delivery.code_sent",
+        "delivery.code_refused",
+        "delivery.code_verified",
+        "delivery.viewed",
+        "delivery.downloaded",
+        "delivery.downloaded",
+    ]
+    assert subject.post(f"{link}/verify", data={"code": code}).status_code == 400  # used once
+
+
+def test_too_many_wrong_codes_lock_the_link(app, reviewer_client, smtp):
+    request_id = completed()
+    approve(reviewer_client, request_id)
+    subject = app.test_client()
+    link = subject_link(smtp)
+    ask_code(subject, link)
+    code = code_from(smtp)
+    wrong = "123456" if code != "123456" else "654321"
+    for left in (4, 3, 2, 1):
+        response = subject.post(f"{link}/verify", data={"code": wrong})
+        assert response.status_code == 400 and f"{left} more tr" in text_of(response)
+    locked = subject.post(f"{link}/verify", data={"code": wrong})
+    assert locked.status_code == 404 and NEUTRAL in text_of(locked)
+    assert subject.post(f"{link}/verify", data={"code": code}).status_code == 404
+    assert delivery_row(request_id).locked_at is not None
+    assert "delivery.locked" in actions(request_id, "delivery.")
+
+
+def _neutral(response) -> str:
+    assert response.status_code == 404
+    return re.sub(r"\s+", " ", text_of(response))
+
+
+def test_expired_revoked_and_unknown_links_get_one_neutral_page(app, reviewer_client, smtp):
+    request_id = completed()
+    approve(reviewer_client, request_id)
+    link = subject_link(smtp)
+    subject = app.test_client()
+    unknown = _neutral(subject.get("/delivery/" + "A" * 43))
+    assert NEUTRAL in unknown and request_id not in unknown
+    db.session.execute(update(PackageDelivery).values(token_expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert _neutral(subject.get(link)) == unknown
+    db.session.execute(update(PackageDelivery).values(token_expires_at=utcnow() + timedelta(days=1)))
+    db.session.commit()
+    assert subject.get(link).status_code == 200
+    assert reviewer_client.post(f"/packages/{request_id}/delivery/revoke").status_code == 302
+    assert _neutral(subject.get(link)) == unknown
+    assert _neutral(subject.post(f"{link}/code")) == unknown
+    assert "delivery.link_revoked" in actions(request_id, "delivery.")
+
+
+def test_a_new_link_replaces_the_old_one(app, reviewer_client, smtp):
+    request_id = completed()
+    approve(reviewer_client, request_id)
+    old = subject_link(smtp)
+    with reviewer_client.post(f"/packages/{request_id}/delivery/resend") as response:
+        assert response.status_code == 302
+    links = [
+        "/delivery/" + link.split("/delivery/", 1)[1]
+        for r in smtp.to(SUBJECT_EMAIL)
+        for link in r.links()
+        if "/delivery/" in link
+    ]
+    assert len(links) == 2 and links[1] != old
+    subject = app.test_client()
+    assert subject.get(old).status_code == 404 and subject.get(links[1]).status_code == 200
+
+
+def test_the_delivery_pages_are_rate_limited_per_address(app, reviewer_client, smtp):
+    app.config["DELIVERY_RATE_LIMIT"] = "3 per minute"
+    subject = app.test_client()
+    statuses = [subject.get("/delivery/" + "B" * 43).status_code for _ in range(4)]
+    assert statuses == [404, 404, 404, 429]
+
+
+def test_a_request_with_only_a_phone_number_gives_staff_the_link_once(app, reviewer_client, smtp):
+    request_id = completed(email=None, phone="+15555550123")
+    response = reviewer_client.post(f"/packages/{request_id}/approve")
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "Hand this link to the data subject" in page
+    link = "/delivery/" + re.search(r"/delivery/([A-Za-z0-9_-]+)", page).group(1)
+    assert "Hand this link" not in text_of(reviewer_client.get(f"/packages/{request_id}"))
+    assert smtp.received == []
+    opened = app.test_client().get(link)
+    assert opened.status_code == 200 and ENTERED in text_of(opened)
+    assert actions(request_id, "delivery.") == ["delivery.link_issued", "delivery.viewed"]
+
+
+# --- faults --------------------------------------------------------------------------------------------
+
+
+def test_with_the_mail_server_down_the_approval_stands_and_the_mail_waits(app, reviewer_client, smtp):
+    request_id = completed()
+    smtp.stop()
+    assert approve(reviewer_client, request_id).status_code == 302
+    assert delivery_row(request_id).state == "delivered"
+    row = db.session.scalar(select(Notification).where(Notification.user_id.is_(None)))
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ConnectionRefusedError")
+    assert row.recipient == SUBJECT_EMAIL  # kept, encrypted, until it is sent
+
+
+def _local_destination(app, tmp_path, directory: str) -> None:
+    app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path)
+    app.config["RELEASE_STORAGE_KEY"] = "released"
+    db.session.add(
+        StorageConfig(
+            key="released", name="Released", type="local", format="json", details={"directory": directory}
+        )
+    )
+    db.session.commit()
+
+
+def test_a_release_destination_receives_the_package_and_a_failure_is_retryable(
+    app, reviewer_client, smtp, tmp_path
+):
+    request_id = completed()
+    _local_destination(app, tmp_path, "out")
+    approve(reviewer_client, request_id)
+    row = delivery_row(request_id)
+    assert row.state == "delivery_failed" and "released" in row.storage_error
+    assert smtp.to(SUBJECT_EMAIL)  # the subject's link went out all the same; the package is kept
+    page = text_of(reviewer_client.get(f"/packages/{request_id}"))
+    assert "Delivery failed" in page and "Retry writing to storage" in page
+    (tmp_path / "out").mkdir()
+    assert reviewer_client.post(f"/packages/{request_id}/delivery/retry").status_code == 302
+    row = delivery_row(request_id)
+    assert row.state == "delivered" and row.storage_error is None
+    written = json.loads((tmp_path / "out" / f"{request_id}.json").read_text())
+    assert written["crm_muller"] == [{"notes": ENTERED, "age": 42}]
+    assert actions(request_id, "delivery.") == ["delivery.link_sent", "delivery.failed", "delivery.stored"]
+
+
+def test_the_mails_to_the_subject_hold_no_entered_data(app, reviewer_client, smtp):
+    request_id = completed()
+    approve(reviewer_client, request_id)
+    ask_code(app.test_client(), subject_link(smtp))
+    for mail in smtp.to(SUBJECT_EMAIL):
+        assert ENTERED not in mail.raw.decode("utf-8", "replace")
+        assert "CRM" not in mail.text
+
+
+def test_a_stalled_subject_mail_can_still_be_sent_later(app, reviewer_client, smtp):
+    request_id = completed()
+    smtp.stop()
+    approve(reviewer_client, request_id)
+    SMTPServer(smtp.port).start_with(smtp.handler)
+    from portal.notifications import delivery as sender
+
+    row = db.session.scalar(select(Notification).where(Notification.user_id.is_(None)))
+    assert sender.run(now=row.next_attempt_at).sent == 2  # the reviewer's mail waited too
+    assert subject_link(smtp).startswith("/delivery/")
+    db.session.expire_all()
+    row = db.session.get(Notification, row.id)
+    assert row.status == "sent" and row.recipient is None and row.private_context is None
