@@ -55,6 +55,12 @@ HTML: dict[tuple[str, str], tuple] = {
     ("notifications.settings", "POST"): (LOGIN, 200, 200, 200),
     ("unsubscribe.confirm", "GET"): (200, 200, 200, 200),
     ("unsubscribe.confirm", "POST"): (200, 200, 200, 200),
+    # the data subject's page: public, but a link that is not a delivery link opens nothing for anyone
+    ("delivery.page", "GET"): (404, 404, 404, 404),
+    ("delivery.send_code", "POST"): (404, 404, 404, 404),
+    ("delivery.verify", "POST"): (404, 404, 404, 404),
+    ("delivery.download_json", "GET"): (404, 404, 404, 404),
+    ("delivery.download_zip", "GET"): (404, 404, 404, 404),
     # requests: every role sees them; only staff and admins change them, only admins review
     ("requests.queue", "GET"): (LOGIN, 200, 200, 200),
     ("requests.queue", "POST"): (LOGIN, 302, 302, 302),
@@ -74,6 +80,12 @@ HTML: dict[tuple[str, str], tuple] = {
     ("packages.detail", "GET"): (LOGIN, 200, 403, 200),
     ("packages.download_json", "GET"): (LOGIN, 200, 403, 200),
     ("packages.download_zip", "GET"): (LOGIN, 200, 403, 200),
+    # review and delivery: the reviewer approves first, so the admin finds it released already
+    ("packages.approve", "POST"): (LOGIN, 302, 403, 302),
+    ("packages.send_back", "POST"): (LOGIN, 400, 403, 400),  # no systems, no reason posted
+    ("packages.resend_link", "POST"): (LOGIN, 302, 403, 302),
+    ("packages.revoke_link", "POST"): (LOGIN, 302, 403, 302),
+    ("packages.retry_storage", "POST"): (LOGIN, 302, 403, 302),
     # admin: admins only
     ("admin.audit", "GET"): (LOGIN, 403, 403, 200),
     ("admin.audit_csv", "GET"): (LOGIN, 403, 403, 200),

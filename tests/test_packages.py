@@ -172,10 +172,11 @@ def test_package_page_renders_each_key_as_a_table_and_escapes_values(client, rev
     headers = re.findall(r"<thead.*?</thead>", body, re.S)
     assert len(headers) == 2
     assert re.findall(r"<th scope=\"col\">(.*?)</th>", headers[0]) == ["id", "name", "email", "vip"]
-    assert re.findall(r"<th scope=\"col\">(.*?)</th>", headers[1]) == ["first_name", "last_name", "notes"]
+    # A manual system by its name and its fields by their names (PII fields), not keys and labels.
+    assert re.findall(r"<th scope=\"col\">(.*?)</th>", headers[1]) == ["First Name", "Last Name", "Notes"]
     page = text_of(response)
     assert "postgres_example:customer" in page and "Collected automatically" in page
-    assert "crm" in page and "Entered by hand" in page
+    assert "Crm" in page and "Entered by hand" in page
     assert "Jane Customer" in page and "true" in page and "false" in page
     # A null is a muted dash that reads "empty".
     assert '<span aria-hidden="true">—</span><span class="visually-hidden">empty</span>' in body
@@ -277,7 +278,8 @@ def test_zip_report_is_self_contained_and_escapes_values(client, reviewer):
     assert "Default access policy" in report
     assert "Report generated" in report and "UTC" in report
     assert report.count("<table>") == 2
-    assert "crm" in report and "postgres_example:customer" in report
+    assert "Crm" in report and "postgres_example:customer" in report
+    assert '<th scope="col">First Name</th>' in report and ">first_name<" not in report
 
 
 def test_zip_report_says_nothing_found_in_words(client, reviewer):

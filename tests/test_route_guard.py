@@ -29,6 +29,13 @@ PUBLIC = {
     # A mail's unsubscribe link: opened from a mailbox, signed in or not. Only a token this portal signed
     # (itsdangerous) gets past it, and it can only turn mails off (portal/notifications/views.py).
     "unsubscribe.confirm",
+    # The data subject's delivery page: no account. Only a valid link (a 256-bit token, stored hashed)
+    # opens anything, and only after the code mailed to the request's address (portal/delivery).
+    "delivery.page",
+    "delivery.send_code",
+    "delivery.verify",
+    "delivery.download_json",
+    "delivery.download_zip",
 }
 # Flask answers OPTIONS itself (the Allow header) without running the view; nothing to guard there.
 UNGUARDED_METHODS = {"OPTIONS"}

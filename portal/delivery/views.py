@@ -41,7 +41,6 @@ def _limited(view):
 def _private(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
@@ -101,6 +100,10 @@ def page(token: str):
 @bp.post("/<token>/code")
 @_limited
 def send_code(token: str):
+    try:
+        delivery.open_link(token)
+    except delivery.LinkUnusable:
+        return _unusable()
     if not SendCodeForm().validate_on_submit():
         return redirect(url_for(".page", token=token))
     try:
@@ -116,6 +119,10 @@ def send_code(token: str):
 @bp.post("/<token>/verify")
 @_limited
 def verify(token: str):
+    try:
+        delivery.open_link(token)
+    except delivery.LinkUnusable:
+        return _unusable()
     form = CodeForm()
     if not form.validate_on_submit():
         return render_template(

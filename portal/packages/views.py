@@ -45,16 +45,12 @@ def _package(
     404 page, with the service's message) if there is none."""
     privacy_request = privacy_requests.get_request(request_id)
     package = privacy_requests.get_package(privacy_request, current_actor(), action=action, **details)
-    return privacy_request, package, _meta(privacy_request)
+    return privacy_request, package, _meta(privacy_request, package)
 
 
-def _meta(privacy_request: PrivacyRequest) -> reports.ReportMeta:
-    return meta_for(privacy_request)
-
-
-def meta_for(privacy_request: PrivacyRequest) -> reports.ReportMeta:
+def _meta(privacy_request: PrivacyRequest, package: StoredPackage) -> reports.ReportMeta:
     """The exports' metadata, with the systems' and fields' names for the report."""
-    keys = [summary.key for summary in privacy_request.package.contents().keys]
+    keys = [summary.key for summary in package.keys]
     return reports.ReportMeta(
         request_id=privacy_request.id,
         policy=privacy_request.policy.name,
