@@ -16,6 +16,7 @@ from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
+    ConnectionConfig,
     ManualInput,
     Notification,
     PackageDelivery,
@@ -48,10 +49,10 @@ def app_config(app_config, smtp):
 
 def completed(email: str | None = SUBJECT_EMAIL, phone: str | None = None) -> str:
     """A complete request with two manual systems: CRM (notes, age) and Shop (newsletter)."""
-    add_webhook(
-        "crm_muller", [field("Customer notes", "notes"), field("Age", type="number")], name="CRM Müller"
-    )
-    add_webhook("shop", [field("Newsletter opt-in", "newsletter_opt_in", type="boolean")], name="Shop")
+    if db.session.scalar(select(ConnectionConfig.id).where(ConnectionConfig.key == "shop")) is None:
+        fields = [field("Customer notes", "notes"), field("Age", type="number")]
+        add_webhook("crm_muller", fields, name="CRM Müller")
+        add_webhook("shop", [field("Newsletter opt-in", "newsletter_opt_in", type="boolean")], name="Shop")
     identity = {"phone_number": phone} if phone else {}
     request_id = new_request(email=email, identity=identity) if email else _request_without_email(identity)
     manual_inputs.save_manual_input(request_id, "crm_muller", {"notes": ENTERED, "age": "42"}, STAFF)
@@ -379,3 +380,71 @@ def test_a_stalled_subject_mail_can_still_be_sent_later(app, reviewer_client, sm
     db.session.expire_all()
     row = db.session.get(Notification, row.id)
     assert row.status == "sent" and row.recipient is None and row.private_context is None
+
+
+# --- purge and key rotation ----------------------------------------------------------------------------
+
+
+def test_the_purge_removes_the_link_the_code_the_reason_and_the_waiting_mail(app, reviewer_client, smtp):
+    from portal.models.audit import Actor
+    from portal.services import retention
+
+    request_id = completed()
+    smtp.stop()  # the subject's mail waits in the outbox with their address and link
+    approve(reviewer_client, request_id)
+    link_row = db.session.scalar(select(Notification).where(Notification.user_id.is_(None)))
+    assert link_row.recipient == SUBJECT_EMAIL
+    old = utcnow() - timedelta(days=91)
+    db.session.execute(update(PrivacyRequest).values(finished_processing_at=old))
+    db.session.commit()
+
+    purged = retention.purge_expired(Actor.system("test"))
+    db.session.commit()
+
+    assert [p.request_id for p in purged] == [request_id]
+    assert delivery_row(request_id) is None
+    row = db.session.get(Notification, link_row.id)
+    assert (row.recipient, row.private_context, row.status) == (None, None, "skipped")
+    (event,) = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "request.purged"))
+    assert event.details["delivery_deleted"] is True
+
+
+def test_key_rotation_covers_the_send_back_reason_and_the_subject_mails(app, reviewer_client, smtp):
+    import sqlalchemy as sa
+
+    from portal.crypto import Keyring, generate_key
+    from portal.services import key_rotation
+    from tests.conftest import TEST_KEY
+
+    columns = set(key_rotation.encrypted_columns())
+    assert {
+        ("package_deliveries", "id", "send_back_reason"),
+        ("notifications", "id", "recipient"),
+        ("notifications", "id", "private_context"),
+    } <= columns
+    request_id = completed()
+    reviewer_client.post(
+        f"/packages/{request_id}/send-back", data={"systems": ["crm_muller"], "reason": "Wrong person"}
+    )
+    smtp.stop()
+    other = completed(email="second.subject@example.com")
+    approve(reviewer_client, other)
+    new_key = generate_key()
+    ring = Keyring(TEST_KEY).rotated(new_key)
+
+    report = key_rotation.rotate(ring, after_batch=db.session.commit)
+    db.session.commit()
+
+    assert report.complete
+    for table, column in (
+        ("package_deliveries", "send_back_reason"),
+        ("notifications", "recipient"),
+        ("notifications", "private_context"),
+    ):
+        t = key_rotation.raw_table(table, "id", column)
+        values = [
+            bytes(v) for v in db.session.scalars(sa.select(t.c[column]).where(t.c[column].is_not(None)))
+        ]
+        assert values, f"{table}.{column} holds nothing to rotate"
+        assert {Keyring.key_id_of(v) for v in values} == {Keyring(new_key).first_key_id}
+        assert all(Keyring(new_key).decrypt(v) for v in values)

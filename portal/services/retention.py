@@ -2,7 +2,8 @@
 
 A request is closed when it is ``complete`` (counted from ``finished_processing_at``), ``denied`` (from
 ``reviewed_at``) or ``canceled`` (from ``updated_at``, which nothing changes after a cancel). Purging
-deletes its manual inputs and its access package, replaces the identity with an empty one, clears the
+deletes its manual inputs, its access package and its delivery (the subject's link, code and any
+send-back reason; mails to the subject still in the outbox lose their address and link), replaces the identity with an empty one, clears the
 external id (the requester's ticket in another system: it leads back to the person), the blind indexes (so
 the request can no longer be found by email, phone or external id) and the free-text denial reason. The
 request row (id, status, policy, dates) and its audit trail stay: they hold no personal data. Every purge
@@ -26,6 +27,8 @@ from portal.models import (
     AccessPackage,
     AccessPackageChunk,
     ManualInput,
+    Notification,
+    PackageDelivery,
     PrivacyRequest,
     RequestStatus,
     lifecycle,
@@ -101,6 +104,21 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
         packages = db.session.execute(
             delete(AccessPackage).where(AccessPackage.privacy_request_id == item.request_id)
         ).rowcount
+        # The subject's link, code and any send-back reason go with the package; so do mails to the
+        # subject still waiting in the outbox (their address and link).
+        deliveries = db.session.execute(
+            delete(PackageDelivery).where(PackageDelivery.privacy_request_id == item.request_id)
+        ).rowcount
+        db.session.execute(
+            update(Notification)
+            .where(
+                Notification.subject_key == item.request_id,
+                Notification.user_id.is_(None),
+                Notification.status == "pending",
+            )
+            .values(recipient=None, private_context=None, status="skipped")
+            .execution_options(synchronize_session=False)
+        )
         db.session.execute(
             update(PrivacyRequest)
             .where(PrivacyRequest.id == item.request_id, PrivacyRequest.purged_at.is_(None))
@@ -123,6 +141,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             status=item.status,
             manual_inputs_deleted=inputs,
             package_deleted=bool(packages),
+            delivery_deleted=bool(deliveries),
         )
     db.session.expire_all()
     return purged
