@@ -113,8 +113,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
 class LiveServer:
     """The portal on 127.0.0.1:<free port>, served from a background thread, plus data-setup shortcuts."""
 
-    def __init__(self, database: Path, instance: Path) -> None:
-        self.app = create_app(e2e_config(database), instance_path=str(instance))
+    def __init__(self, database: Path, instance: Path, extra: dict[str, Any] | None = None) -> None:
+        self.app = create_app({**e2e_config(database), **(extra or {})}, instance_path=str(instance))
         self._errors = _ErrorRecords()
         self._loggers = [self.app.logger, logging.getLogger("werkzeug")]
         self.url = ""

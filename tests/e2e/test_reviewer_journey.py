@@ -28,10 +28,10 @@ def test_reviewer_opens_the_package_and_downloads_json_and_zip(browsing, live_se
     ready.get_by_role("link", name=request_id, exact=True).click()
 
     expect(page.get_by_role("heading", name="Access package", level=1)).to_be_visible()
-    crm_section = page.get_by_role("region", name="customer_crm")
+    crm_section = page.get_by_role("region", name="Customer CRM")
     expect(crm_section).to_contain_text("Entered by hand")
     expect(crm_section.get_by_role("cell", name="Jane")).to_be_visible()
-    expect(page.get_by_role("region", name="paper_archive")).to_contain_text("Searched — nothing found")
+    expect(page.get_by_role("region", name="Paper archive")).to_contain_text("Searched — nothing found")
 
     with page.expect_download() as json_download:
         page.get_by_role("link", name="Download JSON").click()
