@@ -13,11 +13,12 @@ import pytest
 from flask import request, request_finished
 
 from portal.demo import DEMO_DATABASE_KEY, add_demo_database
+from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import Notification, PrivacyRequest, utcnow
 from portal.notifications.mail import unsubscribe_token
 from portal.scopes import ROLE_SCOPES
-from portal.services import oauth_clients, storage, tokens, users
+from portal.services import delivery, manual_inputs, oauth_clients, privacy_requests, storage, tokens, users
 from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,13 @@ NOT_PAGES = {
     "static",
     "bootstrap.static",
     "healthz",
+    "favicon",  # an icon, not a page
     "admin.audit_csv",
     "admin.download_dataset",
     "packages.download_json",
     "packages.download_zip",
+    "delivery.download_json",
+    "delivery.download_zip",
 }
 EVERY_TYPE = [
     {"pii_field": "Full name", "required": True, "help_text": "As written in the account."},
@@ -108,7 +112,32 @@ def _populate(server) -> dict[str, str]:
             )
         )
         db.session.commit()
+    ids.update(_released(server, ids))
     return ids
+
+
+def _released(server, ids: dict[str, str]) -> dict[str, str]:
+    """Two released packages and their subjects' links: one mailed (the code page first), one for a
+    request with only a phone number (staff hand the link over; it opens the report)."""
+    links: dict[str, str] = {}
+    emailed = server.complete_request(
+        "released@example.com", {ids["crm"]: {"full_name": "Jane"}, ids["archive"]: {}}
+    )
+    with server.app.app_context():
+        phone_only = privacy_requests.create_request(
+            identity={"phone_number": "+15555550123"}, policy_key="default_access_policy", actor=SETUP
+        ).id
+        dispatch.commit_and_run()
+        manual_inputs.save_manual_input(phone_only, ids["crm"], {"full_name": "Jane", "orders": "3"}, SETUP)
+        manual_inputs.save_manual_input(phone_only, ids["archive"], {}, SETUP)
+        privacy_requests.resume_request(phone_only, SETUP)
+        dispatch.commit_and_run()
+        for name, request_id in (("emailed", emailed), ("phone", phone_only)):
+            delivery.approve(
+                request_id, SETUP, lambda token, name=name: links.setdefault(name, f"/delivery/{token}")
+            )
+            db.session.commit()
+    return {"released_link": links["emailed"], "phone_link": links["phone"], "released": emailed}
 
 
 def _click(name: str, fill: dict[str, str] | None = None, role: str = "button") -> Callable:
@@ -255,6 +284,19 @@ def test_every_page_has_no_serious_accessibility_violations(browsing, live_serve
             _check(page, f"{role}: {label}", problems)
         with new_document(page):
             page.get_by_role("button", name="Sign out").click()
+
+    for label, step in (
+        ("subject: delivery, asks for a code", ids["released_link"]),
+        ("subject: delivery, code sent", _click("Email me a code")),
+        ("subject: delivery, wrong code", _click("Open my data", {"Six-digit code": "12"})),
+        ("subject: delivery report (handed over by staff)", ids["phone_link"]),
+        ("subject: delivery link that cannot be used", "/delivery/" + "x" * 43),
+    ):
+        if callable(step):
+            step(page)
+        else:
+            page.goto(step)
+        _check(page, label, problems)
 
     assert not problems, "Accessibility violations:\n" + "\n".join(problems)
     pages = {
