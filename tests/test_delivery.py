@@ -448,3 +448,30 @@ def test_key_rotation_covers_the_send_back_reason_and_the_subject_mails(app, rev
         assert values, f"{table}.{column} holds nothing to rotate"
         assert {Keyring.key_id_of(v) for v in values} == {Keyring(new_key).first_key_id}
         assert all(Keyring(new_key).decrypt(v) for v in values)
+
+
+def test_request_logs_never_hold_a_subjects_link():
+    import datetime
+    import logging
+    import runpy
+    import types
+    from pathlib import Path
+
+    from gunicorn.config import Config
+
+    from portal import _without_query_strings
+
+    path = "/delivery/" + "T0ken_-" * 6
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    logger = conf["logger_class"](Config())
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path, "QUERY_STRING": ""}
+    environ.update({"SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "192.0.2.1"})
+    response = types.SimpleNamespace(status="200 OK", headers=[], sent=0, response_length=0)
+    request = types.SimpleNamespace(headers=[], method="GET", uri=path, path=path, query="", version=(1, 1))
+    assert logger.atoms(response, request, environ, datetime.timedelta(seconds=1))["U"] == "/delivery/…"
+
+    record = logging.LogRecord(
+        "werkzeug", logging.INFO, "", 0, '"%s" %s', (f"GET {path} HTTP/1.1", "200"), None
+    )
+    _without_query_strings(record)
+    assert record.args[0] == "GET /delivery/… HTTP/1.1"

@@ -25,6 +25,7 @@ from werkzeug.routing import BuildError
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
 from portal.models.packages import StoredPackage
+from portal.notifications.mail import external_url
 from portal.packages import bp
 from portal.packages.forms import ApproveForm, LinkForm, SendBackForm
 from portal.routing import page_number
@@ -126,7 +127,8 @@ def _render_detail(privacy_request, tables, meta, *, send_back_form=None, handov
 
 
 def _link_url(token: str) -> str:
-    return url_for("delivery.page", token=token, _external=True)
+    """The subject's link, from PORTAL_BASE_URL as every link in a mail."""
+    return external_url("delivery.page", token=token)
 
 
 def _released_message(release: delivery.Release) -> str:
