@@ -75,6 +75,9 @@ HTML: dict[tuple[str, str], tuple] = {
     ("requests.approve", "POST"): (LOGIN, 403, 403, 302),
     ("requests.deny", "POST"): (LOGIN, 403, 403, 302),
     ("requests.retry", "POST"): (LOGIN, 403, 403, 302),
+    # the subject's link: every role may re-issue or revoke it (refused here: the request is not released)
+    ("requests.delivery_link", "POST"): (LOGIN, 302, 302, 302),
+    ("requests.revoke_delivery_link", "POST"): (LOGIN, 302, 302, 302),
     # packages: reviewers and admins only
     ("packages.index", "GET"): (LOGIN, 200, 403, 200),
     ("packages.detail", "GET"): (LOGIN, 200, 403, 200),

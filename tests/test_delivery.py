@@ -475,3 +475,37 @@ def test_request_logs_never_hold_a_subjects_link():
     )
     _without_query_strings(record)
     assert record.args[0] == "GET /delivery/… HTTP/1.1"
+
+
+def test_staff_hand_over_a_new_link_for_a_phone_only_request_and_can_revoke_it(app, reviewer_client, smtp):
+    request_id = completed(email=None, phone="+15555550123")
+    reviewer_client.post(f"/packages/{request_id}/approve")
+    staff = app.test_client()
+    sign_in(staff, make_user("staff"))
+    page = text_of(staff.get(f"/requests/{request_id}"))
+    assert "This request has no email address: staff deliver it" in page and "Hand this link" not in page
+    issued = staff.post(f"/requests/{request_id}/delivery/link")
+    assert issued.status_code == 200 and issued.headers["Cache-Control"] == "no-store"
+    link = "/delivery/" + re.search(r"/delivery/([A-Za-z0-9_-]+)", text_of(issued)).group(1)
+    assert app.test_client().get(link).status_code == 200
+    assert "Hand this link" not in text_of(staff.get(f"/requests/{request_id}"))  # shown once
+    assert staff.post(f"/requests/{request_id}/delivery/revoke").status_code == 302
+    assert app.test_client().get(link).status_code == 404
+    assert actions(request_id, "delivery.") == [
+        "delivery.link_issued",
+        "delivery.link_issued",
+        "delivery.viewed",
+        "delivery.link_revoked",
+    ]
+
+
+def test_staff_see_the_delivery_state_and_resend_a_mailed_link(app, reviewer_client, smtp):
+    request_id = completed()
+    staff = app.test_client()
+    sign_in(staff, make_user("staff"))
+    assert "Waiting for a reviewer to approve the package" in text_of(staff.get(f"/requests/{request_id}"))
+    approve(reviewer_client, request_id)
+    assert "Delivered" in text_of(staff.get(f"/requests/{request_id}"))
+    with staff.post(f"/requests/{request_id}/delivery/link") as response:
+        assert response.status_code == 302
+    assert len([r for r in smtp.to(SUBJECT_EMAIL) if "ready" in r.subject]) == 2

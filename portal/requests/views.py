@@ -68,6 +68,12 @@ def confirmed() -> None:
 # --- presentation helpers ---------------------------------------------------------------------------
 
 
+def delivery_card_for(privacy_request: PrivacyRequest, handover=None):
+    from portal.requests.delivery import card_for  # the delivery card's module imports this one
+
+    return card_for(privacy_request, handover)
+
+
 def due_badge(privacy_request: PrivacyRequest, now: datetime) -> tuple[str, str] | None:
     """(colour, text) for the deadline of an open request, counted in UTC calendar days."""
     if privacy_request.status in lifecycle.CLOSED:
@@ -337,7 +343,7 @@ def saved_notice(privacy_request: PrivacyRequest, cards: list, missing: list[str
     return message
 
 
-def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None):
+def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None, handover=None):
     cards = manual_inputs.cards_for(privacy_request)
     missing = [card.gated.connection.name for card in cards if card.state != "done"]
     whole = request.args.get("timeline") == "all"
@@ -365,6 +371,7 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         deny_form=DenyForm(formdata=None) if is_admin and privacy_request.status == S.PENDING else None,
         now=utcnow(),
         due_badge=due_badge,
+        delivery_card=delivery_card_for(privacy_request, handover),
     )
     if revealed is None:
         return response
