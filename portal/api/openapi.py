@@ -29,6 +29,9 @@ def ref(name: str) -> dict:
 
 
 STRING_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+# A manual value as stored and answered: typed by its field (number, yes/no as boolean, date and text as
+# strings); an upload may give numbers and booleans as strings too.
+MANUAL_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
 TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
 
 RESPONSE_SCHEMAS: dict[str, dict] = {
@@ -118,15 +121,17 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "type": "object",
         "properties": {
             "checked": {"type": "boolean"},
-            "fields": {"type": "object", "additionalProperties": STRING_OR_NULL},
+            "fields": {"type": "object", "additionalProperties": MANUAL_VALUE},
         },
         "required": ["checked", "fields"],
     },
     "UploadBody": {
         "type": "object",
-        "description": "Label → value (string or null). {} means 'searched, nothing found'; missing labels "
-        "are stored as null; the whole entry is replaced.",
-        "additionalProperties": STRING_OR_NULL,
+        "description": "Label → value (string or null; for number and yes/no fields also a JSON number or "
+        "boolean). Values are stored typed: numbers as numbers, yes/no as booleans, dates as YYYY-MM-DD. A "
+        "value that does not convert is refused (422) naming its label. {} means 'searched, nothing "
+        "found'; missing labels are stored as null; the whole entry is replaced.",
+        "additionalProperties": MANUAL_VALUE,
     },
     "AccessToken": {
         "type": "object",
