@@ -17,7 +17,9 @@ from sqlalchemy import select
 from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.services import delivery
 from tests.e2e.helpers import (
+    SETUP,
     Browsing,
     LiveServer,
     chromium_unavailable_reason,
@@ -52,6 +54,27 @@ def _seed(server: LiveServer) -> dict[str, str]:
             select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
         ).first()
         return {"half": waiting[0].id, "complete": complete.id}
+
+
+SCREENSHOT_CODE = "246810"
+
+
+def _subject_link(server: LiveServer, request_id: str) -> str:
+    """Approve the package as a reviewer would, and return the subject's link (the demo's mail server is
+    the console, which withholds it)."""
+    links: dict[str, str] = {}
+    with server.app.app_context():
+        delivery.approve(request_id, SETUP, lambda token: links.setdefault("link", f"/delivery/{token}"))
+        db.session.commit()
+    return links["link"]
+
+
+def _known_code(server: LiveServer, request_id: str) -> None:
+    """Test data: the code just mailed (withheld by the console) replaced by one the script can type."""
+    with server.app.app_context():
+        found = delivery.delivery_for(request_id)
+        found.code_hash = delivery._code_hash(found.id, SCREENSHOT_CODE)
+        db.session.commit()
 
 
 def _shoot(page, name: str, full_page: bool = True) -> None:
@@ -103,6 +126,17 @@ def main() -> int:
                 page.goto(f"/packages/{ids['complete']}")
                 _shoot(page, "package")
                 reviewer.close()
+
+                subject = Browsing(browser, server)
+                page = subject.page
+                page.goto(_subject_link(server, ids["complete"]))
+                page.get_by_role("button", name="Email me a code").click()
+                page.get_by_label("Six-digit code").wait_for()
+                _known_code(server, ids["complete"])
+                page.get_by_label("Six-digit code").fill(SCREENSHOT_CODE)
+                page.get_by_role("button", name="Open my data").click()
+                _shoot(page, "delivery-subject")
+                subject.close()
         finally:
             server.stop()
     return 0
