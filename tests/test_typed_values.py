@@ -155,3 +155,21 @@ def test_the_form_shows_typed_values_again(app, client, login_as):
     page = client.get(f"/requests/{request_id}/manual/crm").get_data(as_text=True)
     assert 'value="42"' in page and 'value="3.5"' in page
     assert '<option selected value="true">' in page
+
+
+def test_names_replace_keys_for_manual_and_collected_data(app):
+    from portal.models import ConnectionConfig, DatasetConfig
+
+    add_webhook("crm_muller", [field("Newsletter opt-in", "newsletter_opt_in")], name="CRM Müller & Söhne")
+    shop = ConnectionConfig(key="shop_db", name="Shop database", connection_type="sqlite")
+    db.session.add(shop)
+    db.session.flush()
+    db.session.add(DatasetConfig(connection_config_id=shop.id, fides_key="shop", dataset={}))
+    db.session.commit()
+
+    names = privacy_requests.package_names(["crm_muller", "shop:orders", "gone", "gone_db:rows"])
+
+    assert names.title("crm_muller") == "CRM Müller & Söhne"
+    assert names.headers("crm_muller", ["newsletter_opt_in", "other"]) == ["Newsletter opt-in", "other"]
+    assert names.title("shop:orders") == "Shop database: orders"
+    assert names.title("gone") == "gone" and names.title("gone_db:rows") == "gone_db:rows"

@@ -19,6 +19,7 @@ from portal.extensions import db, run
 from portal.models import (
     AuditEvent,
     ConnectionConfig,
+    DatasetConfig,
     ManualWebhook,
     Policy,
     PrivacyRequest,
@@ -284,20 +285,37 @@ def get_package(
 
 
 def package_names(keys: list[str]) -> reports.PackageNames:
-    """The system name of every connection key of a package and each manual field's name (``pii_field``)
-    by package label, from the connections as they are now; keys no connection has keep their key."""
+    """What a person reads instead of a package's keys, from the connections as they are now: a manual
+    system's name and each field's name (``pii_field``) by package label; for collected data
+    ``"<dataset>:<collection>"``, the database connection's name and the collection. Keys that name
+    nothing (a connection deleted since) are shown as they are."""
     if not keys:
         return reports.PackageNames()
     systems: dict[str, str] = {}
     fields: dict[str, dict[str, str]] = {}
-    rows = db.session.execute(
-        select(ConnectionConfig.key, ConnectionConfig.name, ManualWebhook.fields)
-        .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
-        .where(ConnectionConfig.key.in_([key for key in keys if ":" not in key]))
-    )
-    for key, name, definitions in rows:
-        systems[key] = name
-        fields[key] = {f["dsr_package_label"]: f["pii_field"] for f in definitions or ()}
+    manual = [key for key in keys if ":" not in key]
+    collected = {key.split(":", 1)[0] for key in keys if ":" in key}
+    if manual:
+        rows = db.session.execute(
+            select(ConnectionConfig.key, ConnectionConfig.name, ManualWebhook.fields)
+            .outerjoin(ManualWebhook, ManualWebhook.connection_config_id == ConnectionConfig.id)
+            .where(ConnectionConfig.key.in_(manual))
+        )
+        for key, name, definitions in rows:
+            systems[key] = name
+            fields[key] = {f["dsr_package_label"]: f["pii_field"] for f in definitions or ()}
+    if collected:
+        databases = dict(
+            db.session.execute(
+                select(DatasetConfig.fides_key, ConnectionConfig.name)
+                .join(ConnectionConfig, ConnectionConfig.id == DatasetConfig.connection_config_id)
+                .where(DatasetConfig.fides_key.in_(collected))
+            ).all()
+        )
+        for key in keys:
+            dataset, _, collection = key.partition(":")
+            if collection and dataset in databases:
+                systems[key] = f"{databases[dataset]}: {collection}"
     return reports.PackageNames(systems, fields)
 
 
