@@ -180,7 +180,11 @@ def _after_release(request_id: str, release: delivery.Release, done: str):
 def send_back(request_id: str):
     form = SendBackForm()
     privacy_request = privacy_requests.get_request(request_id)
-    if privacy_request.status == RequestStatus.COMPLETE and privacy_request.package is not None:
+    state = delivery.state_of(privacy_request, delivery.delivery_for(request_id))
+    if state != delivery.D.READY_FOR_REVIEW:
+        flash(f"The package of privacy request '{request_id}' is not waiting for review.", "danger")
+        return redirect(url_for(".detail", request_id=request_id))
+    if privacy_request.package is not None:
         keys = [summary.key for summary in privacy_request.package.contents().keys]
         form.systems.choices = [(key, key) for key in keys if ":" not in key]
     if form.validate_on_submit():
