@@ -509,3 +509,17 @@ def test_staff_see_the_delivery_state_and_resend_a_mailed_link(app, reviewer_cli
     with staff.post(f"/requests/{request_id}/delivery/link") as response:
         assert response.status_code == 302
     assert len([r for r in smtp.to(SUBJECT_EMAIL) if "ready" in r.subject]) == 2
+
+
+def test_staff_are_mailed_the_systems_sent_back_without_the_reason(app, reviewer_client, smtp):
+    staff = make_user("staff")
+    request_id = completed()
+    with reviewer_client.post(
+        f"/packages/{request_id}/send-back", data={"systems": ["crm_muller"], "reason": "Jane Roe's address"}
+    ) as response:
+        assert response.status_code == 302
+    (mail,) = smtp.to(staff.email)
+    assert mail.subject == f"Sent back for re-review: {request_id[:12]}…"
+    assert "CRM Müller" in mail.text and f"/requests/{request_id}" in mail.text
+    raw = mail.raw.decode("utf-8", "replace")
+    assert "Jane Roe" not in raw and SUBJECT_EMAIL not in raw and ENTERED not in raw

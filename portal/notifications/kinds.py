@@ -62,8 +62,18 @@ UNASSIGNED_TASK = Kind(
     wired=False,
 )
 
+PACKAGE_SENT_BACK = Kind(
+    "package_sent_back",
+    "A package was sent back for re-review",
+    "When a reviewer sends a package back naming the systems to enter again (all staff, until tasks have "
+    "assignees).",
+    {Role.STAFF: M.IMMEDIATE, Role.ADMIN: M.OFF},
+    modes=(M.IMMEDIATE, M.OFF),
+)
+
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (TASK_ASSIGNED, DUE_SOON, PACKAGE_READY, REQUEST_ERROR, UNASSIGNED_TASK)
+    kind.name: kind
+    for kind in (TASK_ASSIGNED, DUE_SOON, PACKAGE_READY, REQUEST_ERROR, UNASSIGNED_TASK, PACKAGE_SENT_BACK)
 }
 
 

@@ -10,10 +10,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from portal.extensions import db
-from portal.models import audit, utcnow
+from portal.models import ConnectionConfig, audit, utcnow
 from portal.notifications import outbox
-from portal.notifications.kinds import PACKAGE_READY, REQUEST_ERROR
+from portal.notifications.kinds import PACKAGE_READY, PACKAGE_SENT_BACK, REQUEST_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,23 @@ def _request_error(request_id: str, details: dict[str, Any]) -> None:
     outbox.enqueue_for_kind(REQUEST_ERROR, request_id, _moment(), context)
 
 
+def _sent_back(request_id: str, details: dict[str, Any]) -> None:
+    # The systems by name (the reviewer's reason stays in the portal: it may describe the person).
+    keys = list(details.get("systems") or [])
+    names = dict(
+        db.session.execute(
+            select(ConnectionConfig.key, ConnectionConfig.name).where(ConnectionConfig.key.in_(keys))
+        ).all()
+    )
+    context = {"request_id": request_id, "systems": [names.get(key, key) for key in keys]}
+    outbox.enqueue_for_kind(PACKAGE_SENT_BACK, request_id, _moment(), context)
+
+
 # audit action → what to log for it.
 HANDLERS: dict[str, Callable[[str, dict[str, Any]], None]] = {
     "request.completed": _package_ready,
     "request.errored": _request_error,
+    "request.sent_back": _sent_back,
 }
 
 
