@@ -523,3 +523,15 @@ def test_staff_are_mailed_the_systems_sent_back_without_the_reason(app, reviewer
     assert "CRM Müller" in mail.text and f"/requests/{request_id}" in mail.text
     raw = mail.raw.decode("utf-8", "replace")
     assert "Jane Roe" not in raw and SUBJECT_EMAIL not in raw and ENTERED not in raw
+
+
+def test_the_package_list_shows_each_delivery_state(app, reviewer_client, smtp):
+    waiting = completed()
+    released = completed(email="second.subject@example.com")
+    approve(reviewer_client, released)
+    page = reviewer_client.get("/packages/").get_data(as_text=True)
+    rows = {
+        request_id: re.search(rf"{request_id}</code></a>\s*(.*?)</span>", page, re.S).group(1)
+        for request_id in (waiting, released)
+    }
+    assert "Ready for review" in rows[waiting] and "Delivered" in rows[released]

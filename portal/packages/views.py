@@ -87,7 +87,8 @@ def index():
         page=page_number(),
         size=current_app.config["PAGE_SIZE"],
     )
-    return render_template("packages/index.html", page=page)
+    states = delivery.states_of([pr.id for pr in page.items])
+    return render_template("packages/index.html", page=page, delivery_states=states)
 
 
 @bp.route("/<request_id>")

@@ -84,6 +84,22 @@ def state_of(privacy_request: PrivacyRequest, delivery: PackageDelivery | None) 
     return delivery.state
 
 
+def states_of(request_ids: list[str]) -> dict[str, str]:
+    """The delivery state of each of these complete requests that has one (none: ready for review), in one
+    query."""
+    if not request_ids:
+        return {}
+    rows = db.session.execute(
+        select(PackageDelivery.privacy_request_id, PackageDelivery.state).where(
+            PackageDelivery.privacy_request_id.in_(request_ids)
+        )
+    )
+    return {
+        request_id: (D.READY_FOR_REVIEW.value if state == D.SENT_BACK else state)
+        for request_id, state in rows
+    }
+
+
 def review_required() -> bool:
     return bool(current_app.config["REQUIRE_PACKAGE_REVIEW"])
 
