@@ -4,8 +4,8 @@ Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-07 19:00:00.000000
 
-Written by hand; portable between SQLite and PostgreSQL (column changes of existing tables in batch mode,
-which SQLite needs). ``package_deliveries`` is new; ``manual_inputs.sent_back_at`` marks entries a reviewer
+Written by hand; portable between SQLite and PostgreSQL (new columns by plain ADD COLUMN; only the
+nullability of ``notifications.user_id`` needs batch mode on SQLite). ``package_deliveries`` is new; ``manual_inputs.sent_back_at`` marks entries a reviewer
 sent back; ``notifications`` may now hold a mail to a data subject (no user; the address and the mail's
 private context encrypted).
 """
@@ -56,12 +56,14 @@ def upgrade():
         sa.UniqueConstraint("privacy_request_id", name=op.f("uq_package_deliveries_privacy_request_id")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_package_deliveries_token_hash")),
     )
-    with op.batch_alter_table("manual_inputs") as batch:
-        batch.add_column(sa.Column("sent_back_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD COLUMN (SQLite has it): rebuilding manual_inputs in batch mode is not needed.
+    op.add_column("manual_inputs", sa.Column("sent_back_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("notifications", sa.Column("recipient", sa.LargeBinary(), nullable=True))
+    op.add_column("notifications", sa.Column("private_context", sa.LargeBinary(), nullable=True))
+    # SQLite cannot drop a NOT NULL in place: batch mode rebuilds notifications, which no table references
+    # (so nothing cascades); PostgreSQL just alters the column.
     with op.batch_alter_table("notifications") as batch:
         batch.alter_column("user_id", existing_type=sa.Integer(), nullable=True)
-        batch.add_column(sa.Column("recipient", sa.LargeBinary(), nullable=True))
-        batch.add_column(sa.Column("private_context", sa.LargeBinary(), nullable=True))
 
 
 def downgrade():
