@@ -91,7 +91,7 @@ def layout_nav(user) -> Markup:
     """The navigation links of ``base.html`` for ``user``'s role on this endpoint.
 
     The same for everyone with that role on that page, so it is rendered once per process and reused:
-    it is most of the layout's cost, and every page has it (issue 9).
+    it is most of the layout's cost, and every page has it.
     """
     from flask import render_template, request
 

@@ -3,6 +3,9 @@
 Thin doors into ``services.privacy_requests`` and ``services.manual_inputs``: a form validates, one service
 call changes state, ``dispatch.commit_and_run()`` commits and only then starts any scheduled run. Identity
 values never travel in URLs: searches are POSTed and redirected with a keyed hash instead.
+
+Over 400 lines because it holds the request area's routes (queue, request page, creation, the
+request actions); each is a few lines, and the manual-input form has its own module (``manual_input``).
 """
 
 from __future__ import annotations

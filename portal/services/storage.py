@@ -17,6 +17,9 @@ Decisions:
   as in fidesops.
 - Secrets are encrypted at rest and never returned, logged or audited (audit events list their names).
 - Nothing here deletes what a destination holds: files written there are outside the portal's retention.
+
+Over 400 lines because each destination type's details (local directory, S3) are validated here with
+fidesops' messages; writing to a destination is ``services.storage_export``.
 """
 
 from __future__ import annotations

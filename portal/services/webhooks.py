@@ -7,6 +7,9 @@ everywhere: never attribute names, keyword arguments or class fields, so a label
 Messages follow fidesops where it has its own (``pii_fields must be unique``, ``dsr_package_labels must be
 unique``; an empty list gets pydantic's "ensure this value has at least 1 items", which is what fidesops
 answers); the per-field messages are ours, written for a person reading them next to a form row.
+
+Over 400 lines because the field-list rules (validation, ids kept over renames, versions) and the
+writes that apply them are one job: every write goes through the same rules.
 """
 
 from __future__ import annotations
