@@ -176,6 +176,9 @@ def connection_json(conn: ConnectionConfig) -> dict[str, Any]:
         "disabled_at": iso(conn.disabled_at),
         "created_at": iso(conn.created_at),
         "updated_at": iso(conn.updated_at),
+        "last_test_timestamp": iso(conn.last_test_timestamp),
+        "last_test_succeeded": conn.last_test_succeeded,
+        "saas_config": None,  # no SaaS connectors in the portal
     }
 
 
