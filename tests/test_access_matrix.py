@@ -170,6 +170,7 @@ API: dict[tuple[str, str], tuple] = {
     ("api.view_manual_input", "GET"): (401, 401, 200, 200, 200),
     ("api.resume_privacy_request", "POST"): (401, 401, 403, 200, 400),
     ("api.get_package", "GET"): (401, 401, 200, 403, 200),
+    ("api.privacy_request_log", "GET"): (401, 401, 200, 200, 200),
     # OAuth: the token endpoint takes a client's credentials, never a bearer token
     ("api.oauth_token", "POST"): (401, 401, 401, 401, 401),
     ("api.create_oauth_client", "POST"): (401, 401, 403, 403, 200),

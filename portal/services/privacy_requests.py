@@ -79,6 +79,13 @@ def list_policies() -> list[Policy]:
     return list(db.session.scalars(select(Policy).order_by(Policy.name)))
 
 
+def policies_by_key(keys: set[str]) -> dict[str, Policy]:
+    """The policies with these keys, in one query (a page of requests names a few)."""
+    if not keys:
+        return {}
+    return {policy.key: policy for policy in db.session.scalars(select(Policy).where(Policy.key.in_(keys)))}
+
+
 # --- lifecycle -------------------------------------------------------------------------------------
 
 
@@ -250,6 +257,14 @@ def purged_message(privacy_request: PrivacyRequest, what: str) -> str:
         f"The {what} of privacy request '{privacy_request.id}' was purged on "
         f"{privacy_request.purged_at:%Y-%m-%d} under the retention policy."
     )
+
+
+def identities_listed(summaries: list, actor: Actor, **details: Any) -> None:
+    """Audits that these requests' identities were handed out (the API's ``include_identities``), one
+    event per request as a reveal on the request page is; purged requests have none to hand out."""
+    for summary in summaries:
+        if summary.purged_at is None:
+            record(actor, "request.identity_revealed", privacy_request_id=summary.id, **details)
 
 
 def reveal_identity(privacy_request: PrivacyRequest, actor: Actor, **details: Any) -> dict[str, str]:

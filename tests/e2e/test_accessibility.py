@@ -28,7 +28,7 @@ NOT_PAGES = {
     "static",
     "bootstrap.static",
     "healthz",
-    "favicon",  # an icon, not a page
+    "favicon",
     "admin.audit_csv",
     "admin.download_dataset",
     "packages.download_json",

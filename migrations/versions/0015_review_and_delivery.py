@@ -1,7 +1,7 @@
 """review and delivery: package_deliveries, entries sent back for re-review, mails to data subjects
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07 19:00:00.000000
 
 Written by hand; portable between SQLite and PostgreSQL (new columns by plain ADD COLUMN; only the
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
