@@ -33,6 +33,17 @@ def _load_config(app: Flask, test_config: dict | None) -> None:
         raise ConfigurationError(
             f"PORTAL_OAUTH_TOKEN_MINUTES must be a whole number of minutes, at least 1, not {minutes!r}."
         )
+    for name, unit in (
+        ("DELIVERY_LINK_DAYS", "days"),
+        ("DELIVERY_CODE_MINUTES", "minutes"),
+        ("DELIVERY_CODE_ATTEMPTS", "tries"),
+        ("DELIVERY_SESSION_MINUTES", "minutes"),
+    ):
+        value = app.config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(
+                f"PORTAL_{name} must be a whole number of {unit}, at least 1, not {value!r}."
+            )
     if not app.config.get("RATELIMIT_STORAGE_URI"):
         # Every web process must count sign-in failures in one place: Redis when there is one, else the
         # database (portal.rate_limits); memory would give each gunicorn worker limits of its own.

@@ -215,3 +215,15 @@ def test_a_token_lifetime_that_is_no_positive_whole_number_refuses_to_start(
 
     with pytest.raises(ConfigurationError, match="PORTAL_OAUTH_TOKEN_MINUTES must be a whole number"):
         create_app(base, instance_path=str(instance))
+
+
+@pytest.mark.parametrize("name", ["DELIVERY_LINK_DAYS", "DELIVERY_CODE_MINUTES", "DELIVERY_CODE_ATTEMPTS"])
+@pytest.mark.parametrize("value", ["0", "1.5", "true"])
+def test_delivery_settings_that_are_no_positive_whole_number_refuse_to_start(
+    instance, base, monkeypatch, name, value
+):
+    assert create_app(base, instance_path=str(instance)).config[name] >= 1
+    monkeypatch.setenv(f"PORTAL_{name}", value)
+
+    with pytest.raises(ConfigurationError, match=f"PORTAL_{name} must be a whole number"):
+        create_app(base, instance_path=str(instance))

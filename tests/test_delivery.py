@@ -535,3 +535,16 @@ def test_the_package_list_shows_each_delivery_state(app, reviewer_client, smtp):
         for request_id in (waiting, released)
     }
     assert "Ready for review" in rows[waiting] and "Delivered" in rows[released]
+
+
+def test_without_review_a_release_destination_waits_for_its_retry(app, reviewer_client, smtp, tmp_path):
+    (tmp_path / "out").mkdir()
+    _local_destination(app, tmp_path, "out")
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False
+    request_id = completed()
+    assert delivery_row(request_id).state == "approved"  # released; the copy is not written yet
+    page = text_of(reviewer_client.get(f"/packages/{request_id}"))
+    assert "not yet written to the release storage destination" in page and "Retry writing to storage" in page
+    reviewer_client.post(f"/packages/{request_id}/delivery/retry")
+    assert delivery_row(request_id).state == "delivered"
+    assert (tmp_path / "out" / f"{request_id}.json").exists()
