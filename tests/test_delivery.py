@@ -548,3 +548,36 @@ def test_without_review_a_release_destination_waits_for_its_retry(app, reviewer_
     reviewer_client.post(f"/packages/{request_id}/delivery/retry")
     assert delivery_row(request_id).state == "delivered"
     assert (tmp_path / "out" / f"{request_id}.json").exists()
+
+
+def test_two_reviewers_opening_a_first_review_at_once_get_one_approval_and_a_message(app, monkeypatch):
+    """The second reviewer read "no delivery row yet" before the first one's row was committed: its insert
+    breaks the unique key, it reads that row and is told the package was released (no 500)."""
+    from portal.models.audit import Actor
+    from portal.services import delivery
+
+    request_id = completed()
+    other = PackageDelivery(privacy_request_id=request_id, state="delivered", reviewed_by_label="first")
+    with db.engine.begin() as connection:  # the first reviewer's committed approval
+        connection.execute(
+            PackageDelivery.__table__.insert().values(
+                privacy_request_id=request_id,
+                state=other.state,
+                reviewed_by_label=other.reviewed_by_label,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    reads = []
+    real = delivery.delivery_for
+
+    def read_before_the_commit(rid):
+        reads.append(rid)
+        return None if len(reads) == 1 else real(rid)
+
+    monkeypatch.setattr(delivery, "delivery_for", read_before_the_commit)
+    with pytest.raises(delivery.InvalidState, match="was released already"):
+        delivery.approve(request_id, Actor.system("second reviewer"), lambda token: token)
+    assert len(reads) == 2  # the stale read, then the row found after the refused insert
+    db.session.rollback()
+    assert delivery_row(request_id).reviewed_by_label == "first"

@@ -33,6 +33,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import (
@@ -127,9 +128,14 @@ def _reviewable(request_id: str) -> tuple[PrivacyRequest, PackageDelivery]:
         raise NotFound(privacy_requests.purged_message(privacy_request, "access package"))
     delivery = delivery_for(request_id)
     if delivery is None:
-        delivery = PackageDelivery(privacy_request_id=request_id, state=D.READY_FOR_REVIEW.value)
-        db.session.add(delivery)
-        db.session.flush()
+        # Two reviewers opening a package's first review at once both insert its row: the second insert
+        # breaks the unique key in its savepoint and reads the first's row instead (then loses the swap).
+        try:
+            with db.session.begin_nested():
+                delivery = PackageDelivery(privacy_request_id=request_id, state=D.READY_FOR_REVIEW.value)
+                db.session.add(delivery)
+        except IntegrityError:
+            delivery = delivery_for(request_id)
     return privacy_request, delivery
 
 
