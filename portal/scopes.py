@@ -23,6 +23,9 @@ PRIVACY_REQUEST_UPLOAD_DATA = "privacy-request:upload_data"
 PRIVACY_REQUEST_VIEW_DATA = "privacy-request:view_data"
 PRIVACY_REQUEST_RESUME = "privacy-request:resume"
 PRIVACY_REQUEST_DOWNLOAD_PACKAGE = "privacy-request:download_package"
+# Review and delivery (this portal's): approve or send back a package; re-issue or revoke the subject's link.
+PACKAGE_REVIEW = "package:review"
+PACKAGE_DELIVER = "package:deliver"
 # OAuth clients (fidesops' names): manage client credentials, and list the scopes there are.
 CLIENT_CREATE = "client:create"
 CLIENT_READ = "client:read"
@@ -50,6 +53,8 @@ ALL_SCOPES = (
     PRIVACY_REQUEST_VIEW_DATA,
     PRIVACY_REQUEST_RESUME,
     PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
+    PACKAGE_REVIEW,
+    PACKAGE_DELIVER,
     CLIENT_CREATE,
     CLIENT_READ,
     CLIENT_UPDATE,
@@ -69,10 +74,17 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             PRIVACY_REQUEST_UPLOAD_DATA,
             PRIVACY_REQUEST_VIEW_DATA,
             PRIVACY_REQUEST_RESUME,
+            PACKAGE_DELIVER,
         }
     ),
     Role.REVIEWER: frozenset(
-        {PRIVACY_REQUEST_READ, PRIVACY_REQUEST_VIEW_DATA, PRIVACY_REQUEST_DOWNLOAD_PACKAGE}
+        {
+            PRIVACY_REQUEST_READ,
+            PRIVACY_REQUEST_VIEW_DATA,
+            PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
+            PACKAGE_REVIEW,
+            PACKAGE_DELIVER,
+        }
     ),
 }
 

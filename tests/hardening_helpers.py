@@ -114,7 +114,14 @@ def params_for(world, endpoint: str) -> dict:
     """URL parameters: real objects, chosen so that an allowed caller reaches the view's own logic."""
     from portal.notifications.mail import unsubscribe_token
 
-    packages = endpoint.startswith("packages.") or endpoint == "api.get_package"
+    packages = endpoint.startswith("packages.") or endpoint in (
+        "api.get_package",
+        "api.get_delivery",
+        "api.approve_package",
+        "api.send_back_package",
+        "api.resend_delivery_link",
+        "api.revoke_delivery_link",
+    )
     request_id = world.complete_id if packages else world.waiting_id
     key = world.spare_key if endpoint in ("api.delete_connection", "api.create_webhook") else WEBHOOK_KEY
     if "storage" in endpoint:

@@ -171,6 +171,12 @@ API: dict[tuple[str, str], tuple] = {
     ("api.resume_privacy_request", "POST"): (401, 401, 403, 200, 400),
     ("api.get_package", "GET"): (401, 401, 200, 403, 200),
     ("api.privacy_request_log", "GET"): (401, 401, 200, 200, 200),
+    # review and delivery, on a complete request: the reviewer approves; the admin is then told it was
+    ("api.get_delivery", "GET"): (401, 401, 200, 200, 200),
+    ("api.approve_package", "POST"): (401, 401, 200, 403, 400),
+    ("api.send_back_package", "POST"): (401, 401, 415, 403, 415),  # no JSON body
+    ("api.resend_delivery_link", "POST"): (401, 401, 400, 400, 400),  # not released yet
+    ("api.revoke_delivery_link", "POST"): (401, 401, 400, 400, 400),
     # OAuth: the token endpoint takes a client's credentials, never a bearer token
     ("api.oauth_token", "POST"): (401, 401, 401, 401, 401),
     ("api.create_oauth_client", "POST"): (401, 401, 403, 403, 200),

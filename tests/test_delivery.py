@@ -581,3 +581,83 @@ def test_two_reviewers_opening_a_first_review_at_once_get_one_approval_and_a_mes
     assert len(reads) == 2  # the stale read, then the row found after the refused insert
     db.session.rollback()
     assert delivery_row(request_id).reviewed_by_label == "first"
+
+
+# --- the API ------------------------------------------------------------------------------------------
+
+
+def api_as(client, role: str):
+    from portal.models.audit import Actor
+    from portal.services import tokens
+
+    _, secret = tokens.create_token(make_user(role), "test", Actor.system("test"))
+    db.session.commit()
+
+    def call(method: str, path: str, body=None):
+        kwargs = {"json": body} if body is not None else {}
+        headers = {"Authorization": f"Bearer {secret}"}
+        with client.open("/api/v1" + path, method=method, headers=headers, **kwargs) as response:
+            return response  # closed: what runs after the response (the mail) has run
+
+    return call
+
+
+def test_the_api_approves_sends_back_reissues_and_revokes_as_the_pages_do(app, client, smtp):
+    request_id = completed()
+    reviewer, staff = api_as(client, "reviewer"), api_as(client, "staff")
+    assert (
+        reviewer("GET", f"/privacy-request/{request_id}/delivery").get_json()["state"] == "ready_for_review"
+    )
+    assert staff("POST", f"/privacy-request/{request_id}/package/approve").status_code == 403
+
+    response = reviewer("POST", f"/privacy-request/{request_id}/package/approve/")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["state"], body["emailed"], body["handover_link"], body["link"]) == (
+        "delivered",
+        True,
+        None,
+        "active",
+    )
+    assert subject_link(smtp)  # the subject's mail arrived
+    again = reviewer("POST", f"/privacy-request/{request_id}/package/approve")
+    assert again.status_code == 400
+    assert again.get_json() == {
+        "detail": f"The package of privacy request '{request_id}' was released already."
+    }
+
+    revoked = staff("POST", f"/privacy-request/{request_id}/delivery/revoke")
+    assert revoked.status_code == 200 and revoked.get_json()["link"] == "revoked"
+    assert staff("POST", f"/privacy-request/{request_id}/delivery/revoke").status_code == 400
+    reissued = staff("POST", f"/privacy-request/{request_id}/delivery/resend")
+    assert reissued.status_code == 200 and reissued.get_json()["link"] == "active"
+    assert actions(request_id, "delivery.link_") == [
+        "delivery.link_sent",
+        "delivery.link_revoked",
+        "delivery.link_sent",
+    ]
+
+
+def test_the_api_sends_back_only_the_named_systems_and_refuses_a_bad_body(app, client, smtp):
+    request_id = completed()
+    reviewer = api_as(client, "reviewer")
+    path = f"/privacy-request/{request_id}/package/send_back"
+    assert reviewer("POST", path, {"systems": ["crm_muller"]}).status_code == 422  # no reason
+    assert reviewer("POST", path, {"systems": [], "reason": "x"}).status_code == 422
+    response = reviewer("POST", path, {"systems": ["crm_muller"], "reason": "Wrong customer"})
+    assert response.status_code == 200
+    assert response.get_json()["reopened"] == ["crm_muller"]
+    db.session.expire_all()
+    assert db.session.get(PrivacyRequest, request_id).status == "requires_input"
+
+
+def test_the_api_hands_a_phone_only_requests_link_to_staff_once(app, client, smtp):
+    request_id = completed(email=None, phone="+15555550123")
+    body = api_as(client, "reviewer")("POST", f"/privacy-request/{request_id}/package/approve").get_json()
+    assert body["emailed"] is False and "/delivery/" in body["handover_link"]
+    assert (
+        api_as(client, "staff")("GET", f"/privacy-request/{request_id}/delivery")
+        .get_json()
+        .get("handover_link")
+        is None
+    )

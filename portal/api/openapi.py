@@ -738,7 +738,7 @@ def build_document() -> dict:
         },
         **_oauth_paths(),
     }
-    for extra_paths, extra_components in (_dataset_routes(), _storage_routes()):
+    for extra_paths, extra_components in (_dataset_routes(), _storage_routes(), _delivery_routes()):
         paths.update(extra_paths)
         components.update(extra_components)
     return {
@@ -886,3 +886,96 @@ def _storage_routes() -> tuple[dict, dict]:
         },
     }
     return paths, components
+
+
+def _delivery_routes() -> tuple[dict, dict]:
+    """Review and delivery: this portal's addition to fidesops' API."""
+    s = scopes
+    addition = "This portal's addition to fidesops' API."
+    delivery = {
+        "type": "object",
+        "properties": {
+            "privacy_request_id": {"type": "string"},
+            "state": {
+                "type": ["string", "null"],
+                "enum": ["ready_for_review", "sent_back", "approved", "delivered", "delivery_failed", None],
+            },
+            "review_required": {"type": "boolean"},
+            "reviewed_at": TIME,
+            "reviewed_by": STRING_OR_NULL,
+            "sent_back_systems": {"type": ["array", "null"], "items": {"type": "string"}},
+            "link": {"type": ["string", "null"], "enum": ["active", "expired", "revoked", "locked", None]},
+            "link_expires_at": TIME,
+            "storage_key": STRING_OR_NULL,
+            "storage_location": STRING_OR_NULL,
+            "storage_error": STRING_OR_NULL,
+            "emailed": {"type": "boolean", "description": "After a release: whether the subject was mailed."},
+            "handover_link": {
+                "type": ["string", "null"],
+                "description": "After a release of a request without an email address: the subject's link, "
+                "in this answer only, for staff to hand over.",
+            },
+            "reopened": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["privacy_request_id", "state"],
+    }
+    send_back = {
+        "type": "object",
+        "properties": {
+            "systems": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+        },
+        "required": ["systems", "reason"],
+        "additionalProperties": False,
+    }
+    refused = {"400": _json(ref("Error"), "Not in a state that allows it"), **NOT_FOUND}
+    paths = {
+        "/privacy-request/{request_id}/delivery": {
+            "get": _op(
+                "The package's review and delivery state",
+                s.PRIVACY_REQUEST_READ,
+                {"200": _json(ref("Delivery")), **NOT_FOUND},
+                params=[REQUEST_ID],
+                description=addition,
+            ),
+        },
+        "/privacy-request/{request_id}/package/approve": {
+            "post": _op(
+                "Approve the package: the subject is mailed a link (or, without an email, staff get it)",
+                s.PACKAGE_REVIEW,
+                {"200": _json(ref("Delivery")), **refused},
+                params=[REQUEST_ID],
+                description=addition,
+            ),
+        },
+        "/privacy-request/{request_id}/package/send_back": {
+            "post": _op(
+                "Send the package back: the named systems' entries are checked again",
+                s.PACKAGE_REVIEW,
+                {"200": _json(ref("Delivery")), **refused},
+                params=[REQUEST_ID],
+                body=ref("SendBack"),
+                extra=BODY_ERRORS,
+                description=addition,
+            ),
+        },
+        "/privacy-request/{request_id}/delivery/resend": {
+            "post": _op(
+                "Issue a new link to the subject (the old one stops working)",
+                s.PACKAGE_DELIVER,
+                {"200": _json(ref("Delivery")), **refused},
+                params=[REQUEST_ID],
+                description=addition,
+            ),
+        },
+        "/privacy-request/{request_id}/delivery/revoke": {
+            "post": _op(
+                "Revoke the subject's link",
+                s.PACKAGE_DELIVER,
+                {"200": _json(ref("Delivery")), **refused},
+                params=[REQUEST_ID],
+                description=addition,
+            ),
+        },
+    }
+    return paths, {"Delivery": delivery, "SendBack": send_back}

@@ -146,7 +146,7 @@ def approve(request_id: str):
     with refusable() as outcome:
         release = delivery.approve(request_id, current_actor(), _link_url)
     if outcome.error:
-        flash(str(outcome.error), "danger")
+        flash(outcome.error.words, "danger")
         return redirect(url_for(".detail", request_id=request_id))
     db.session.commit()  # the approval and the subject's mail stand, whatever the storage does next
     _write_release_copy(request_id)
@@ -202,7 +202,7 @@ def send_back(request_id: str):
         form.systems.errors = (
             [m for loc, m in outcome.error.errors if loc == ("systems",)]
             if hasattr(outcome.error, "errors")
-            else [str(outcome.error)]
+            else [outcome.error.words]
         )
     elif not form.systems.data:
         form.systems.errors = ["Choose at least one system whose entry must be checked again."]
@@ -219,7 +219,7 @@ def resend_link(request_id: str):
     with refusable() as outcome:
         release = delivery.resend_link(request_id, current_actor(), _link_url)
     if outcome.error:
-        flash(str(outcome.error), "danger")
+        flash(outcome.error.words, "danger")
         return redirect(url_for(".detail", request_id=request_id))
     db.session.commit()
     return _after_release(request_id, release, "A new link was issued; the old one no longer works.")
@@ -231,7 +231,7 @@ def revoke_link(request_id: str):
         with refusable() as outcome:
             delivery.revoke_link(request_id, current_actor())
         if outcome.error:
-            flash(str(outcome.error), "danger")
+            flash(outcome.error.words, "danger")
         else:
             db.session.commit()
             flash("The link was revoked: it no longer opens the data.", "success")

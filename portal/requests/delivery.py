@@ -55,7 +55,7 @@ def delivery_link(request_id: str):
     with refusable() as outcome:
         release = delivery.resend_link(request_id, current_actor(), _link_url)
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
         return redirect(url_for(".detail", request_id=request_id))
     db.session.commit()
     if release.emailed:
@@ -72,7 +72,7 @@ def revoke_delivery_link(request_id: str):
     with refusable() as outcome:
         delivery.revoke_link(request_id, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash("The link was revoked: it no longer opens the data.", "success")
