@@ -21,7 +21,7 @@ depends_on = None
 
 
 def _fk(table: str, column: str, target: str, ondelete: str) -> sa.ForeignKeyConstraint:
-    referred, _, key = target.partition(".")
+    referred = target.partition(".")[0]
     return sa.ForeignKeyConstraint(
         [column], [target], name=op.f(f"fk_{table}_{column}_{referred}"), ondelete=ondelete
     )
