@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import bindparam, inspect, select, true
 from sqlalchemy.orm import Session, joinedload
 
-from portal.execution import dispatch, gate
+from portal.execution import dispatch, gate, tasks
 from portal.extensions import db, run
 from portal.models import AuditEvent, Policy, PrivacyRequest, RequestStatus, lifecycle, utcnow
 from portal.models.audit import Actor, record
@@ -155,10 +155,23 @@ def retry_request(request_id: str, actor: Actor) -> PrivacyRequest:
     return _changed(request_id)
 
 
-def cancel_request(request_id: str, actor: Actor) -> PrivacyRequest:
+MAX_CANCEL_REASON = 2000
+
+
+def cancel_request(request_id: str, actor: Actor, reason: str | None = None) -> PrivacyRequest:
+    """Cancel (withdrawn by the subject): its open tasks close; what was entered stays until retention.
+    The reason is free text about the request: kept on the request (encrypted, purged), not in the trail."""
     get_request(request_id)
-    if not lifecycle.change(request_id, "cancel", actor):
+    if reason is not None and (not isinstance(reason, str) or text_problem(reason)):
+        raise ValidationFailed("The reason must be plain text.", [(("reason",), "not text")])
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_CANCEL_REASON:
+        message = f"The reason must be at most {MAX_CANCEL_REASON} characters."
+        raise ValidationFailed(message, [(("reason",), message)])
+    details = {"with_reason": bool(reason)}
+    if not lifecycle.change(request_id, "cancel", actor, values={"cancel_reason": reason}, details=details):
         raise _refused(request_id, "cancel")
+    tasks.close_open(request_id)
     return _changed(request_id)
 
 

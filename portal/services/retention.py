@@ -4,7 +4,8 @@ A request is closed when it is ``complete`` (counted from ``finished_processing_
 ``reviewed_at``) or ``canceled`` (from ``updated_at``, which nothing changes after a cancel). Purging
 deletes its manual inputs and its access package, replaces the identity with an empty one, clears the
 external id (the requester's ticket in another system: it leads back to the person), the blind indexes (so
-the request can no longer be found by email, phone or external id) and the free-text denial reason. The
+the request can no longer be found by email, phone or external id), the free-text denial and cancel reasons,
+its internal notes and the reasons given for extending its deadline. The
 request row (id, status, policy, dates) and its audit trail stay: they hold no personal data. Every purge
 is audited as ``request.purged``.
 
@@ -25,8 +26,10 @@ from portal.extensions import db
 from portal.models import (
     AccessPackage,
     AccessPackageChunk,
+    DeadlineExtension,
     ManualInput,
     PrivacyRequest,
+    RequestNote,
     RequestStatus,
     lifecycle,
     utcnow,
@@ -101,6 +104,15 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
         packages = db.session.execute(
             delete(AccessPackage).where(AccessPackage.privacy_request_id == item.request_id)
         ).rowcount
+        notes = db.session.execute(
+            delete(RequestNote).where(RequestNote.privacy_request_id == item.request_id)
+        ).rowcount
+        db.session.execute(
+            update(DeadlineExtension)
+            .where(DeadlineExtension.privacy_request_id == item.request_id)
+            .values(reason=None)
+            .execution_options(synchronize_session=False)
+        )
         db.session.execute(
             update(PrivacyRequest)
             .where(PrivacyRequest.id == item.request_id, PrivacyRequest.purged_at.is_(None))
@@ -111,6 +123,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
                 external_id=None,
                 external_id_index=None,
                 denial_reason=None,
+                cancel_reason=None,
                 purged_at=now,
             )
             .execution_options(synchronize_session=False)
@@ -123,6 +136,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             status=item.status,
             manual_inputs_deleted=inputs,
             package_deleted=bool(packages),
+            notes_deleted=notes,
         )
     db.session.expire_all()
     return purged
