@@ -66,6 +66,7 @@ def mask_phone(phone: str | None) -> str:
 
 # (endpoint, text, roles): shown to those roles once the endpoint exists.
 NAV_ITEMS = (
+    ("tasks.index", "My tasks", ("admin", "staff")),
     ("requests.queue", "Requests", ("admin", "staff", "reviewer")),
     ("packages.index", "Packages", ("admin", "reviewer")),
     ("admin.connections", "Connections", ("admin",)),

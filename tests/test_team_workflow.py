@@ -403,3 +403,28 @@ def test_only_an_admin_or_an_assignee_extends_and_a_reason_is_required(team):
         deadlines.extend(
             request_id, actor(team["rex"]), preset="custom", reason="x", new_due=date(2100, 1, 1)
         )
+
+
+def test_retention_purges_notes_and_reasons_with_the_request_and_keeps_other_requests_notes(team):
+    from portal.services import retention
+
+    staff, admin = actor(team["sam"]), actor(team["admin"])
+    old, kept = new_request(email="old@example.com"), new_request(email="kept@example.com")
+    for request_id in (old, kept):
+        notes.add_note(request_id, "Spoke to Jane", staff)
+        deadlines.extend(request_id, admin, preset="ccpa", reason="Archive off site")
+    privacy_requests.cancel_request(old, staff, "Withdrawn")
+    db.session.commit()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    db.session.execute(sa.update(PrivacyRequest).where(PrivacyRequest.id == old).values(updated_at=long_ago))
+    db.session.commit()
+
+    purged = retention.purge_expired(SYSTEM)
+    db.session.commit()
+
+    assert [item.request_id for item in purged] == [old]
+    assert notes.list_notes(old) == [] and len(notes.list_notes(kept)) == 1
+    assert [e.reason for e in deadlines.extensions_of(old)] == [None]
+    assert [e.reason for e in deadlines.extensions_of(kept)] == ["Archive off site"]
+    db.session.expire_all()
+    assert db.session.get(PrivacyRequest, old).cancel_reason is None
