@@ -193,3 +193,25 @@ def test_deactivating_a_user_tells_the_admin_how_many_tasks_became_unassigned(ap
     dashboard = " ".join(re.sub(r"<[^>]+>", " ", text(client.get("/"))).split())
     assert "1 unassigned task needs an owner" in dashboard
     assert "Unassigned 1 0 0" in dashboard  # the workload table
+
+
+def test_admin_sets_a_webhook_s_owners_on_its_page_and_new_tasks_go_to_them(app, client, login_as):
+    add_webhook("crm", [field("Name")], name="CRM")
+    login_as("admin")
+    sam = make_user(role="staff", name="Sam Staff")
+    make_user(role="reviewer", name="Rex Reviewer")
+    page = text(client.get("/admin/connections/crm/fields"))
+    assert "Sam Staff" in page and "Rex Reviewer" not in page
+    token = csrf(client, "/admin/connections/crm/fields")
+
+    response = client.post(
+        "/admin/connections/crm/owners",
+        data={"csrf_token": token, "owner": [str(sam.id)]},
+        follow_redirects=True,
+    )
+
+    assert "Owners of “CRM”: Sam Staff." in text(response)
+    assert rows(new_request())["crm"].assignee_id == sam.id
+    assert db.session.scalar(
+        sa.select(AuditEvent.action).where(AuditEvent.action == "webhook.owners_changed")
+    )

@@ -169,4 +169,4 @@ def _http_error(error: HTTPException):
     return jsonify(detail=API_MESSAGES.get(error.code, error.description)), error.code
 
 
-from portal.api import connections, datasets, oauth, openapi, privacy_requests, storage, webhooks  # noqa: E402,F401
+from portal.api import connections, datasets, oauth, openapi, privacy_requests, storage, tasks, webhooks  # noqa: E402,F401
