@@ -71,6 +71,7 @@ NAV_ITEMS = (
     ("packages.index", "Packages", ("admin", "reviewer")),
     ("admin.connections", "Connections", ("admin",)),
     ("admin.storage_configs", "Storage", ("admin",)),
+    ("admin.policies_index", "Policies", ("admin",)),
     ("admin.users", "Users", ("admin",)),
     ("admin.tokens", "API tokens", ("admin",)),
     ("admin.audit", "Audit log", ("admin",)),

@@ -117,6 +117,11 @@ HTML: dict[tuple[str, str], tuple] = {
     ("admin.storage_secrets", "POST"): (LOGIN, 403, 403, 400),
     ("admin.test_storage", "POST"): (LOGIN, 403, 403, 302),
     ("admin.delete_storage", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.policies_index", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_policy", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_policy", "POST"): (LOGIN, 403, 403, 200),  # nothing posted: the form says what is missing
+    ("admin.edit_policy", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.edit_policy", "POST"): (LOGIN, 403, 403, 200),
     ("admin.users", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "POST"): (LOGIN, 403, 403, 200),

@@ -44,6 +44,7 @@ from portal.services import (
     datasets,
     identities,
     manual_inputs,
+    policies,
     privacy_requests,
     request_lists,
 )
@@ -177,7 +178,7 @@ def new():
     form = NewRequestForm()
     form.policy.choices = [
         SelectChoice(policy.key, f"{policy.name} ({policy.days_to_respond} days)")
-        for policy in privacy_requests.list_policies()
+        for policy in policies.list_policies()
     ]
     if not form.is_submitted():
         form.policy.data = DEFAULT_ACCESS_POLICY_KEY

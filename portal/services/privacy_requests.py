@@ -21,6 +21,7 @@ from portal.models.audit import Actor, record
 from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.identities import external_id_index, identity_index, normalize_identity
+from portal.services.policies import get_policy
 from portal.services.request_lists import done_counts
 
 S = RequestStatus
@@ -55,18 +56,6 @@ def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
 
 def request_not_found(request_id: str) -> NotFound:
     return NotFound(f"No privacy request found with id '{request_id}'.")
-
-
-def get_policy(policy_key: str) -> Policy:
-    valid = isinstance(policy_key, str) and not text_problem(policy_key)
-    policy = db.session.scalar(select(Policy).where(Policy.key == policy_key)) if valid else None
-    if policy is None:
-        raise NotFound(f"Policy with key {policy_key} does not exist.")
-    return policy
-
-
-def list_policies() -> list[Policy]:
-    return list(db.session.scalars(select(Policy).order_by(Policy.name)))
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
