@@ -428,3 +428,25 @@ def test_retention_purges_notes_and_reasons_with_the_request_and_keeps_other_req
     assert [e.reason for e in deadlines.extensions_of(kept)] == ["Archive off site"]
     db.session.expire_all()
     assert db.session.get(PrivacyRequest, old).cancel_reason is None
+
+
+def test_a_field_change_reopens_done_tasks_and_a_new_system_gets_tasks_for_waiting_requests(team):
+    from tests.workflow_helpers import set_fields
+
+    request_id = new_request()
+    tasks.claim(tasks_of(request_id)["crm"].id, actor(team["sam"]))
+    manual_inputs.save_manual_input(request_id, "crm", {"name": "x"}, STAFF)
+    db.session.commit()
+    assert tasks_of(request_id)["crm"].status == "done"
+
+    set_fields(team["crm"], [field("Name"), field("Email")])
+
+    reopened = tasks_of(request_id)["crm"]
+    assert reopened.status == "open" and reopened.assignee_id == team["sam"].id
+
+    from tests.factories import make_webhook
+
+    make_webhook("Archive", [field("Box")], key="archive")
+    archive = tasks_of(request_id)["archive"]
+    assert archive.status == "open" and archive.assignee_id is None
+    assert archive.due_date == db.session.get(PrivacyRequest, request_id).due_date

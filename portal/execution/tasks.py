@@ -8,7 +8,7 @@ back, bulk assignment) are ``services.tasks``'.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from portal.extensions import run
 from portal.models import PrivacyRequest, Role, Task, User, WebhookOwner, utcnow
@@ -119,3 +119,39 @@ _CLOSE = (
 def close_open(request_id: str) -> int:
     """The request no longer waits (completed or canceled): its open tasks close; how many did."""
     return run(_CLOSE, {"request_id": request_id, "now": utcnow()}).rowcount
+
+
+_waiting = select(PrivacyRequest.id).where(PrivacyRequest.status == "requires_input")
+
+
+def reopen_stale(connection_id: int) -> int:
+    """The system's fields changed: entries saved before are stale, so its done tasks of requests still
+    waiting open again (same assignee); how many did. One statement, whatever the number of requests."""
+    return run(
+        update(_tasks)
+        .where(
+            _tasks.c.connection_config_id == connection_id,
+            _tasks.c.state == TASK_DONE,
+            _tasks.c.privacy_request_id.in_(_waiting),
+        )
+        .values(state=TASK_OPEN, updated_at=utcnow())
+    ).rowcount
+
+
+def open_for_waiting(connection_id: int) -> int:
+    """A system got its first fields: every request waiting for input now waits for it too, so each gets
+    an (unassigned) task for it; how many. One INSERT ... SELECT."""
+    now = utcnow()
+    existing = select(Task.id).where(
+        Task.privacy_request_id == PrivacyRequest.id, Task.connection_config_id == connection_id
+    )
+    rows = select(
+        PrivacyRequest.id,
+        literal(connection_id),
+        literal(TASK_OPEN),
+        PrivacyRequest.due_date,
+        literal(now, _tasks.c.created_at.type),
+        literal(now, _tasks.c.updated_at.type),
+    ).where(PrivacyRequest.status == "requires_input", ~existing.exists())
+    columns = ["privacy_request_id", "connection_config_id", "state", "due_date", "created_at", "updated_at"]
+    return run(insert(_tasks).from_select(columns, rows)).rowcount
