@@ -31,7 +31,7 @@ from portal.models.audit import Actor, record
 from portal.models.tasks import TASK_OPEN
 from portal.services import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
 from portal.services.dashboard import start_of_day
-from portal.services.request_lists import done_counts
+from portal.services.request_lists import count_total, done_counts
 
 VIEWS = ("mine", "unassigned", "all")
 DUE_FILTERS = ("soon", "overdue")
@@ -350,8 +350,10 @@ def list_tasks(
         raise ValidationFailed(
             f"due must be one of {', '.join(DUE_FILTERS)}", [(("query", "due"), "unknown")]
         )
-    conditions = _conditions(view, user_id, due, connection_id, assignee_id, now or utcnow())
-    total = run(select(func.count()).select_from(_tasks).where(*conditions)).scalar()
+    now = now or utcnow()
+    conditions = _conditions(view, user_id, due, connection_id, assignee_id, now)
+    key = ("tasks", view, user_id if view == "mine" else None, due, connection_id, assignee_id, now.date())
+    total = count_total(select(func.count()).select_from(_tasks).where(*conditions), {}, key)
     ids = (
         select(Task.id)
         .where(*conditions)
