@@ -121,7 +121,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("admin.new_policy", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_policy", "POST"): (LOGIN, 403, 403, 200),  # nothing posted: the form says what is missing
     ("admin.edit_policy", "GET"): (LOGIN, 403, 403, 200),
-    ("admin.edit_policy", "POST"): (LOGIN, 403, 403, 200),
+    ("admin.edit_policy", "POST"): (LOGIN, 403, 403, 302),  # nothing posted: the stored values are saved
     ("admin.users", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "POST"): (LOGIN, 403, 403, 200),

@@ -68,6 +68,14 @@ def task_json(row: Any, state: str = "open") -> dict[str, Any]:
     }
 
 
+def _path_id(text: str, what: str) -> int:
+    """A database id from the path (paths are plain, as fidesops' are); an invalid one is not found."""
+    value = bounded_int(text, 1, MAX_DATABASE_ID)
+    if value is None:
+        raise NotFound(f"No {what} with id {text}.")
+    return value
+
+
 def _query_id(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
@@ -113,28 +121,28 @@ def list_tasks():
     return jsonify(page_json(items, result.total, page, size))
 
 
-@bp.post("/task/<id:task_id>/claim")
+@bp.post("/task/<task_id>/claim")
 @requires_scope(scopes.TASK_UPDATE)
-def claim_task(task_id: int):
+def claim_task(task_id: str):
     """Take an unassigned task; 400 naming who has it when someone else claimed it first."""
-    ref = tasks.claim(task_id, g.api_actor)
+    ref = tasks.claim(_path_id(task_id, "task"), g.api_actor)
     db.session.commit()
     return jsonify(task_json(ref))
 
 
-@bp.post("/task/<id:task_id>/release")
+@bp.post("/task/<task_id>/release")
 @requires_scope(scopes.TASK_UPDATE)
-def release_task(task_id: int):
-    ref = tasks.release(task_id, g.api_actor)
+def release_task(task_id: str):
+    ref = tasks.release(_path_id(task_id, "task"), g.api_actor)
     db.session.commit()
     return jsonify(task_json(ref))
 
 
-@bp.post("/task/<id:task_id>/assign")
+@bp.post("/task/<task_id>/assign")
 @requires_scope(scopes.TASK_UPDATE)
-def assign_task(task_id: int):
+def assign_task(task_id: str):
     body = AssignIn.model_validate(json_body())
-    ref = tasks.assign(task_id, body.user_id, g.api_actor)
+    ref = tasks.assign(_path_id(task_id, "task"), body.user_id, g.api_actor)
     db.session.commit()
     return jsonify(task_json(ref))
 
@@ -174,10 +182,10 @@ def add_note(request_id: str):
     return jsonify(note_json(note)), 201
 
 
-@bp.delete("/privacy-request/<request_id>/note/<id:note_id>")
+@bp.delete("/privacy-request/<request_id>/note/<note_id>")
 @requires_scope(scopes.NOTE_DELETE)
-def delete_note(request_id: str, note_id: int):
-    notes.delete_note(request_id, note_id, g.api_actor)
+def delete_note(request_id: str, note_id: str):
+    notes.delete_note(request_id, _path_id(note_id, "note"), g.api_actor)
     db.session.commit()
     return "", 204
 
