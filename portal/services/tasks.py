@@ -306,6 +306,21 @@ class TaskPage:
         return max(1, -(-self.total // self.size))
 
 
+_ROW_COLUMNS = (
+    Task.id,
+    Task.privacy_request_id,
+    Task.connection_config_id,
+    select(ConnectionConfig.key).where(ConnectionConfig.id == Task.connection_config_id).scalar_subquery(),
+    select(ConnectionConfig.name).where(ConnectionConfig.id == Task.connection_config_id).scalar_subquery(),
+    Task.assignee_id,
+    select(func.coalesce(func.nullif(User.name, ""), User.email))
+    .where(User.id == Task.assignee_id)
+    .scalar_subquery(),
+    Task.due_date,
+    select(PrivacyRequest.status).where(PrivacyRequest.id == Task.privacy_request_id).scalar_subquery(),
+)
+
+
 def due_soon_days() -> int:
     return int(current_app.config["DUE_SOON_DAYS"])
 
@@ -354,31 +369,14 @@ def list_tasks(
     conditions = _conditions(view, user_id, due, connection_id, assignee_id, now)
     key = ("tasks", view, user_id if view == "mine" else None, due, connection_id, assignee_id, now.date())
     total = count_total(select(func.count()).select_from(_tasks).where(*conditions), {}, key)
-    ids = (
-        select(Task.id)
+    # Names by correlated lookups on primary keys, not joins: a join lets the planner pick another index
+    # than the one serving the order, and sort every open task instead of reading 50 (as the queue does).
+    rows = run(
+        select(*_ROW_COLUMNS)
         .where(*conditions)
         .order_by(Task.due_date, Task.id)
         .limit(size)
         .offset((page - 1) * size)
-        .subquery()
-    )
-    rows = run(
-        select(
-            Task.id,
-            Task.privacy_request_id,
-            Task.connection_config_id,
-            ConnectionConfig.key,
-            ConnectionConfig.name,
-            Task.assignee_id,
-            func.coalesce(func.nullif(User.name, ""), User.email),
-            Task.due_date,
-            PrivacyRequest.status,
-        )
-        .join(ids, ids.c.id == Task.id)
-        .join(ConnectionConfig, ConnectionConfig.id == Task.connection_config_id)
-        .join(PrivacyRequest, PrivacyRequest.id == Task.privacy_request_id)
-        .outerjoin(User, User.id == Task.assignee_id)
-        .order_by(Task.due_date, Task.id)
     ).all()
     items = [TaskRow(*row) for row in rows]
     webhooks = gate.gated_webhooks()
