@@ -27,6 +27,7 @@ NOT_PAGES = {
     "static",
     "bootstrap.static",
     "healthz",
+    "favicon",
     "admin.audit_csv",
     "admin.download_dataset",
     "packages.download_json",
