@@ -17,6 +17,8 @@ from sqlalchemy import select
 from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.models.audit import Actor
+from portal.services import notes, tasks, users
 from tests.e2e.helpers import (
     Browsing,
     LiveServer,
@@ -51,6 +53,14 @@ def _seed(server: LiveServer) -> dict[str, str]:
         complete = db.session.scalars(
             select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
         ).first()
+        # Staff have claimed the tasks of two waiting requests, and left a note on one.
+        staff = Actor.for_user(users.find_by_email("staff@example.com"))
+        for request_id in (waiting[0].id, overdue):
+            for task in tasks.request_tasks(request_id):
+                if task.status == "open" and task.assignee_id is None:
+                    tasks.claim(task.id, staff)
+        notes.add_note(waiting[0].id, "Called the customer: the CRM account was merged in March.", staff)
+        db.session.commit()
         return {"half": waiting[0].id, "complete": complete.id}
 
 
@@ -77,6 +87,8 @@ def main() -> int:
                 staff = Browsing(browser, server)
                 page = staff.sign_in("staff@example.com")
                 _shoot(page, "dashboard-staff")
+                page.goto("/tasks/")
+                _shoot(page, "my-tasks")
                 page.goto("/requests/")
                 _shoot(page, "queue")
                 page.goto(f"/requests/{ids['half']}")
