@@ -10,6 +10,8 @@ signed session cookie and load that user (one primary-key SELECT); the API endpo
 token's SHA-256 (one indexed SELECT). ``POST /login`` sets the session without a password check.
 
 Run: ``BENCH_DATABASE_URL=... BENCH_ENCRYPTION_KEY=... gunicorn -w 2 -b 127.0.0.1:8001 bench.floor:app``.
+
+Over 400 lines because it has one endpoint per benchmarked operation, each a few statements.
 """
 
 from __future__ import annotations

@@ -65,17 +65,18 @@ def mask_phone(phone: str | None) -> str:
 
 
 # (endpoint, text, roles): shown to those roles once the endpoint exists.
+# (endpoint, text, roles, menu): a menu groups links under one button so the bar fits a laptop's width.
 NAV_ITEMS = (
-    ("tasks.index", "My tasks", ("admin", "staff")),
-    ("requests.queue", "Requests", ("admin", "staff", "reviewer")),
-    ("packages.index", "Packages", ("admin", "reviewer")),
-    ("admin.connections", "Connections", ("admin",)),
-    ("admin.storage_configs", "Storage", ("admin",)),
-    ("admin.policies_index", "Policies", ("admin",)),
-    ("admin.users", "Users", ("admin",)),
-    ("admin.tokens", "API tokens", ("admin",)),
-    ("admin.audit", "Audit log", ("admin",)),
-    ("dashboard.api_docs", "API", ("admin", "staff", "reviewer")),
+    ("tasks.index", "My tasks", ("admin", "staff"), None),
+    ("requests.queue", "Requests", ("admin", "staff", "reviewer"), None),
+    ("packages.index", "Packages", ("admin", "reviewer"), None),
+    ("admin.connections", "Connections", ("admin",), None),
+    ("admin.users", "Users", ("admin",), "Admin"),
+    ("admin.storage_configs", "Storage destinations", ("admin",), "Admin"),
+    ("admin.policies_index", "Policies", ("admin",), "Admin"),
+    ("admin.tokens", "API tokens", ("admin",), "Admin"),
+    ("admin.audit", "Audit log", ("admin",), "Admin"),
+    ("dashboard.api_docs", "API", ("admin", "staff", "reviewer"), None),
 )
 
 
@@ -92,7 +93,7 @@ def layout_nav(user) -> Markup:
     """The navigation links of ``base.html`` for ``user``'s role on this endpoint.
 
     The same for everyone with that role on that page, so it is rendered once per process and reused:
-    it is most of the layout's cost, and every page has it (issue 9).
+    it is most of the layout's cost, and every page has it.
     """
     from flask import render_template, request
 
@@ -117,14 +118,19 @@ def layout_assets(kind: str) -> Markup:
     return markup
 
 
-def nav_extra_items(user) -> list[tuple[str, str]]:
+def nav_extra_items(user) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The bar's entries for ``user``'s role, in order: (menu name or "", [(endpoint, text), ...])."""
     from flask import current_app
 
-    return [
-        (endpoint, text)
-        for endpoint, text, roles in NAV_ITEMS
-        if user.role in roles and endpoint in current_app.view_functions
-    ]
+    entries: list[tuple[str, list[tuple[str, str]]]] = []
+    for endpoint, text, roles, menu in NAV_ITEMS:
+        if user.role not in roles or endpoint not in current_app.view_functions:
+            continue
+        if menu and entries and entries[-1][0] == menu:
+            entries[-1][1].append((endpoint, text))
+        else:
+            entries.append((menu or "", [(endpoint, text)]))
+    return entries
 
 
 # --- the queue's rows, in Python ----------------------------------------------------------------------
@@ -229,10 +235,10 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
             f'<span aria-hidden="true">{_h(pr.id[:13])}…</span>'
             f'<span class="visually-hidden">{request_id}</span></a>{external}'
             f'<div class="small text-body-secondary text-nowrap">{_h(pr.policy_name)}</div></th>\n'
-            f'<td class="text-nowrap">{_identity_html(pr.identity)}</td>\n'
-            f'<td class="text-nowrap">{badge}</td>\n'
-            f'<td class="text-nowrap">{progress}</td>\n'
-            f'<td class="text-nowrap">{_due_html(pr, now, due_badge)}</td>\n'
+            f'<td class="text-nowrap" data-label="Data subject">{_identity_html(pr.identity)}</td>\n'
+            f'<td class="text-nowrap" data-label="Status">{badge}</td>\n'
+            f'<td class="text-nowrap stack-second" data-label="Manual input">{progress}</td>\n'
+            f'<td class="text-nowrap stack-first" data-label="Due">{_due_html(pr, now, due_badge)}</td>\n'
             "</tr>"
         )
     return Markup("\n".join(rows))  # noqa: S704 - every interpolated value is escaped above

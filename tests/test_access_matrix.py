@@ -172,6 +172,7 @@ API: dict[tuple[str, str], tuple] = {
     ("api.view_manual_input", "GET"): (401, 401, 200, 200, 200),
     ("api.resume_privacy_request", "POST"): (401, 401, 403, 200, 400),
     ("api.get_package", "GET"): (401, 401, 200, 403, 200),
+    ("api.privacy_request_log", "GET"): (401, 401, 200, 200, 200),
     # this portal's additions: the team workflow (the service narrows: assignee, author or admin)
     ("api.list_tasks", "GET"): (401, 401, 403, 200, 200),
     ("api.claim_task", "POST"): (401, 401, 403, 200, 400),  # the admin is told staff has it

@@ -134,6 +134,27 @@ def test_put_secrets_stores_them_encrypted_and_tests_them(admin, tmp_path):
     assert actions.count("connection.secrets_changed") == 2 and actions.count("connection.tested") == 2
 
 
+def test_a_connection_says_when_it_was_last_tested_and_whether_it_worked(admin, tmp_path):
+    """fidesops' last_test_timestamp and last_test_succeeded (null until a test ran), and saas_config."""
+    before = admin("GET", "/connection/shop_db").json
+    assert (before["last_test_timestamp"], before["last_test_succeeded"], before["saas_config"]) == (
+        None,
+        None,
+        None,
+    )
+    with sqlite_source(tmp_path) as secrets:
+        admin("PUT", "/connection/shop_db/secret", secrets)
+        worked = admin("GET", "/connection/shop_db").json
+        assert worked["last_test_succeeded"] is True and worked["last_test_timestamp"] is not None
+        assert worked["updated_at"] == admin("GET", "/connection/shop_db").json["updated_at"]
+        admin("PUT", "/connection/shop_db/secret?verify=false", {"path": secrets["path"] + ".gone"})
+        admin("GET", "/connection/shop_db/test")
+        failed = admin("GET", "/connection").json["items"]
+    (item,) = [c for c in failed if c["key"] == "shop_db"]
+    assert item["last_test_succeeded"] is False
+    assert item["last_test_timestamp"] >= worked["last_test_timestamp"]
+
+
 def test_postgres_secrets_never_come_back_and_are_masked_in_messages(api):
     admin = api("admin")
     admin("PATCH", "/connection", [{"name": "PG", "key": "pg", "connection_type": "postgres"}])

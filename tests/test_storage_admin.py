@@ -63,7 +63,10 @@ def s3_config(**details) -> StorageConfig:
 def test_admins_find_storage_in_the_navigation_and_an_empty_list_says_what_it_is_for(admin, root):
     page = text(admin.get("/admin/storage"))
 
-    assert '<a class="nav-link active" aria-current="page" href="/admin/storage">Storage</a>' in page
+    assert (
+        '<a class="dropdown-item active" aria-current="page" href="/admin/storage">Storage destinations</a>'
+        in page
+    )
     assert "No storage destinations yet" in page and str(root) in page
     assert "outside the portal's retention" in page
 

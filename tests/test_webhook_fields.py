@@ -16,6 +16,9 @@ from portal.services import webhooks as svc
 from tests.factories import make_connection, make_webhook
 
 ADMIN = Actor.system("test-admin")
+EMPTY_LABEL_IN_WORDS = (
+    "Cannot make a package label from the PII field “{}”: it has no letters or digits. Enter a package label."
+)
 EMPTY_LABEL = (
     "Cannot generate a dsr_package_label from the pii_field '{}': it has no letters or digits. "
     "Enter a dsr_package_label."
@@ -90,6 +93,22 @@ INVALID = {
         "Field 1: help_text must be at most 500 characters long (it has 501).",
         [(0, "help_text")],
     ),
+}
+# The same rules as the field editor says them (the HTML UI speaks of PII fields and package labels, not
+# of the API's keys): the message beside each row involved.
+IN_WORDS = {
+    "no fields": "Add at least one field before saving.",
+    "duplicate pii_field": "Two fields have the same PII field: first_name",
+    "pii_fields compare after strip": "Two fields have the same PII field: Email",
+    "generated labels collide (Email / email)": "Two fields have the same package label: email",
+    "explicit label collides with a generated one": "Two fields have the same package label: phone_number",
+    "explicit labels collide": "Two fields have the same package label: x",
+    "label empty after generation": EMPTY_LABEL_IN_WORDS.format("!!!"),
+    "empty pii_field": "Enter a PII field: the name of what staff look up.",
+    "blank pii_field": "Enter a PII field: the name of what staff look up.",
+    "pii_field too long": "The PII field must be at most 200 characters long (it has 205).",
+    "label too long": "The package label must be at most 200 characters long (it has 201).",
+    "help text too long": "The help text must be at most 500 characters long (it has 501).",
 }
 # Only the JSON API can send these; the form cannot express them.
 SERVICE_ONLY = {
@@ -235,11 +254,26 @@ def test_form_lists_every_problem_next_to_its_row(client, login_as):
     rows = [{"pii_field": "Email"}, {"pii_field": "Name"}, {"pii_field": "email"}, {"pii_field": "???"}]
     response = client.post("/admin/connections/crm/fields", data=form_data(rows, save=True))
     text = page_text(response)
-    assert "Fields 1 and 3: dsr_package_labels must be unique" in text
-    assert "Field 4: " + EMPTY_LABEL.format("???") in text
+    # In words, not the API's keys (which say "dsr_package_labels must be unique", fidesops' message).
+    assert "Fields 1 and 3: Two fields have the same package label: email" in text
+    assert "Field 4: " + EMPTY_LABEL_IN_WORDS.format("???") in text
     assert row_error(response, 1, "dsr_package_label") is None
-    assert row_error(response, 3, "dsr_package_label") == EMPTY_LABEL.format("???")
+    assert row_error(response, 3, "dsr_package_label") == EMPTY_LABEL_IN_WORDS.format("???")
     assert stored_webhook() is None
+
+
+def test_the_editor_names_fields_in_words(client, login_as):
+    """The API keeps fidesops' wording ("dsr_package_labels must be unique": tests/test_api.py)."""
+    login_as("admin")
+    make_connection("CRM")
+    rows = [{"pii_field": "Email"}, {"pii_field": ""}]
+    text = page_text(client.post("/admin/connections/crm/fields", data=form_data(rows, save=True)))
+    assert "Field 2: Enter a PII field: the name of what staff look up." in text
+    assert "pii_field must not be empty" not in text
+    rows = [{"pii_field": "Email"}, {"pii_field": "E-mail", "dsr_package_label": "email"}]
+    text = page_text(client.post("/admin/connections/crm/fields", data=form_data(rows, save=True)))
+    assert "Two fields have the same package label: email" in text
+    assert "dsr_package_labels must be unique" not in text
 
 
 def test_uniqueness_messages_name_every_row_involved():
@@ -313,15 +347,18 @@ def test_labels_that_look_like_python_names_through_the_form(client, login_as):
 # --- the rule matrix, through the form -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fields", "message", "locations"), INVALID.values(), ids=INVALID.keys())
-def test_rule_matrix_form(client, login_as, fields, message, locations):
+@pytest.mark.parametrize(
+    ("fields", "row_message", "locations"),
+    [(fields, IN_WORDS[case], locations) for case, (fields, _, locations) in INVALID.items()],
+    ids=INVALID.keys(),
+)
+def test_rule_matrix_form(client, login_as, fields, row_message, locations):
     login_as("admin")
     make_webhook("CRM", [{"pii_field": "Existing"}])
     response = client.post("/admin/connections/crm/fields", data=form_data(fields, save=True))
     assert response.status_code == 200
     text = page_text(response)
     assert "Nothing was saved." in text
-    row_message = message.split(": ", 1)[1] if message.startswith("Field ") else message
     for location in locations:
         if location:
             index, key = location

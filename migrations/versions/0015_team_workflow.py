@@ -1,7 +1,7 @@
 """team workflow: tasks and their default owners, notes on a request, deadline extensions, cancel reason
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 19:10:00.000000
 
 Written by hand; portable between SQLite and PostgreSQL. New tables and one new nullable column.
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

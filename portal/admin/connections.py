@@ -36,7 +36,7 @@ def _show_errors(form, exc: DomainError, default_field: str) -> None:
         field = "key" if "key" in form else "name"
     elif isinstance(exc, ValidationFailed) and exc.errors and exc.errors[0][0]:
         field = exc.errors[0][0][0] if exc.errors[0][0][0] in form else default_field
-    form[field].errors = [*form[field].errors, str(exc)]
+    form[field].errors = [*form[field].errors, exc.words]
 
 
 # --- the list --------------------------------------------------------------------------------------
@@ -170,13 +170,9 @@ def _attach_field_errors(form: WebhookFieldsForm, exc: ValidationFailed) -> list
     """Each message next to its row's input; returns the summary lines shown above the rows."""
     general: list[str] = []
     rows_by_message: dict[str, list[int]] = {}
-    for location, message in exc.errors:
+    for (location, _), message in zip(exc.errors, exc.error_words, strict=True):
         if not location:
-            general.append(
-                "Add at least one field before saving."
-                if message == webhook_service.AT_LEAST_ONE_FIELD
-                else message
-            )
+            general.append(message)
             continue
         index = location[0]
         key = location[1] if len(location) > 1 else None
@@ -187,7 +183,7 @@ def _attach_field_errors(form: WebhookFieldsForm, exc: ValidationFailed) -> list
         if index not in rows:
             rows.append(index)
     summary = general + [f"{_rows_phrase(rows)}: {message}" for message, rows in rows_by_message.items()]
-    return summary or [str(exc)]
+    return summary or [exc.words]
 
 
 def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), focus_row=None):
@@ -251,9 +247,9 @@ def webhook_fields(key: str):
     if isinstance(outcome.error, FieldsChanged):
         # Saving again replaces theirs on purpose: the form now carries the version that is current.
         form.version.data = str(conn.manual_webhook.version if conn.manual_webhook else 0)
-        return _render_fields(conn, form, summary=[str(outcome.error)]), 409
+        return _render_fields(conn, form, summary=[outcome.error.words]), 409
     if outcome.error:
-        return _render_fields(conn, form, summary=[str(outcome.error)])
+        return _render_fields(conn, form, summary=[outcome.error.words])
     dispatch.commit_and_run()
     if previous is None:
         flash(f"Saved {_fields(len(webhook.fields))} as version {webhook.version}.", "success")
@@ -311,7 +307,7 @@ def webhook_owners(key: str):
     with refusable() as outcome:
         owners = task_service.set_owners(conn, chosen, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         dispatch.commit_and_run()
         names = ", ".join(user.display_name for user in owners) or "nobody (its new tasks stay unassigned)"

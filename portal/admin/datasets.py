@@ -38,7 +38,7 @@ def new_database():
             field = "key" if isinstance(exc, connections.DuplicateKey) and form.key.data else "name"
             if isinstance(exc, ValidationFailed) and exc.errors and exc.errors[0][0]:
                 field = exc.errors[0][0][0]
-            _add_error(form, field, str(exc))
+            _add_error(form, field, exc.words)
         else:
             dispatch.commit_and_run()
             flash(f"Created “{conn.name}” (key {conn.key}). Now enter its connection details.", "success")
@@ -82,7 +82,7 @@ def database_secrets(key: str):
         db_connections.save_secrets(conn, form.values(), current_actor())
     if exc := outcome.error:
         located = isinstance(exc, ValidationFailed) and exc.errors
-        _add_error(form, exc.errors[0][0][0] if located else "url", str(exc))
+        _add_error(form, exc.errors[0][0][0] if located else "url", exc.words)
         return _render(conn, secrets_form=form, status=422)
     dispatch.commit_and_run()
     flash("Saved the connection details (encrypted). Use “Test connection” to check them.", "success")
@@ -120,7 +120,7 @@ def save_datasets(key: str):
         saved = datasets.save_dataset_text(conn, text, current_actor())
     if exc := outcome.error:
         problems = [message for _, message in exc.errors] if isinstance(exc, ValidationFailed) else []
-        form.text.errors = [*form.text.errors, *(problems or [str(exc)])]
+        form.text.errors = [*form.text.errors, *(problems or [exc.words])]
         if form.file.data and not form.text.data:
             form.text.data = text  # show what was uploaded next to the errors
         return _render(conn, dataset_form=form, status=422)
@@ -150,7 +150,7 @@ def delete_dataset(key: str, fides_key: str):
     if isinstance(outcome.error, NotFound):
         raise outcome.error
     if outcome.error:
-        flash(str(outcome.error), "danger")
+        flash(outcome.error.words, "danger")
     else:
         dispatch.commit_and_run()
         flash(f"Deleted dataset “{fides_key}”.", "success")

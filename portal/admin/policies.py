@@ -18,7 +18,7 @@ def _show(form, exc) -> None:
     if field is None and hasattr(form, "key"):
         field = form.key
     field = field or form.name
-    field.errors = [*field.errors, str(exc)]
+    field.errors = [*field.errors, exc.words]
 
 
 @bp.route("/policies")

@@ -21,7 +21,7 @@ def _show_error(form, exc: DomainError) -> None:
     if isinstance(exc, ValidationFailed) and exc.errors and exc.errors[0][0]:
         named = str(exc.errors[0][0][0]).removeprefix("details.")
         field = named if named in form else field
-    form[field].errors = [*form[field].errors, str(exc)]
+    form[field].errors = [*form[field].errors, exc.words]
 
 
 @bp.route("/storage")
@@ -139,10 +139,10 @@ def storage_secrets(key: str):
         storage.set_secrets(config, form.values(), current_actor())
     if isinstance(exc := outcome.error, ValidationFailed):
         field = exc.errors[0][0][0] if exc.errors and exc.errors[0][0][0] in form else "aws_access_key_id"
-        form[field].errors = [*form[field].errors, str(exc)]
+        form[field].errors = [*form[field].errors, exc.words]
         return _render_edit(config, secrets_form=form, status=422)
     if outcome.error:
-        flash(str(outcome.error), "danger")
+        flash(outcome.error.words, "danger")
         return redirect(url_for(".edit_storage", key=config.key))
     db.session.commit()
     flash("Saved the access keys (encrypted). Use “Test” to check them.", "success")

@@ -41,7 +41,7 @@ def tokens_index():
                 user, form.name.data, current_actor(), scopes=form.scopes.data or None, expires_at=expires
             )
         if outcome.error:
-            form.name.errors = [*form.name.errors, str(outcome.error)]
+            form.name.errors = [*form.name.errors, outcome.error.words]
         else:
             db.session.commit()
             response = make_response(render_template("admin/tokens/created.html", token=token, secret=secret))

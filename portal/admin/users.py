@@ -26,9 +26,9 @@ def _show_error(form, exc: DomainError, default_field: str | None = None) -> Non
         field_name = exc.errors[0][0][0]
     field = getattr(form, field_name, None) if field_name else None
     if field is not None:
-        field.errors = [*field.errors, str(exc)]
+        field.errors = [*field.errors, exc.words]
     else:
-        flash(str(exc), "danger")
+        flash(exc.words, "danger")
 
 
 def _tokens_revoked_text(count: int) -> str:
@@ -133,7 +133,7 @@ def _set_active(user_id: int, active: bool):
         with refusable() as outcome:
             updated = users.update_user(user, current_actor(), role=user.role, name=user.name, active=active)
         if outcome.error:
-            flash(str(outcome.error), "danger")
+            flash(outcome.error.words, "danger")
         else:
             db.session.commit()
             if updated.tasks_unassigned:

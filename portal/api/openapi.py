@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document of /api/v1, built from the pydantic request models and the route table."""
+"""The OpenAPI 3.1 document of /api/v1, built from the pydantic request models and the route table.
+
+Over 400 lines because it is one document: the paths, their parameters and the shared schemas refer to
+each other, and the text of every operation is data, not logic.
+"""
 
 from __future__ import annotations
 
@@ -101,18 +105,67 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "status": {"type": "string", "enum": list(STATUS_VALUES)},
             "policy": {
                 "type": "object",
-                "properties": {"key": {"type": "string"}, "name": {"type": "string"}},
+                "properties": {
+                    "key": {"type": "string"},
+                    "name": {"type": "string"},
+                    "drp_action": STRING_OR_NULL,
+                    "execution_timeframe": {"type": "integer", "description": "Days to respond."},
+                    "rules": {"type": "array", "items": {"type": "object"}},
+                },
             },
             "created_at": TIME,
             "due_date": TIME,
+            "days_left": {
+                "type": ["integer", "null"],
+                "description": "Days until the due date (negative: overdue).",
+            },
             "started_processing_at": TIME,
             "finished_processing_at": TIME,
+            "identity_verified_at": TIME,
+            "paused_at": TIME,
             "reviewed_at": TIME,
             "reviewed_by": STRING_OR_NULL,
+            "reviewer": {
+                "type": ["object", "null"],
+                "properties": {"id": {"type": "string"}, "username": {"type": "string"}},
+            },
+            "identity": {
+                "type": ["object", "null"],
+                "description": "Only with include_identities=true (audited).",
+                "properties": {"email": STRING_OR_NULL, "phone_number": STRING_OR_NULL},
+            },
+            "action_required_details": {"type": ["object", "null"]},
+            "resume_endpoint": {
+                "type": ["string", "null"],
+                "description": "Where to resume it: /privacy-request/{id}/resume_from_requires_input while it "
+                "waits for manual input.",
+            },
+            "results": {
+                "type": "object",
+                "description": "Only with verbose=true: the execution log grouped by dataset.",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/ExecutionLog"},
+                },
+            },
             "denial_reason": STRING_OR_NULL,
             "error_message": STRING_OR_NULL,
         },
         "required": ["id", "status", "policy", "created_at"],
+    },
+    "ExecutionLog": {
+        "type": "object",
+        "description": "One entry of fidesops' execution log: a collection's rows found, an error, or a review.",
+        "properties": {
+            "connection_key": STRING_OR_NULL,
+            "dataset_name": STRING_OR_NULL,
+            "collection_name": STRING_OR_NULL,
+            "fields_affected": {"type": ["array", "null"]},
+            "message": STRING_OR_NULL,
+            "action_type": STRING_OR_NULL,
+            "status": {"type": "string"},
+            "updated_at": TIME,
+        },
     },
     "ManualInputView": {
         "type": "object",
@@ -195,6 +248,22 @@ def _bulk_schema(item: str) -> dict:
         },
         "required": ["succeeded", "failed"],
     }
+
+
+FIDESOPS_FLAGS = [
+    {
+        "name": "include_identities",
+        "in": "query",
+        "schema": {"type": "boolean"},
+        "description": "Each request's identity in `identity` (audited as a reveal).",
+    },
+    {
+        "name": "verbose",
+        "in": "query",
+        "schema": {"type": "boolean"},
+        "description": "Execution logs in `results`.",
+    },
+]
 
 
 def _page_schema(item: str) -> dict:
@@ -582,6 +651,7 @@ def build_document() -> dict:
                         "the identity in the URL, and so in access logs, proxy logs and browser history: use "
                         "`POST /privacy-request/search` instead.",
                     },
+                    *FIDESOPS_FLAGS,
                     *PAGING,
                 ],
                 extra={"422": BODY_ERRORS["422"]},
@@ -643,6 +713,14 @@ def build_document() -> dict:
                     **NOT_FOUND,
                 },
                 params=[REQUEST_ID],
+            ),
+        },
+        "/privacy-request/{request_id}/log": {
+            "get": _op(
+                "The request's execution log (fidesops' shape), oldest first",
+                s.PRIVACY_REQUEST_READ,
+                {"200": _json(_page_schema("ExecutionLog")), **NOT_FOUND},
+                params=[REQUEST_ID, *PAGING],
             ),
         },
         "/privacy-request/{request_id}/package": {

@@ -23,6 +23,7 @@ from portal.extensions import db
 from portal.services import (
     DomainError,
     ValidationFailed,
+    execution_log,
     identities,
     manual_inputs,
     privacy_requests,
@@ -31,9 +32,33 @@ from portal.services import (
 )
 
 
+def _bodies(summaries: list, *, include_identities: bool = False, verbose: bool = False) -> list[dict]:
+    """These requests as the API shows them: their policies in one query, the execution logs in two
+    (``verbose``); identities only when asked for, and each one handed out is audited."""
+    policies = privacy_requests.policies_by_key({summary.policy_key for summary in summaries})
+    results = execution_log.by_dataset([s.id for s in summaries]) if verbose else {}
+    if include_identities:
+        privacy_requests.identities_listed(summaries, g.api_actor, via="api")
+        db.session.commit()
+    return [
+        privacy_request_json(
+            summary,
+            policies.get(summary.policy_key),
+            identity=(dict(summary.identity) if include_identities and summary.identity else None),
+            results=results.get(summary.id) if verbose else None,
+        )
+        for summary in summaries
+    ]
+
+
 def _fresh(ids: list[str]) -> list[dict]:
-    """These requests as the API shows them, read now (after the commit): one query of columns."""
-    return [privacy_request_json(summary) for summary in request_lists.summaries(ids)]
+    """These requests as the API shows them, read now (after the commit)."""
+    return _bodies(request_lists.summaries(ids))
+
+
+def _flag(name: str) -> bool:
+    """A boolean query parameter as FastAPI reads one (true/True/1/yes/on)."""
+    return request.args.get(name, "").strip().lower() in {"true", "1", "yes", "on"}
 
 
 @bp.post("/privacy-request")
@@ -59,7 +84,14 @@ def create_privacy_requests():
 
 
 def _page(
-    statuses: list[str] | None, request_id: str | None, identity_hash: str | None, page: int, size: int
+    statuses: list[str] | None,
+    request_id: str | None,
+    identity_hash: str | None,
+    page: int,
+    size: int,
+    *,
+    include_identities: bool = False,
+    verbose: bool = False,
 ):
     result = request_lists.list_requests(
         statuses=statuses or None,
@@ -68,9 +100,9 @@ def _page(
         page=page,
         size=size,
         order="newest",
-        with_identity=False,
+        with_identity=include_identities,
     )
-    items = [privacy_request_json(pr) for pr in result.items]
+    items = _bodies(result.items, include_identities=include_identities, verbose=verbose)
     return jsonify(page_json(items, result.total, page, size))
 
 
@@ -82,7 +114,15 @@ def list_privacy_requests():
     page, size = page_params()
     identity = request.args.get("identity", "").strip()
     identity_hash = identities.identity_hash_for(identity) if identity else None
-    return _page(request.args.getlist("status"), request.args.get("request_id"), identity_hash, page, size)
+    return _page(
+        request.args.getlist("status"),
+        request.args.get("request_id"),
+        identity_hash,
+        page,
+        size,
+        include_identities=_flag("include_identities"),
+        verbose=_flag("verbose"),
+    )
 
 
 @bp.post("/privacy-request/search")
@@ -95,7 +135,15 @@ def search_privacy_requests():
     identity_hash = (
         identities.identity_search_hash(identity.email, identity.phone_number) if identity else None
     )
-    return _page(body.status, body.request_id, identity_hash, body.page or page, body.size or size)
+    return _page(
+        body.status,
+        body.request_id,
+        identity_hash,
+        body.page or page,
+        body.size or size,
+        include_identities=_flag("include_identities") or bool(body.include_identities),
+        verbose=_flag("verbose") or bool(body.verbose),
+    )
 
 
 def _review(approve: bool):
@@ -151,6 +199,16 @@ def resume_privacy_request(request_id: str):
     privacy_requests.resume_request(request_id, g.api_actor)
     dispatch.commit_and_run()
     return jsonify(_fresh([request_id])[0])
+
+
+@bp.get("/privacy-request/<request_id>/log")
+@requires_scope(scopes.PRIVACY_REQUEST_READ)
+def privacy_request_log(request_id: str):
+    """fidesops' execution log of one request, paginated (``items``, ``total``, ``page``, ``size``)."""
+    privacy_requests.get_request(request_id)  # 404 with fidesops' message for an unknown id
+    page, size = page_params()
+    entries = execution_log.entries(request_id)
+    return jsonify(page_json(entries[(page - 1) * size : page * size], len(entries), page, size))
 
 
 @bp.get("/privacy-request/<request_id>/package")

@@ -9,7 +9,7 @@ from flask import request
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from portal.crypto import require_decrypted
-from portal.models import ConnectionConfig, ManualWebhook, PrivacyRequest
+from portal.models import ConnectionConfig, ManualWebhook, utcnow
 from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
 from portal.services.webhooks import MAX_FIELDS
@@ -89,6 +89,10 @@ class PrivacyRequestSearchIn(ApiModel):
     size: Annotated[int | None, Field(ge=1, le=100)] = Field(
         None, description="Also accepted as a query parameter; the body's wins."
     )
+    include_identities: bool | None = Field(
+        None, description="Each request's identity (email, phone number) in ``identity``; audited."
+    )
+    verbose: bool | None = Field(None, description="Each request's execution log in ``results``.")
 
 
 class ReviewIn(ApiModel):
@@ -172,6 +176,9 @@ def connection_json(conn: ConnectionConfig) -> dict[str, Any]:
         "disabled_at": iso(conn.disabled_at),
         "created_at": iso(conn.created_at),
         "updated_at": iso(conn.updated_at),
+        "last_test_timestamp": iso(conn.last_test_timestamp),
+        "last_test_succeeded": conn.last_test_succeeded,
+        "saas_config": None,  # no SaaS connectors in the portal
     }
 
 
@@ -184,21 +191,59 @@ def webhook_json(conn: ConnectionConfig, webhook: ManualWebhook) -> dict[str, An
     }
 
 
-def privacy_request_json(pr: PrivacyRequest) -> dict[str, Any]:
+RESUME_ENDPOINTS = {"requires_input": "/privacy-request/{id}/resume_from_requires_input"}
+
+
+def policy_json(policy) -> dict[str, Any]:
+    """A policy as fidesops nests it in a privacy request. The portal's policies are access policies
+    without rules of their own yet, so ``rules`` is empty and ``drp_action`` null (no DRP mapping)."""
     return {
+        "name": policy.name,
+        "key": policy.key,
+        "drp_action": None,
+        "execution_timeframe": policy.days_to_respond,
+        "rules": [],
+    }
+
+
+def privacy_request_json(
+    pr, policy=None, *, identity: dict[str, Any] | None = None, results: dict | None = None
+) -> dict[str, Any]:
+    """A request in fidesops' shape (``PrivacyRequestResponse``) plus this portal's keys (``due_date``,
+    ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``policy`` its ``Policy``;
+    ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
+    only with ``verbose``."""
+    due = pr.due_date
+    body = {
         "id": pr.id,
         "external_id": require_decrypted(pr.external_id),  # a corrupted value answers 500, never null
         "status": pr.status,
-        "policy": {"key": pr.policy.key, "name": pr.policy.name},
+        "policy": policy_json(policy)
+        if policy is not None
+        else {"key": pr.policy.key, "name": pr.policy.name},
         "created_at": iso(pr.created_at),
-        "due_date": iso(pr.due_date),
+        "due_date": iso(due),
+        "days_left": (due.date() - utcnow().date()).days if due is not None else None,
         "started_processing_at": iso(pr.started_processing_at),
         "finished_processing_at": iso(pr.finished_processing_at),
+        "identity_verified_at": None,  # the portal does not verify identities by code (fidesops' optional step)
+        "paused_at": None,  # nothing in the portal pauses a request: a manual gate is ``requires_input``
         "reviewed_at": iso(pr.reviewed_at),
         "reviewed_by": pr.reviewed_by.email if pr.reviewed_by else None,
+        "reviewer": (
+            {"id": str(pr.reviewer_id), "username": pr.reviewer_email} if pr.reviewer_id is not None else None
+        ),
+        "identity": identity,
+        "action_required_details": None,
+        "resume_endpoint": (
+            RESUME_ENDPOINTS[pr.status].format(id=pr.id) if pr.status in RESUME_ENDPOINTS else None
+        ),
         "denial_reason": require_decrypted(pr.denial_reason),
         "error_message": pr.error_message,
     }
+    if results is not None:
+        body["results"] = results
+    return body
 
 
 def page_params(default_size: int = 50, max_size: int = 100) -> tuple[int, int]:

@@ -84,7 +84,7 @@ def change_password():
             )
         if exc := outcome.error:
             located = isinstance(exc, ValidationFailed) and exc.errors
-            getattr(form, exc.errors[0][0][0] if located else "new_password").errors.append(str(exc))
+            getattr(form, exc.errors[0][0][0] if located else "new_password").errors.append(exc.words)
         else:
             db.session.commit()
             login_user(user)  # the session id now carries the new session version

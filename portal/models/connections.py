@@ -43,6 +43,9 @@ class ConnectionConfig(Base):
     access: Mapped[str] = mapped_column(String(16), default=AccessLevel.READ.value)
     disabled: Mapped[bool] = mapped_column(default=False)
     disabled_at: Mapped[datetime | None]
+    # The last connection test (fidesops' last_test_*): NULL until one ran.
+    last_test_timestamp: Mapped[datetime | None]
+    last_test_succeeded: Mapped[bool | None]
     secrets: Mapped[Any | None] = mapped_column(EncryptedJSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,6 +1,6 @@
 """Access packages (S2): the final package of a completed request, stored as encrypted chunks.
 
-A package can hold hundreds of megabytes (issue 9), so no step holds a whole one in memory: the runner
+A package can hold hundreds of megabytes, so no step holds a whole one in memory: the runner
 writes it row by row (``portal.execution.package``), and pages and downloads read it chunk by chunk.
 
 Storage decisions:

@@ -45,7 +45,7 @@ class PrivacyRequest(Base):
     __tablename__ = "privacy_requests"
     __table_args__ = (
         CheckConstraint(f"status IN {STATUS_VALUES!r}", name="status_valid"),
-        # Each order the lists use, ending in ``id``: a page is read from the index, never sorted (issue 9).
+        # Each order the lists use, ending in ``id``: a page is read from the index, never sorted.
         Index("ix_privacy_requests_status_due_id", "status", "due_date", "id"),
         Index("ix_privacy_requests_due_id", "due_date", "id"),
         Index("ix_privacy_requests_created_id", "created_at", "id"),

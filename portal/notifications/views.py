@@ -44,9 +44,9 @@ def settings():
                 form[preferences.REQUEST_ERROR.name] if preferences.REQUEST_ERROR.name in choices else None
             )
             if isinstance(exc, preferences.LastErrorRecipient) and field is not None:
-                field.errors = [*field.errors, str(exc)]
+                field.errors = [*field.errors, exc.words]
             else:
-                flash(str(exc), "danger")
+                flash(exc.words, "danger")
             return render_template("notifications/settings.html", form=form, kinds=kinds), 400
         db.session.commit()
         flash("Notification settings saved." if changed else "Nothing changed.", "success")

@@ -84,9 +84,9 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
             form.show_service_errors(outcome.error)
         return ShownAgain(form)
     if isinstance(outcome.error, FieldsChanged):
-        return _fields_changed(request_id, system.key, form.built_from(), str(outcome.error))
+        return _fields_changed(request_id, system.key, form.built_from(), outcome.error.words)
     if outcome.error:
-        return ShownAgain(form, str(outcome.error), 400)
+        return ShownAgain(form, outcome.error.words, 400)
     dispatch.commit_and_run()
     return None
 

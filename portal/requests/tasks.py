@@ -95,7 +95,7 @@ def _change(action, success: str):
     with refusable() as outcome:
         task = action()
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash(
@@ -145,7 +145,7 @@ def bulk_assign():
     with refusable() as outcome:
         changed, problems = tasks.bulk_assign([i for i in task_ids if i], form.user_id.data, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
         return _back()
     db.session.commit()
     flash(f"{changed} task{'s' if changed != 1 else ''} assigned.", "success")

@@ -3,6 +3,9 @@
 Thin doors into ``services.privacy_requests`` and ``services.manual_inputs``: a form validates, one service
 call changes state, ``dispatch.commit_and_run()`` commits and only then starts any scheduled run. Identity
 values never travel in URLs: searches are POSTed and redirected with a keyed hash instead.
+
+Over 400 lines because it holds the request area's routes (queue, request page, creation, the
+request actions); each is a few lines, and the manual-input form has its own module (``manual_input``).
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def _outcome(
 
 def _show_create_errors(form: NewRequestForm, exc: ValidationFailed | NotFound) -> None:
     if isinstance(exc, NotFound):
-        form.policy.errors = [*form.policy.errors, str(exc)]
+        form.policy.errors = [*form.policy.errors, exc.words]
         return
     location = exc.errors[0][0] if exc.errors else ()
     target = {
@@ -167,9 +170,9 @@ def _show_create_errors(form: NewRequestForm, exc: ValidationFailed | NotFound) 
         ("external_id",): form.external_id,
     }.get(tuple(location))
     if target is None:
-        form.form_errors.append(str(exc))
+        form.form_errors.append(exc.words)
     else:
-        target.errors = [*target.errors, str(exc)]
+        target.errors = [*target.errors, exc.words]
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -225,7 +228,7 @@ def _search_redirect():
             # Nothing to find: an empty result that keeps the term in the box (this page, not a URL),
             # never the whole list, which would read like results.
             return _render_queue(
-                form.status.data, request_lists.Page([], 0, 1, 1), search=term, unmatched=str(exc)
+                form.status.data, request_lists.Page([], 0, 1, 1), search=term, unmatched=exc.words
             )
     elif form.identity.data:
         params["identity"] = form.identity.data
@@ -401,7 +404,7 @@ def reveal_identity(request_id: str):
     with refusable() as outcome:
         identity = privacy_requests.reveal_identity(privacy_request, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
         return redirect(url_for(".detail", request_id=request_id))
     dispatch.commit_and_run()
     return _render_detail(privacy_request, revealed=identity)
@@ -413,7 +416,7 @@ def _lifecycle_action(request_id: str, action, prefix: str):
     with refusable() as outcome:
         action(request_id, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         dispatched = dispatch.commit_and_run()
         flash(*_outcome(prefix, privacy_request, dispatched))
@@ -446,7 +449,7 @@ def deny(request_id: str):
     with refusable() as outcome:
         privacy_requests.deny_request(request_id, form.reason.data, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         dispatch.commit_and_run()
         flash("Denied: the request will not be processed.", "success")

@@ -105,7 +105,7 @@ def add_note(request_id: str):
     with refusable() as outcome:
         notes.add_note(request_id, form.body.data, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash("Note added.", "success")
@@ -120,7 +120,7 @@ def delete_note(request_id: str, note_id: int):
     with refusable() as outcome:
         notes.delete_note(request_id, note_id, current_actor())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash("Note deleted; the deletion is in the audit trail.", "success")
@@ -138,7 +138,7 @@ def cancel(request_id: str):
     with refusable() as outcome:
         privacy_requests.cancel_request(request_id, current_actor(), form.reason.data)
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash(
@@ -166,7 +166,7 @@ def extend(request_id: str):
             subject_told=form.subject_told.data,
         )
     if outcome.error:
-        flash(f"Not extended: {outcome.error}", "error")
+        flash(f"Not extended: {outcome.error.words}", "error")
     else:
         db.session.commit()
         flash(f"Deadline extended to {extension.new_due_date:%Y-%m-%d}.", "success")
@@ -181,7 +181,7 @@ def subject_told(request_id: str, extension_id: int):
     with refusable() as outcome:
         deadlines.mark_subject_told(request_id, extension_id, current_actor(), now=utcnow())
     if outcome.error:
-        flash(str(outcome.error), "error")
+        flash(outcome.error.words, "error")
     else:
         db.session.commit()
         flash("Recorded that the data subject was told.", "success")

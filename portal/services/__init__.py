@@ -15,7 +15,12 @@ def text_problem(value: str) -> str | None:
 
 
 class DomainError(Exception):
-    """A rule was broken; ``str(error)`` is the message shown to the user."""
+    """A rule was broken. ``str(error)`` is the message the API answers (fidesops' wording where fidesops
+    has one: "ConnectionConfig", "pii_field"); ``words`` says the same for a person reading the HTML UI."""
+
+    def __init__(self, message: str = "", *, words: str | None = None):
+        super().__init__(message)
+        self.words = words or message
 
 
 class NotFound(DomainError):
@@ -41,6 +46,15 @@ class InvalidState(DomainError):
 class ValidationFailed(DomainError):
     """Input broke field rules; ``errors`` maps a location (tuple) to messages."""
 
-    def __init__(self, message: str, errors: list[tuple[tuple, str]] | None = None):
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        errors: list[tuple[tuple, str]] | None = None,
+        *,
+        words: str | None = None,
+        error_words: list[str] | None = None,
+    ):
+        super().__init__(message, words=words)
         self.errors = errors or []
+        # ``errors``' messages in words, in the same order (the HTML UI shows these beside each input).
+        self.error_words = error_words or [message for _, message in self.errors]

@@ -72,6 +72,18 @@ def duplicate_name_message(name: str, model: str = "ConnectionConfig") -> str:
     return f"Name {name} already exists in {model}."
 
 
+NOUNS = {"ConnectionConfig": "connection", "StorageConfig": "storage destination"}
+
+
+def duplicate_key_words(key: str, model: str = "ConnectionConfig") -> str:
+    """``duplicate_key_message`` for a person (the HTML UI)."""
+    return f"A {NOUNS[model]} with the key {key} already exists: choose another key."
+
+
+def duplicate_name_words(name: str, model: str = "ConnectionConfig") -> str:
+    return f"A {NOUNS[model]} named “{name}” already exists: choose another name."
+
+
 def _fail(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, [((field,), message)])
 
@@ -156,8 +168,8 @@ def _flush_unique(key: str, name: str) -> None:
     except IntegrityError as exc:
         detail = str(exc.orig)
         if "connection_configs_name" in detail or "connection_configs.name" in detail:
-            raise DuplicateName(duplicate_name_message(name)) from exc
-        raise DuplicateKey(duplicate_key_message(key)) from exc
+            raise DuplicateName(duplicate_name_message(name), words=duplicate_name_words(name)) from exc
+        raise DuplicateKey(duplicate_key_message(key), words=duplicate_key_words(key)) from exc
 
 
 def _is_manual(conn: ConnectionConfig) -> bool:
@@ -216,9 +228,9 @@ def create_connection(
     access = _clean_access(access)
     description = _clean_description(description)
     if _key_taken(key):
-        raise DuplicateKey(duplicate_key_message(key))
+        raise DuplicateKey(duplicate_key_message(key), words=duplicate_key_words(key))
     if _name_taken(name):
-        raise DuplicateName(duplicate_name_message(name))
+        raise DuplicateName(duplicate_name_message(name), words=duplicate_name_words(name))
     conn = ConnectionConfig(
         key=key,
         name=name,
@@ -267,7 +279,7 @@ def update_connection(
         name = clean_name(name)
         if name != conn.name:
             if _name_taken(name, except_id=conn.id):
-                raise DuplicateName(duplicate_name_message(name))
+                raise DuplicateName(duplicate_name_message(name), words=duplicate_name_words(name))
             conn.name = name
             changed.append("name")
     if description is not _UNSET:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from portal.execution.connectors import fides, sql
 from portal.extensions import db
-from portal.models import ConnectionConfig, DatasetConfig
+from portal.models import ConnectionConfig, DatasetConfig, utcnow
 from portal.models.audit import Actor, record
 from portal.services import InvalidState, NotFound, ValidationFailed, connections
 
@@ -148,6 +148,17 @@ def test_connection(conn: ConnectionConfig, actor: Actor) -> ConnectionTest:
     """Connect, run ``SELECT 1``, and look each dataset collection up; the message is plain words."""
     require_database(conn)
     result = _test(conn)
+    # A test is not an edit of the connection: its updated_at stays.
+    db.session.execute(
+        sa.update(ConnectionConfig)
+        .where(ConnectionConfig.id == conn.id)
+        .values(
+            last_test_timestamp=utcnow(),
+            last_test_succeeded=result.succeeded,
+            updated_at=ConnectionConfig.updated_at,
+        ),
+        execution_options={"synchronize_session": "fetch"},
+    )
     record(actor, "connection.tested", connection_key=conn.key, succeeded=result.succeeded)
     return result
 

@@ -1,4 +1,8 @@
-"""Manual inputs (S4 upload rules): what staff found by hand for one request and one manual system."""
+"""Manual inputs (S4 upload rules): what staff found by hand for one request and one manual system.
+
+Over 400 lines because an entry's rules (values by field type, required fields, the version check in
+the write itself, re-review of stale entries) are one job with one save path.
+"""
 
 from __future__ import annotations
 

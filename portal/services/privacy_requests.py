@@ -21,7 +21,7 @@ from portal.models.audit import Actor, record
 from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, text_problem
 from portal.services.identities import external_id_index, identity_index, normalize_identity
-from portal.services.policies import get_policy
+from portal.services.policies import get_policy, policies_by_key  # noqa: F401 - the API's name for it
 from portal.services.request_lists import done_counts
 
 S = RequestStatus
@@ -242,6 +242,14 @@ def purged_message(privacy_request: PrivacyRequest, what: str) -> str:
         f"The {what} of privacy request '{privacy_request.id}' was purged on "
         f"{privacy_request.purged_at:%Y-%m-%d} under the retention policy."
     )
+
+
+def identities_listed(summaries: list, actor: Actor, **details: Any) -> None:
+    """Audits that these requests' identities were handed out (the API's ``include_identities``), one
+    event per request as a reveal on the request page is; purged requests have none to hand out."""
+    for summary in summaries:
+        if summary.purged_at is None:
+            record(actor, "request.identity_revealed", privacy_request_id=summary.id, **details)
 
 
 def reveal_identity(privacy_request: PrivacyRequest, actor: Actor, **details: Any) -> dict[str, str]:

@@ -110,6 +110,7 @@ class RequestSummary:
     policy_key: str
     policy_name: str
     reviewer_email: str | None
+    reviewer_id: int | None
     identity: dict[str, Any] | None = None
 
     @property
@@ -141,6 +142,7 @@ _SUMMARY_COLUMNS = (
     .where(User.id == PrivacyRequest.reviewed_by_id)
     .scalar_subquery()
     .label("reviewer_email"),
+    PrivacyRequest.reviewed_by_id.label("reviewer_id"),
 )
 
 

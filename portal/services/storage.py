@@ -17,6 +17,9 @@ Decisions:
   as in fidesops.
 - Secrets are encrypted at rest and never returned, logged or audited (audit events list their names).
 - Nothing here deletes what a destination holds: files written there are outside the portal's retention.
+
+Over 400 lines because each destination type's details (local directory, S3) are validated here with
+fidesops' messages; writing to a destination is ``services.storage_export``.
 """
 
 from __future__ import annotations
@@ -271,8 +274,14 @@ def _flush_unique(key: str, name: str) -> None:
     except IntegrityError as exc:
         detail = str(exc.orig)
         if "storage_configs_name" in detail or "storage_configs.name" in detail:
-            raise DuplicateName(connection_rules.duplicate_name_message(name, MODEL)) from exc
-        raise DuplicateKey(connection_rules.duplicate_key_message(key, MODEL)) from exc
+            raise DuplicateName(
+                connection_rules.duplicate_name_message(name, MODEL),
+                words=connection_rules.duplicate_name_words(name, MODEL),
+            ) from exc
+        raise DuplicateKey(
+            connection_rules.duplicate_key_message(key, MODEL),
+            words=connection_rules.duplicate_key_words(key, MODEL),
+        ) from exc
 
 
 def create_storage_config(
@@ -291,9 +300,15 @@ def create_storage_config(
     response_format = clean_format(response_format)
     details = clean_details(storage_type, details)
     if _taken(StorageConfig.key, key):
-        raise DuplicateKey(connection_rules.duplicate_key_message(key, MODEL))
+        raise DuplicateKey(
+            connection_rules.duplicate_key_message(key, MODEL),
+            words=connection_rules.duplicate_key_words(key, MODEL),
+        )
     if _taken(StorageConfig.name, name):
-        raise DuplicateName(connection_rules.duplicate_name_message(name, MODEL))
+        raise DuplicateName(
+            connection_rules.duplicate_name_message(name, MODEL),
+            words=connection_rules.duplicate_name_words(name, MODEL),
+        )
     config = StorageConfig(key=key, name=name, type=storage_type, format=response_format, details=details)
     db.session.add(config)
     _flush_unique(key, name)
@@ -324,7 +339,10 @@ def update_storage_config(
         name = connection_rules.clean_name(name)
         if name != config.name:
             if _taken(StorageConfig.name, name, except_id=config.id):
-                raise DuplicateName(connection_rules.duplicate_name_message(name, MODEL))
+                raise DuplicateName(
+                    connection_rules.duplicate_name_message(name, MODEL),
+                    words=connection_rules.duplicate_name_words(name, MODEL),
+                )
             config.name = name
             changed.append("name")
     if response_format is not _UNSET:

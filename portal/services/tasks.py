@@ -3,6 +3,9 @@
 Every change of an assignee is a compare-and-swap on the task's row (``assignee_id`` as it was read), so of
 two people claiming one task exactly one wins and the other is told who has it. Every change is audited.
 Opening, finishing and closing tasks is the run's (``execution.tasks``).
+
+Over 400 lines because it holds the whole rule set of assignment (who may act, the compare-and-swap,
+owners) next to the lists and the workload that read the same rows; each part is short.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ everywhere: never attribute names, keyword arguments or class fields, so a label
 Messages follow fidesops where it has its own (``pii_fields must be unique``, ``dsr_package_labels must be
 unique``; an empty list gets pydantic's "ensure this value has at least 1 items", which is what fidesops
 answers); the per-field messages are ours, written for a person reading them next to a form row.
+
+Over 400 lines because the field-list rules (validation, ids kept over renames, versions) and the
+writes that apply them are one job: every write goes through the same rules.
 """
 
 from __future__ import annotations
@@ -57,8 +60,16 @@ AT_LEAST_ONE_FIELD = "ensure this value has at least 1 items"
 PII_FIELDS_UNIQUE = "pii_fields must be unique"
 LABELS_UNIQUE = "dsr_package_labels must be unique"
 IDS_UNIQUE = "field ids must be unique"
+# What the API's keys are called in the HTML UI's messages.
+IN_WORDS = {
+    "pii_field": "The PII field",
+    "dsr_package_label": "The package label",
+    "help_text": "The help text",
+}
 
 Location = tuple[Any, ...]
+# A problem with one key of a field definition: (key or None, the API's message, the UI's message).
+Problem = tuple[str | None, str, str]
 
 
 def generated_label(pii_field: str) -> str:
@@ -66,59 +77,63 @@ def generated_label(pii_field: str) -> str:
     return snake_case(pii_field)[:MAX_LABEL_LENGTH]
 
 
-def _optional_text(value: Any, name: str, limit: int, errors: list) -> str | None:
+def _problem(name: str, rest: str) -> Problem:
+    return (name, f"{name} {rest}", f"{IN_WORDS.get(name, name)} {rest}")
+
+
+def _optional_text(value: Any, name: str, limit: int, errors: list[Problem]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        errors.append((name, f"{name} must be a string."))
+        errors.append(_problem(name, "must be a string."))
         return None
     if problem := text_problem(value):
-        errors.append((name, f"{name} {problem}."))
+        errors.append(_problem(name, f"{problem}."))
         return None
     value = value.strip()
     if len(value) > limit:
-        errors.append((name, f"{name} must be at most {limit} characters long (it has {len(value)})."))
+        errors.append(_problem(name, f"must be at most {limit} characters long (it has {len(value)})."))
     return value or None
 
 
-def _normalize_row(item: Any) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
-    """One field definition, completed with defaults, and its problems as (key or None, message)."""
-    errors: list[tuple[str | None, str]] = []
+def _normalize_row(item: Any) -> tuple[dict[str, Any], list[Problem]]:
+    """One field definition, completed with defaults, and its problems."""
+    errors: list[Problem] = []
     if not isinstance(item, dict):
-        return {}, [(None, "Each field must be an object with at least a pii_field.")]
+        message = "Each field must be an object with at least a pii_field."
+        return {}, [(None, message, "Each field needs at least a PII field.")]
     for unknown in [k for k in item if k not in FIELD_KEYS]:
-        errors.append(
-            (
-                str(unknown),
-                f"Unknown key '{unknown}' in a field definition; allowed: {', '.join(FIELD_KEYS)}.",
-            )
-        )
+        message = f"Unknown key '{unknown}' in a field definition; allowed: {', '.join(FIELD_KEYS)}."
+        errors.append((str(unknown), message, message))
 
     field_id = item.get("id")
     if field_id is not None and (not isinstance(field_id, str) or not FIELD_ID_PATTERN.match(field_id)):
-        errors.append(("id", "id must be 1 to 40 letters, digits or underscores (or left out)."))
+        message = "id must be 1 to 40 letters, digits or underscores (or left out)."
+        errors.append(("id", message, message))
         field_id = None
 
     pii_field = item.get("pii_field")
     if pii_field is None:
-        errors.append(("pii_field", "pii_field is required."))
+        errors.append(
+            ("pii_field", "pii_field is required.", "Enter a PII field: the name of what staff look up.")
+        )
         pii_field = ""
     elif not isinstance(pii_field, str):
-        errors.append(("pii_field", "pii_field must be a string."))
+        errors.append(_problem("pii_field", "must be a string."))
         pii_field = ""
     elif problem := text_problem(pii_field):
-        errors.append(("pii_field", f"pii_field {problem}."))
+        errors.append(_problem("pii_field", f"{problem}."))
         pii_field = ""
     else:
         pii_field = pii_field.strip()
         if not pii_field:
-            errors.append(("pii_field", "pii_field must not be empty."))
+            message = "Enter a PII field: the name of what staff look up."
+            errors.append(("pii_field", "pii_field must not be empty.", message))
         elif len(pii_field) > MAX_PII_FIELD_LENGTH:
             errors.append(
-                (
+                _problem(
                     "pii_field",
-                    f"pii_field must be at most {MAX_PII_FIELD_LENGTH} characters long "
-                    f"(it has {len(pii_field)}).",
+                    f"must be at most {MAX_PII_FIELD_LENGTH} characters long (it has {len(pii_field)}).",
                 )
             )
 
@@ -128,13 +143,14 @@ def _normalize_row(item: Any) -> tuple[dict[str, Any], list[tuple[str | None, st
     if field_type is None or field_type == "":
         field_type = "text"
     elif field_type not in FIELD_TYPES:
-        errors.append(("type", f"Unknown type '{field_type}'; choose one of: {', '.join(FIELD_TYPES)}."))
+        message = f"Unknown type '{field_type}'; choose one of: {', '.join(FIELD_TYPES)}."
+        errors.append(("type", message, message))
 
     required = item.get("required")
     if required is None:
         required = False
     elif not isinstance(required, bool):
-        errors.append(("required", "required must be true or false."))
+        errors.append(("required", "required must be true or false.", "Required must be yes or no."))
 
     help_text = _optional_text(item.get("help_text"), "help_text", MAX_HELP_TEXT_LENGTH, errors)
     row = {
@@ -168,58 +184,90 @@ def normalize_fields(raw: list[dict]) -> list[dict]:
     if not isinstance(raw, list):
         raise ValidationFailed("fields must be a list of field definitions.", [((), "must be a list")])
     if not raw:
-        raise ValidationFailed(AT_LEAST_ONE_FIELD, [((), AT_LEAST_ONE_FIELD)])
+        raise ValidationFailed(
+            AT_LEAST_ONE_FIELD,
+            [((), AT_LEAST_ONE_FIELD)],
+            words="Add at least one field before saving.",
+            error_words=["Add at least one field before saving."],
+        )
     if len(raw) > MAX_FIELDS:
         message = f"A manual webhook has at most {MAX_FIELDS} fields; this list has {len(raw):,}."
         raise ValidationFailed(message, [((), message)])
 
     rows: list[dict[str, Any]] = []
     errors: list[tuple[Location, str]] = []
+    error_words: list[str] = []
     for index, item in enumerate(raw):
-        row, row_errors = _normalize_row(item)
+        row, problems = _normalize_row(item)
         rows.append(row)
-        errors.extend((((index,) if key is None else (index, key)), message) for key, message in row_errors)
+        for key, message, said in problems:
+            errors.append((((index,) if key is None else (index, key)), message))
+            error_words.append(said)
     if errors:
         (location, message) = errors[0]
-        raise ValidationFailed(f"Field {location[0] + 1}: {message}", errors)
+        raise ValidationFailed(
+            f"Field {location[0] + 1}: {message}",
+            errors,
+            words=f"Field {location[0] + 1}: {error_words[0]}",
+            error_words=error_words,
+        )
 
-    duplicates = _rows_sharing([row["pii_field"] for row in rows])
-    if duplicates:
-        raise ValidationFailed(PII_FIELDS_UNIQUE, [((i, "pii_field"), PII_FIELDS_UNIQUE) for i in duplicates])
-    duplicates = _rows_sharing([row.get("id") for row in rows])
-    if duplicates:
-        raise ValidationFailed(IDS_UNIQUE, [((i, "id"), IDS_UNIQUE) for i in duplicates])
+    _refuse_shared(rows, "pii_field", PII_FIELDS_UNIQUE, "PII field")
+    _refuse_shared(rows, "id", IDS_UNIQUE, "id")
 
     for row in rows:
         if row["dsr_package_label"] is None:
             row["dsr_package_label"] = generated_label(row["pii_field"])
 
     # Empty labels are not "duplicates" of each other: they get their own message, in the same answer.
-    duplicates = _rows_sharing([row["dsr_package_label"] or None for row in rows])
-    errors = [((i, "dsr_package_label"), LABELS_UNIQUE) for i in duplicates]
-    errors.extend(
+    _refuse_shared(rows, "dsr_package_label", LABELS_UNIQUE, "package label", also=_unlabelled(rows))
+    return rows
+
+
+def _unlabelled(rows: list[dict]) -> list[tuple[Location, str, str]]:
+    """A row whose label could not be generated: (location, the API's message, the UI's message)."""
+    return [
         (
             (index, "dsr_package_label"),
             f"Cannot generate a dsr_package_label from the pii_field '{row['pii_field']}': it has no "
             "letters or digits. Enter a dsr_package_label.",
+            f"Cannot make a package label from the PII field “{row['pii_field']}”: it has no letters or "
+            "digits. Enter a package label.",
         )
         for index, row in enumerate(rows)
         if not row["dsr_package_label"]
-    )
-    if errors:
-        raise ValidationFailed(errors[0][1], errors)
-    return rows
+    ]
+
+
+def _refuse_shared(rows: list[dict], key: str, message: str, name: str, also=()) -> None:
+    """Refuses a list in which two rows share a value of ``key`` (every row involved is marked), or which
+    has the ``also`` problems; the API keeps fidesops' message, the UI names the value shared."""
+    duplicates = _rows_sharing([row.get(key) or None for row in rows])
+    problems = [
+        ((i, key), message, f"Two fields have the same {name}: {rows[i][key]}") for i in duplicates
+    ] + list(also)
+    if problems:
+        raise ValidationFailed(
+            problems[0][1],
+            [(location, api) for location, api, _ in problems],
+            words=problems[0][2],
+            error_words=[said for _, _, said in problems],
+        )
 
 
 def _require_manual(conn: ConnectionConfig) -> None:
     if conn.connection_type != ConnectionType.MANUAL_WEBHOOK:
         raise InvalidState(
-            "You can only create manual webhooks for ConnectionConfigs of type 'manual_webhook'."
+            "You can only create manual webhooks for ConnectionConfigs of type 'manual_webhook'.",
+            words=f"“{conn.name}” is not a manual webhook: only manual webhooks have fields.",
         )
 
 
 def _already_exists(conn: ConnectionConfig) -> InvalidState:
-    return InvalidState(f"An Access Manual Webhook already exists for ConnectionConfig '{conn.key}'.")
+    return InvalidState(
+        f"An Access Manual Webhook already exists for ConnectionConfig '{conn.key}'.",
+        words=f"The connection with the key {conn.key} already has manual webhook fields.",
+    )
 
 
 def _labels(fields: list[dict]) -> list[str]:

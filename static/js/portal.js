@@ -18,6 +18,19 @@
       url.searchParams.delete("saved");
       window.history.replaceState(window.history.state, "", url.toString());
     }
+    // Stacked tables (phones): label each cell with its column's heading, unless the page did.
+    Array.prototype.forEach.call(document.querySelectorAll("table.table-stack"), function (table) {
+      var headings = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, index) {
+          if (!cell.hasAttribute("data-label") && cell.tagName === "TD" && headings[index]) {
+            cell.setAttribute("data-label", headings[index]);
+          }
+        });
+      });
+    });
     var invalid = document.querySelector("[aria-invalid='true']");
     if (invalid) {
       invalid.focus();

@@ -166,3 +166,87 @@ def test_the_main_pages_fit_a_360px_wide_screen(browsing, live_server):
             page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard")
         ).to_be_visible()
         expect(toggle).to_have_attribute("aria-expanded", "true")
+
+
+WIDTHS = (360, 768, 1024, 1280)
+
+
+def _no_sideways_scroll(page, width: int) -> None:
+    scroll = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll}px wide at {width}px: it scrolls sideways"
+    boxed = page.evaluate(
+        "() => [...document.querySelectorAll('.table-responsive')]"
+        ".filter(box => box.scrollWidth > box.clientWidth + 1).length"
+    )
+    assert boxed == 0, f"{page.url} at {width}px has a table that scrolls sideways"
+
+
+def test_every_main_page_fits_each_common_width_with_the_navigation_in_reach(browsing, live_server):
+    crm = live_server.create_webhook(
+        "Customer relationship management (EU region)", CRM, key="crm_muller_sohne_eu"
+    )
+    request_id = live_server.create_request(
+        "a.rather.long.address@subdomain.example.com", external_id="T" * 40
+    )
+    done = live_server.complete_request(
+        "done@example.com", {crm: {"first_name": "Jane", "last_name": "Customer"}}
+    )
+    pages = {
+        "admin": ["/", "/requests/", "/admin/connections", "/admin/users", "/admin/tokens", "/admin/audit"],
+        "staff": ["/", "/requests/", f"/requests/{request_id}", f"/requests/{request_id}/manual/{crm}"],
+        "reviewer": ["/", "/packages/", f"/packages/{done}"],
+    }
+    page = browsing.page
+    for role, paths in pages.items():
+        browsing.context.clear_cookies()
+        browsing.sign_in(live_server.create_user(role))
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 800})
+            for path in paths:
+                page.goto(path)
+                _no_sideways_scroll(page, width)
+                sign_out = page.get_by_role("button", name="Sign out")
+                if width >= 1200:  # the navigation is open: every item, Sign out last, on screen
+                    box = sign_out.bounding_box()
+                    assert box is not None and box["x"] + box["width"] <= width, f"{path} at {width}px"
+                    if role == "admin":  # the admin pages are one menu away
+                        page.get_by_role("button", name="Admin", exact=True).click()
+                        expect(page.get_by_role("link", name="Audit log")).to_be_visible()
+                        page.keyboard.press("Escape")
+                else:  # folded behind the menu button
+                    expect(page.get_by_role("button", name="Toggle navigation")).to_be_visible()
+
+
+def test_on_a_phone_a_request_row_shows_its_deadline_and_progress_first(browsing, live_server):
+    live_server.create_webhook("Customer CRM", CRM)
+    request_id = live_server.create_request("jane.customer@example.com")
+    page = browsing.sign_in(live_server.create_user("staff"))
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in ("/requests/", "/"):
+        page.goto(path)
+        row = page.locator("table.table-stack tbody tr").first
+        due = row.locator(".stack-first").bounding_box()
+        progress = row.locator(".stack-second").bounding_box()
+        request_cell = row.locator("th").bounding_box()
+        assert due["y"] < progress["y"] < request_cell["y"], path
+        assert due["x"] + due["width"] <= 360 and progress["x"] + progress["width"] <= 360
+        expect(row).to_contain_text("0 of 1 system done")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/requests/")
+    row = page.locator("table.table-stack tbody tr").first
+    assert (
+        row.locator("th").bounding_box()["x"] < row.locator(".stack-first").bounding_box()["x"]
+    )  # a table again
+    assert request_id in page.content()
+
+
+def test_a_long_connection_key_wraps_at_its_underscores_not_letter_by_letter(browsing, live_server):
+    live_server.create_webhook("Müller & Söhne CRM", CRM, key="crm_muller_sohne_customer_relations")
+    page = browsing.sign_in(live_server.create_user("admin"))
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto("/admin/connections")
+    key = page.locator("code", has_text="crm_muller_sohne")
+    lines = key.evaluate(
+        "el => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight))"
+    )
+    assert lines <= 2, f"the key takes {lines} lines"

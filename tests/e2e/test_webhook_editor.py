@@ -62,14 +62,14 @@ def test_admin_creates_a_webhook_and_arranges_its_fields(browsing, live_server):
     # Saving with row 2's PII field empty: the error is on row 2 only, and nothing typed is lost.
     page.get_by_role("button", name="Save fields").click()
     expect(page.get_by_role("alert").filter(has_text="Nothing was saved")).to_contain_text(
-        "Field 2: pii_field must not be empty."
+        "Field 2: Enter a PII field: the name of what staff look up."
     )
     expect(rows(page).nth(1).locator("legend")).to_have_text("Field 2 needs a fix")
     expect(rows(page).nth(0).locator("legend")).to_have_text("Field 1")
     expect(rows(page).nth(2).locator("legend")).to_have_text("Field 3")
     blank = rows(page).nth(1).get_by_label("PII field")
     expect(blank).to_have_attribute("aria-invalid", "true")
-    expect(blank).to_have_accessible_description("pii_field must not be empty.")
+    expect(blank).to_have_accessible_description("Enter a PII field: the name of what staff look up.")
     expect(blank).to_be_focused()
     assert pii_values(page) == ["Ticket IDs", "", "Contact email"]
     expect(rows(page).nth(1).get_by_label("Help text")).to_have_value("Left blank on purpose")

@@ -8,9 +8,12 @@ returns rows whose field values flow along the graph's edges into the next colle
 queried again only with values it has not been searched by. Rows are de-duplicated (by primary key when the
 dataset declares one). Emails are matched case-insensitively because the portal stores them lower-cased.
 
-Rows stream (issue 9): each query is read in batches (a server-side cursor on PostgreSQL and MySQL) and
+Rows stream: each query is read in batches (a server-side cursor on PostgreSQL and MySQL) and
 each row goes straight on to the package writer; the walk keeps only a digest of every row it returned
 (for de-duplication) and the values it still has to follow, never the rows.
+
+Over 400 lines because the walk, its statements and the streaming cursor are one job whose parts share
+the row digests and the per-run engine; split, each part would need the others' internals.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def create_engine(connection_type: str, secrets: dict[str, Any]) -> Engine:
 
 
 # Runs reuse one engine per source (per process): an engine compiles and caches the source's SELECTs, so a
-# new engine per run compiled them again on every run, and building one costs as much again (issue 9).
+# new engine per run compiled them again on every run, and building one costs as much again.
 # Still no pool: each run opens its own connection and closes it at the end. Keyed by the URL and type,
 # so changed connection details get a new engine.
 _SHARED_ENGINES: dict[tuple[str, str], Engine] = {}
@@ -362,7 +365,7 @@ def _lookup(
     lower: bool,
 ) -> sa.Select:
     """The SELECT of one collection's rows by one field's values (``:values``), built once per shape: a
-    statement built on every step had SQLAlchemy construct it and compute its cache key each time (issue 9)."""
+    statement built on every step had SQLAlchemy construct it and compute its cache key each time."""
     table = sa.table(name, *(sa.column(column) for column in fields), schema=schema)
     column = table.c[field]
     values = sa.bindparam("values", expanding=True)
@@ -455,7 +458,7 @@ class Source:
         }
 
 
-# Core statements built once (every run with a database connection executes both; issue 9).
+# Core statements built once (every run with a database connection executes both).
 _steps = CollectionStep.__table__
 _LAST_RUN = sa.select(sa.func.max(_steps.c.run)).where(
     _steps.c.privacy_request_id == sa.bindparam("request_id")
