@@ -12,11 +12,11 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
 from portal.extensions import db
-from portal.models import PrivacyRequest, RequestStatus, utcnow
+from portal.models import PrivacyRequest, RequestStatus, Task, utcnow
 from portal.models.audit import Actor
 from portal.services import notes, tasks, users
 from tests.e2e.helpers import (
@@ -43,6 +43,10 @@ def _seed(server: LiveServer) -> dict[str, str]:
         late = db.session.get(PrivacyRequest, overdue)
         late.created_at = utcnow() - timedelta(days=33)
         late.due_date = utcnow() - timedelta(days=3)
+        # Its tasks carry the due date too (test data written around the services, which keep both).
+        db.session.execute(
+            update(Task).where(Task.privacy_request_id == overdue).values(due_date=late.due_date)
+        )
         db.session.commit()
         waiting = sorted(  # by external id, in Python: it is encrypted
             db.session.scalars(
