@@ -76,10 +76,9 @@ def detail_context(privacy_request: PrivacyRequest) -> dict[str, Any]:
         "original_due": deadlines.original_due_date(privacy_request, extensions),
         "assign_form": assign_form,
         "extend_form": ExtendForm(formdata=None, prefix="extend") if may_extend else None,
-        "cancel_form": CancelForm(formdata=None, prefix="cancel") if cancelable else None,
-        "note_form": NoteForm(formdata=None, prefix="note")
-        if worker and privacy_request.purged_at is None
-        else None,
+        # The note and cancel forms are written out in the templates (building them cost more than the rest).
+        "may_cancel": cancelable,
+        "may_note": worker and privacy_request.purged_at is None,
         "may_record_told": worker and (is_admin or may_extend),
     }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from portal.extensions import db, run
 from portal.models import DeadlineExtension, PrivacyRequest, Role, Task, lifecycle, utcnow
@@ -56,22 +56,24 @@ class Extension:
     created_at: datetime
 
 
+_EXTENSIONS = (
+    select(
+        DeadlineExtension.id,
+        DeadlineExtension.preset,
+        DeadlineExtension.previous_due_date,
+        DeadlineExtension.new_due_date,
+        DeadlineExtension.reason,
+        DeadlineExtension.subject_told_at,
+        DeadlineExtension.created_by_label,
+        DeadlineExtension.created_at,
+    )
+    .where(DeadlineExtension.privacy_request_id == bindparam("request_id"))
+    .order_by(DeadlineExtension.created_at, DeadlineExtension.id)
+)  # built once: every request page reads it
+
+
 def extensions_of(request_id: str) -> list[Extension]:
-    rows = run(
-        select(
-            DeadlineExtension.id,
-            DeadlineExtension.preset,
-            DeadlineExtension.previous_due_date,
-            DeadlineExtension.new_due_date,
-            DeadlineExtension.reason,
-            DeadlineExtension.subject_told_at,
-            DeadlineExtension.created_by_label,
-            DeadlineExtension.created_at,
-        )
-        .where(DeadlineExtension.privacy_request_id == request_id)
-        .order_by(DeadlineExtension.created_at, DeadlineExtension.id)
-    ).all()
-    return [Extension(*row) for row in rows]
+    return [Extension(*row) for row in run(_EXTENSIONS, {"request_id": request_id})]
 
 
 def original_due_date(privacy_request: PrivacyRequest, extensions: list[Extension]) -> datetime:

@@ -455,26 +455,28 @@ def manual_systems() -> list[tuple[int, str]]:
     )
 
 
+_REQUEST_TASKS = (
+    select(
+        Task.id,
+        Task.privacy_request_id,
+        Task.connection_config_id,
+        ConnectionConfig.key,
+        ConnectionConfig.name,
+        Task.assignee_id,
+        func.coalesce(func.nullif(User.name, ""), User.email),
+        Task.due_date,
+        Task.state,
+    )
+    .join(ConnectionConfig, ConnectionConfig.id == Task.connection_config_id)
+    .outerjoin(User, User.id == Task.assignee_id)
+    .where(Task.privacy_request_id == bindparam("request_id"))
+    .order_by(ConnectionConfig.name)
+)  # built once: every request page reads it
+
+
 def request_tasks(request_id: str) -> list[TaskRow]:
-    """Every task of one request (open, done or closed), by system name."""
-    rows = run(
-        select(
-            Task.id,
-            Task.privacy_request_id,
-            Task.connection_config_id,
-            ConnectionConfig.key,
-            ConnectionConfig.name,
-            Task.assignee_id,
-            func.coalesce(func.nullif(User.name, ""), User.email),
-            Task.due_date,
-            Task.state,
-        )
-        .join(ConnectionConfig, ConnectionConfig.id == Task.connection_config_id)
-        .outerjoin(User, User.id == Task.assignee_id)
-        .where(Task.privacy_request_id == request_id)
-        .order_by(ConnectionConfig.name)
-    ).all()
-    return [TaskRow(*row) for row in rows]
+    """Every task of one request (open, done or closed), by system name; ``status`` is the task's state."""
+    return [TaskRow(*row) for row in run(_REQUEST_TASKS, {"request_id": request_id})]
 
 
 def is_assignee(request_id: str, user_id: int | None) -> bool:
