@@ -10,6 +10,7 @@ owners) next to the lists and the workload that read the same rows; each part is
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -328,26 +329,40 @@ def due_soon_days() -> int:
     return int(current_app.config["DUE_SOON_DAYS"])
 
 
-def _conditions(
-    view: str, user_id: int | None, due: str | None, connection_id: int | None, assignee_id: int | None, now
-):
+def _conditions(view: str, due: str | None, by_connection: bool, by_assignee: bool) -> list:
+    """The list's WHERE clause for one shape of filters; values are bound (``_list_params``)."""
     conditions = [Task.state == TASK_OPEN]
     if view == "mine":
-        conditions.append(Task.assignee_id == user_id)
+        conditions.append(Task.assignee_id == bindparam("user_id"))
     elif view == "unassigned":
         conditions.append(Task.assignee_id.is_(None))
-    elif assignee_id is not None:
-        conditions.append(Task.assignee_id == assignee_id)
-    if connection_id is not None:
-        conditions.append(Task.connection_config_id == connection_id)
-    today = start_of_day(now)
+    elif by_assignee:
+        conditions.append(Task.assignee_id == bindparam("assignee_id"))
+    if by_connection:
+        conditions.append(Task.connection_config_id == bindparam("connection_id"))
     if due == "overdue":
-        conditions.append(Task.due_date < today)
+        conditions.append(Task.due_date < bindparam("today", type_=Task.due_date.type))
     elif due == "soon":
-        conditions.append(
-            and_(Task.due_date >= today, Task.due_date < today + timedelta(days=due_soon_days() + 1))
-        )
+        conditions.append(Task.due_date >= bindparam("today", type_=Task.due_date.type))
+        conditions.append(Task.due_date < bindparam("soon", type_=Task.due_date.type))
     return conditions
+
+
+@functools.lru_cache(maxsize=64)
+def _list_statements(view: str, due: str | None, by_connection: bool, by_assignee: bool):
+    """(count, page) for one shape of filters, built once: building them cost more than running them."""
+    conditions = _conditions(view, due, by_connection, by_assignee)
+    count = select(func.count()).select_from(_tasks).where(*conditions)
+    # Names by correlated lookups on primary keys, not joins: a join lets the planner pick another index
+    # than the one serving the order, and sort every open task instead of reading 50 (as the queue does).
+    rows = (
+        select(*_ROW_COLUMNS)
+        .where(*conditions)
+        .order_by(Task.due_date, Task.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return count, rows
 
 
 def list_tasks(
@@ -369,18 +384,19 @@ def list_tasks(
             f"due must be one of {', '.join(DUE_FILTERS)}", [(("query", "due"), "unknown")]
         )
     now = now or utcnow()
-    conditions = _conditions(view, user_id, due, connection_id, assignee_id, now)
-    key = ("tasks", view, user_id if view == "mine" else None, due, connection_id, assignee_id, now.date())
-    total = count_total(select(func.count()).select_from(_tasks).where(*conditions), {}, key)
-    # Names by correlated lookups on primary keys, not joins: a join lets the planner pick another index
-    # than the one serving the order, and sort every open task instead of reading 50 (as the queue does).
-    rows = run(
-        select(*_ROW_COLUMNS)
-        .where(*conditions)
-        .order_by(Task.due_date, Task.id)
-        .limit(size)
-        .offset((page - 1) * size)
-    ).all()
+    by_assignee = view == "all" and assignee_id is not None
+    count, statement = _list_statements(view, due, connection_id is not None, by_assignee)
+    today = start_of_day(now)
+    params = {
+        "user_id": user_id,
+        "assignee_id": assignee_id,
+        "connection_id": connection_id,
+        "today": today,
+        "soon": today + timedelta(days=due_soon_days() + 1),
+    }
+    key = ("tasks", view, user_id if view == "mine" else None, due, connection_id, assignee_id, today)
+    total = count_total(count, params, key)
+    rows = run(statement, {**params, "limit": size, "offset": (page - 1) * size}).all()
     items = [TaskRow(*row) for row in rows]
     webhooks = gate.gated_webhooks()
     done = done_counts(sorted({row.privacy_request_id for row in items}), webhooks) if items else {}
@@ -444,15 +460,16 @@ def systems_behind(now: datetime | None = None) -> list[Load]:
     return sorted(loads, key=lambda load: (-load.overdue, -load.due_soon, load.label))
 
 
+_MANUAL_SYSTEMS = (
+    select(ConnectionConfig.id, ConnectionConfig.name)
+    .where(ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK)
+    .order_by(ConnectionConfig.name)
+)
+
+
 def manual_systems() -> list[tuple[int, str]]:
     """(id, name) of the manual systems, for the filters."""
-    return list(
-        run(
-            select(ConnectionConfig.id, ConnectionConfig.name)
-            .where(ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK)
-            .order_by(ConnectionConfig.name)
-        ).all()
-    )
+    return list(run(_MANUAL_SYSTEMS).all())
 
 
 _REQUEST_TASKS = (
