@@ -10,6 +10,8 @@ signed session cookie and load that user (one primary-key SELECT); the API endpo
 token's SHA-256 (one indexed SELECT). ``POST /login`` sets the session without a password check.
 
 Run: ``BENCH_DATABASE_URL=... BENCH_ENCRYPTION_KEY=... gunicorn -w 2 -b 127.0.0.1:8001 bench.floor:app``.
+
+Over 400 lines because it has one endpoint per benchmarked operation, each a few statements.
 """
 
 from __future__ import annotations
@@ -44,7 +46,17 @@ FLOOR_WORK = {
     "resume_collect": "as resume_build, the 3 SELECTs returning 1,000 rows each",
     "download_json": "session user; SELECT package and its chunks; INSERT audit row (S7); commit; decrypt; indent; attachment",
     "download_zip": "as download_json; ZIP of package.json + one CSV per key",
+    "my_tasks": "session user; COUNT of the user's open tasks; 1 indexed SELECT of 50 (due order) with system name "
+    "and request status; 1 grouped COUNT of the page's current inputs; plain table",
+    "tasks_due_soon": "as my_tasks over every open task due within 7 days",
+    "request_notes": "as request_page, plus 1 SELECT of the request's notes (20); decrypt each; plain list",
 }
+TASKS = (
+    "<!doctype html><title>Tasks</title><p>{{ total }}</p><table>"
+    "{% for r in rows %}<tr><td><a href='/requests/{{ r[1] }}'>{{ r[1] }}</a></td><td>{{ r[2] }}</td>"
+    "<td>{{ done.get(r[1], 0) }}</td><td>{{ r[3] }}</td><td>{{ r[4] }}</td></tr>{% endfor %}</table>"
+)
+NOTES = "<ol>{% for n in notes %}<li>{{ n[1] }}: {{ n[0] }} ({{ n[2] }})</li>{% endfor %}</ol>"
 
 QUEUE = (
     "<!doctype html><title>Queue</title><table>"
@@ -68,6 +80,8 @@ def create_app() -> Flask:
     source = sa.create_engine(f"sqlite:///{source_path}") if source_path else None
     queue_template = app.jinja_env.from_string(QUEUE)  # compiled once, as the portal's templates are
     detail_template = app.jinja_env.from_string(DETAIL)
+    tasks_template = app.jinja_env.from_string(TASKS)
+    notes_template = app.jinja_env.from_string(NOTES)
 
     def stamp(value: datetime):
         return value.replace(tzinfo=None).isoformat(" ") if sqlite else value
@@ -180,6 +194,59 @@ def create_app() -> Flask:
                 )
             }
         return detail_template.render(pr=pr, hooks=hooks, done=done)
+
+    @app.get("/requests/<request_id>/with-notes")
+    def detail_with_notes(request_id: str):
+        page = detail(request_id)
+        with engine.connect() as conn:
+            notes = conn.execute(
+                sa.text(
+                    "SELECT body, author_label, created_at FROM request_notes WHERE privacy_request_id = :r "
+                    "ORDER BY created_at DESC, id DESC LIMIT 1000"
+                ),
+                {"r": request_id},
+            ).all()
+        shown = [(ring.decrypt(bytes(body)).decode(), author, at) for body, author, at in notes]
+        return page + notes_template.render(notes=shown)
+
+    @app.get("/tasks")
+    def tasks():
+        due_soon = request.args.get("due") == "soon"
+        with engine.connect() as conn:
+            user_or_403(conn)
+            if due_soon:
+                today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                where = "t.state = 'open' AND t.due_date >= :lo AND t.due_date < :hi"
+                params = {"lo": stamp(today), "hi": stamp(today + timedelta(days=8))}
+            else:
+                where, params = "t.state = 'open' AND t.assignee_id = :u", {"u": session["uid"]}
+            total = conn.execute(
+                sa.text(f"SELECT count(*) FROM tasks t WHERE {where}"),  # noqa: S608 - a fixed condition, values bound
+                params,
+            ).scalar()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT t.id, t.privacy_request_id, cc.name, t.due_date, pr.status FROM tasks t "  # noqa: S608 - a fixed condition, values bound
+                    "JOIN connection_configs cc ON cc.id = t.connection_config_id "
+                    f"JOIN privacy_requests pr ON pr.id = t.privacy_request_id WHERE {where} "
+                    "ORDER BY t.due_date, t.id LIMIT 50"
+                ),
+                params,
+            ).all()
+            ids = sorted({row[1] for row in rows})
+            done = {}
+            if ids:
+                done = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT mi.privacy_request_id, count(*) FROM manual_inputs mi JOIN manual_webhooks mw "
+                            "ON mw.connection_config_id = mi.connection_config_id AND mw.version = mi.version "
+                            "WHERE mi.privacy_request_id IN :ids GROUP BY mi.privacy_request_id"
+                        ).bindparams(sa.bindparam("ids", expanding=True)),
+                        {"ids": ids},
+                    ).all()
+                )
+        return tasks_template.render(rows=rows, total=total, done=done)
 
     @app.post("/requests/<request_id>/manual/<key>")
     def form_save(request_id: str, key: str):

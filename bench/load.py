@@ -46,6 +46,9 @@ OPERATIONS = (
     "resume_collect",
     "download_json",
     "download_zip",
+    "my_tasks",
+    "tasks_due_soon",
+    "request_notes",
 )
 # What kind of operation each one is: the issue's targets differ for pages and for API calls / saves.
 KINDS = {
@@ -62,6 +65,9 @@ KINDS = {
     "resume_collect": "info",
     "download_json": "page",
     "download_zip": "page",
+    "my_tasks": "page",
+    "tasks_due_soon": "page",
+    "request_notes": "page",
 }
 QUEUE_STATUS_FILTER = "complete"  # the largest status (40%): the costliest filter to count and page
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -316,6 +322,21 @@ def op_download_zip(s: Session) -> Call:
     request_id = s.plan.pick(s.m["download_ids"])
     path = f"/packages/{request_id}/package.zip" if s.portal else f"/packages/{request_id}/zip"
     return s.admin, "GET", path, None, None, (200,), None
+
+
+def op_my_tasks(s: Session) -> Call:
+    return s.staff, "GET", "/tasks/" if s.portal else "/tasks", None, None, (200,), None
+
+
+def op_tasks_due_soon(s: Session) -> Call:
+    path = "/tasks/?view=all&due=soon" if s.portal else "/tasks?due=soon"
+    return s.staff, "GET", path, None, None, (200,), None
+
+
+def op_request_notes(s: Session) -> Call:
+    request_id = s.m["notes_id"]
+    path = f"/requests/{request_id}" if s.portal else f"/requests/{request_id}/with-notes"
+    return s.staff, "GET", path, None, None, (200,), None
 
 
 OPS: dict[str, Callable[[Session], Call | None]] = {name: globals()[f"op_{name}"] for name in OPERATIONS}

@@ -40,6 +40,9 @@ DESCRIPTIONS = {
     "resume_collect": "API resume + build, 50 inputs + 3×1,000 rows collected",
     "download_json": "Package download, JSON",
     "download_zip": "Package download, ZIP",
+    "my_tasks": "My tasks (staff's open tasks, first page)",
+    "tasks_due_soon": "All open tasks due soon, first page",
+    "request_notes": "Request page with 20 notes",
 }
 
 # What was found and fixed with this bench (kept here so the generated report carries it).

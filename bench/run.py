@@ -38,7 +38,7 @@ from bench.load import KINDS, OPERATIONS
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SCALING_OPS = ("queue_first", "request_page", "api_list")
+SCALING_OPS = ("queue_first", "request_page", "api_list", "my_tasks")
 
 
 def log(message: str) -> None:

@@ -66,7 +66,11 @@ SOURCE_ROWS = 1_000
 SOURCE_NOISE = 10  # one row in ten belongs to the bench's data subject
 COLLECT_SUBJECT = "collected.subject@example.com"
 # Versions of what the seed writes; bump when the shape changes, so stale databases are not reused.
-SEED_FORMAT = 3
+SEED_FORMAT = 4
+# The team workflow: one open task per (waiting request, system not entered yet); one in TASK_SHARE goes to
+# the bench's staff user ("My tasks"), the others to nobody. One waiting request carries NOTES notes.
+TASK_SHARE = 20
+NOTES = 20
 
 
 ERROR_MESSAGE = "Unexpected error while processing (OperationalError). Nothing entered by hand was lost."
@@ -105,12 +109,23 @@ INPUT_COLUMNS = (
     "entered_by_label",
     "entered_at",
 )
+TASK_COLUMNS = (
+    "privacy_request_id",
+    "connection_config_id",
+    "assignee_id",
+    "state",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+NOTE_COLUMNS = ("privacy_request_id", "author_id", "author_label", "body", "created_at")
 PACKAGE_COLUMNS = ("privacy_request_id", "summary", "created_at")
 CHUNK_COLUMNS = ("package_id", "key_index", "seq", "row_count", "data")
 BULK_TABLES = (
     "privacy_requests",
     "audit_events",
     "manual_inputs",
+    "tasks",
     "access_packages",
     "access_package_chunks",
 )
@@ -237,6 +252,7 @@ class Manifest:
     download_ids: list[str] = field(default_factory=list)
     identity_hash: str = ""
     collection: dict[str, Any] = field(default_factory=dict)
+    notes_id: str = ""  # a waiting request with NOTES notes (the request page with notes)
 
 
 def field_definitions() -> list[dict[str, Any]]:
@@ -316,13 +332,14 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
     policy = db.session.scalar(select(Policy).where(Policy.key == "default_access_policy"))
     webhook_info = [
         {
+            "index": index,
             "id": conn.id,
             "key": conn.key,
             "version": hook.version,
             "fields": [(f["dsr_package_label"], f["type"]) for f in hook.fields],
             "ids": [f["id"] for f in hook.fields],
         }
-        for conn, hook in hooks
+        for index, (conn, hook) in enumerate(hooks)
     ]
     manifest.webhooks = [
         {"key": w["key"], "fields": w["fields"], "ids": w["ids"], "version": w["version"]}
@@ -338,6 +355,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
     plan = status_plan(scale, rng)
     now = utcnow()
     waiting: list[str] = []
+    waiting_since: dict[str, tuple[datetime, datetime]] = {}  # request id → (created, due)
     completed: list[str] = []
     repeat_index = ring.blind_index(REPEAT_SUBJECT)
     manifest.identity_hash = repeat_index
@@ -363,6 +381,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
             if status == "requires_input":
                 created = now - timedelta(days=rng.uniform(45, 90))
                 waiting.append(request_id)
+                waiting_since[request_id] = (created, created + timedelta(days=days_to_respond))
             else:
                 created = now - timedelta(days=rng.uniform(0, 180))
             if status == "complete":
@@ -417,12 +436,14 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
             pools_of_full
         )
         manifest.detail_id = waiting[4 * resume_count]
-        rest = waiting[4 * resume_count + 1 :]
+        manifest.notes_id = waiting[4 * resume_count + 1]
+        rest = waiting[4 * resume_count + 2 :]
         partly = rest[: len(rest) // 2]
         manifest.upload_ids = rest[len(rest) // 2 :][: pools.uploads]
         full = [*itertools.chain(*pools_of_full), manifest.detail_id]
         full_set = set(full)
         inputs = 0
+        entered_masks: dict[str, int] = {}  # request id → bit mask of the systems entered (by webhook index)
 
         def input_rows() -> Iterator[tuple]:
             nonlocal inputs
@@ -433,6 +454,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
                     chosen = rng.sample(webhook_info, rng.randint(1, WEBHOOKS - 1))
                 for hook in chosen:
                     inputs += 1
+                    entered_masks[request_id] = entered_masks.get(request_id, 0) | (1 << hook["index"])
                     entered = now - timedelta(days=rng.uniform(0, 40))
                     labels = [label for label, _ in hook["fields"]]
                     events.append(
@@ -463,6 +485,42 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
         writer.write("audit_events", AUDIT_COLUMNS, events)
         events.clear()
         manifest.seconds["manual_inputs"] = round(time.perf_counter() - t0, 2)
+
+        # --- tasks: every system a waiting request still waits for; notes on one request -----------------
+        tasks = 0
+
+        def task_rows() -> Iterator[tuple]:
+            nonlocal tasks
+            for request_id in waiting:
+                created, due = waiting_since[request_id]
+                mask = entered_masks.get(request_id, 0)
+                for hook in webhook_info:
+                    if mask & (1 << hook["index"]):
+                        continue
+                    tasks += 1
+                    assignee = staff_id if rng.randrange(TASK_SHARE) == 0 else None
+                    opened = writer.time(created + timedelta(minutes=1))
+                    yield (request_id, hook["id"], assignee, "open", writer.time(due), opened, opened)
+
+        t0 = time.perf_counter()
+        writer.write("tasks", TASK_COLUMNS, task_rows())
+        writer.write(
+            "request_notes",
+            NOTE_COLUMNS,
+            (
+                (
+                    manifest.notes_id,
+                    staff_id,
+                    "Bench staff",
+                    writer.encrypted_text(
+                        f"Note {n}: called the subject back.\nThe archive box is off site."
+                    ),
+                    writer.time(now - timedelta(hours=NOTES - n)),
+                )
+                for n in range(NOTES)
+            ),
+        )
+        manifest.seconds["tasks"] = round(time.perf_counter() - t0, 2)
 
         # --- packages of completed requests (the download pool) -------------------------------------------
         manifest.download_ids = completed[: pools.downloads]
@@ -516,6 +574,8 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
         "fields_per_webhook": len(FIELDS),
         "manual_inputs": inputs,
         "waiting_with_inputs": len(partly) + len(full),
+        "open_tasks": tasks,
+        "notes": NOTES,
         "access_packages": len(manifest.download_ids),
     }
     return manifest

@@ -149,6 +149,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     from portal.notifications.views import public_bp as unsubscribe_bp
     from portal.packages import bp as packages_bp
     from portal.requests import bp as requests_bp
+    from portal.requests.tasks import bp as tasks_bp
     from portal.routing import DatabaseIdConverter
     from portal.security import reject_null_bytes
 
@@ -160,6 +161,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(requests_bp)
+    app.register_blueprint(tasks_bp)
     app.register_blueprint(packages_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(unsubscribe_bp)

@@ -32,6 +32,15 @@ CLIENT_READ = "client:read"
 CLIENT_UPDATE = "client:update"
 CLIENT_DELETE = "client:delete"
 SCOPE_READ = "scope:read"
+# This portal's own: the team workflow (tasks, notes, deadline extensions, cancel).
+TASK_READ = "task:read"
+TASK_UPDATE = "task:update"  # claim, give back, hand over (the service: one's own task, or an admin)
+TASK_ASSIGN = "task:assign"  # assign in bulk (admins)
+NOTE_READ = "privacy-request-note:read"
+NOTE_CREATE = "privacy-request-note:create"
+NOTE_DELETE = "privacy-request-note:delete"  # the service: one's own note, or an admin
+PRIVACY_REQUEST_EXTEND = "privacy-request:extend"  # the service: an assignee of the request, or an admin
+PRIVACY_REQUEST_CANCEL = "privacy-request:cancel"
 
 ALL_SCOPES = (
     CONNECTION_CREATE_OR_UPDATE,
@@ -60,6 +69,14 @@ ALL_SCOPES = (
     CLIENT_UPDATE,
     CLIENT_DELETE,
     SCOPE_READ,
+    TASK_READ,
+    TASK_UPDATE,
+    TASK_ASSIGN,
+    NOTE_READ,
+    NOTE_CREATE,
+    NOTE_DELETE,
+    PRIVACY_REQUEST_EXTEND,
+    PRIVACY_REQUEST_CANCEL,
 )
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
@@ -75,6 +92,13 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             PRIVACY_REQUEST_VIEW_DATA,
             PRIVACY_REQUEST_RESUME,
             PACKAGE_DELIVER,
+            TASK_READ,
+            TASK_UPDATE,
+            NOTE_READ,
+            NOTE_CREATE,
+            NOTE_DELETE,
+            PRIVACY_REQUEST_EXTEND,
+            PRIVACY_REQUEST_CANCEL,
         }
     ),
     Role.REVIEWER: frozenset(
@@ -84,6 +108,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             PRIVACY_REQUEST_DOWNLOAD_PACKAGE,
             PACKAGE_REVIEW,
             PACKAGE_DELIVER,
+            NOTE_READ,
         }
     ),
 }

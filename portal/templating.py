@@ -67,11 +67,13 @@ def mask_phone(phone: str | None) -> str:
 # (endpoint, text, roles): shown to those roles once the endpoint exists.
 # (endpoint, text, roles, menu): a menu groups links under one button so the bar fits a laptop's width.
 NAV_ITEMS = (
+    ("tasks.index", "My tasks", ("admin", "staff"), None),
     ("requests.queue", "Requests", ("admin", "staff", "reviewer"), None),
     ("packages.index", "Packages", ("admin", "reviewer"), None),
     ("admin.connections", "Connections", ("admin",), None),
     ("admin.users", "Users", ("admin",), "Admin"),
     ("admin.storage_configs", "Storage destinations", ("admin",), "Admin"),
+    ("admin.policies_index", "Policies", ("admin",), "Admin"),
     ("admin.tokens", "API tokens", ("admin",), "Admin"),
     ("admin.audit", "Audit log", ("admin",), "Admin"),
     ("dashboard.api_docs", "API", ("admin", "staff", "reviewer"), None),

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from sqlalchemy import select
+
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, User
@@ -114,6 +116,7 @@ def params_for(world, endpoint: str) -> dict:
     """URL parameters: real objects, chosen so that an allowed caller reaches the view's own logic."""
     from portal.notifications.mail import unsubscribe_token
 
+    workflow = _workflow_params(world, endpoint)
     packages = endpoint.startswith("packages.") or endpoint in (
         "api.get_package",
         "api.get_delivery",
@@ -136,7 +139,41 @@ def params_for(world, endpoint: str) -> dict:
         "fides_key": "no_such_dataset",
         "token": unsubscribe_token(world.users["reviewer"].id, ["package_ready"]),
         "filename": "css/bootstrap.min.css" if endpoint == "bootstrap.static" else "css/portal.css",
+        **workflow,
     }
+
+
+def _workflow_params(world, endpoint: str) -> dict:
+    """The empty waiting request's task (open, unassigned), and a note (by staff) or a deadline extension
+    (by the admin) on the waiting request when the route takes one: made here, so other suites' worlds hold
+    none."""
+    from portal.models import Policy, Task
+    from portal.services import DomainError, deadlines, notes
+
+    params = {
+        "task_id": db.session.scalar(
+            select(Task.id).where(Task.privacy_request_id == world.empty_waiting_id)
+        ),
+        "policy_id": db.session.scalar(select(Policy.id)),
+    }
+    try:
+        if endpoint.endswith("delete_note"):
+            note = notes.add_note(world.waiting_id, "A note", Actor.for_user(world.users["staff"]))
+            params["note_id"] = note.id
+        if endpoint.endswith("subject_told"):
+            admin = Actor.for_user(world.users["admin"])
+            params["extension_id"] = deadlines.extend(
+                world.waiting_id, admin, preset="ccpa", reason="Backlog"
+            ).id
+    except DomainError:  # a walk over every route may have closed the request earlier: any id will do
+        db.session.rollback()
+        params.update(note_id=1, extension_id=1)
+    params.setdefault("note_id", 1)
+    params.setdefault("extension_id", 1)
+    if params["task_id"] is None:  # the walk deleted the connection, and its tasks with it
+        params["task_id"] = 1
+    db.session.commit()
+    return params
 
 
 def route_methods(app):
@@ -155,6 +192,13 @@ def url_for_rule(rule, params: dict) -> str:
 FORM_DATA = {
     "requests.new": {"email": "form-made@example.com", "policy": "default_access_policy"},
     "requests.manual_input": {"field_0": "Jane", "version": "1"},
+    "requests.add_note": {"note-body": "Called the subject back."},
+    "requests.cancel": {"cancel-reason": "Withdrawn by the subject."},
+    "requests.extend": {
+        "extend-preset": "custom",
+        "extend-reason": "Backlog",
+        "extend-new_due_date": "2100-01-01",
+    },
 }
 
 
@@ -181,6 +225,14 @@ def api_body(world, endpoint: str):
             {"name": "Made By API", "type": "s3", "details": {"bucket": "made-by-api"}, "format": "json"}
         ],
         "api.put_storage_secrets": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "example"},
+        "api.assign_task": {"user_id": world.users["staff"].id},
+        "api.bulk_assign_tasks": {
+            "user_id": world.users["staff"].id,
+            "task_ids": [_workflow_params(world, endpoint)["task_id"]],
+        },
+        "api.add_note": {"body": "Called the subject back."},
+        "api.extend_deadline": {"preset": "custom", "reason": "Backlog", "new_due_date": "2100-01-01"},
+        "api.cancel_privacy_request": {"reason": "Withdrawn by the subject."},
     }.get(endpoint)
 
 

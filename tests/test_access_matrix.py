@@ -78,6 +78,17 @@ HTML: dict[tuple[str, str], tuple] = {
     # the subject's link: every role may re-issue or revoke it (refused here: the request is not released)
     ("requests.delivery_link", "POST"): (LOGIN, 302, 302, 302),
     ("requests.revoke_delivery_link", "POST"): (LOGIN, 302, 302, 302),
+    # the team workflow: staff and admins; the service narrows (author, assignee or admin) and says so
+    ("requests.add_note", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.delete_note", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.cancel", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.extend", "POST"): (LOGIN, 403, 302, 302),
+    ("requests.subject_told", "POST"): (LOGIN, 403, 302, 302),
+    ("tasks.index", "GET"): (LOGIN, 403, 200, 200),
+    ("tasks.claim", "POST"): (LOGIN, 403, 302, 302),
+    ("tasks.release", "POST"): (LOGIN, 403, 302, 302),
+    ("tasks.assign", "POST"): (LOGIN, 403, 302, 302),
+    ("tasks.bulk_assign", "POST"): (LOGIN, 403, 403, 302),
     # packages: reviewers and admins only
     ("packages.index", "GET"): (LOGIN, 200, 403, 200),
     ("packages.detail", "GET"): (LOGIN, 200, 403, 200),
@@ -104,6 +115,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("admin.webhook_fields", "POST"): (LOGIN, 403, 403, 200),
     ("admin.delete_webhook", "GET"): (LOGIN, 403, 403, 200),
     ("admin.delete_webhook", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.webhook_owners", "POST"): (LOGIN, 403, 403, 302),
     ("admin.new_database", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_database", "POST"): (LOGIN, 403, 403, 200),
     ("admin.database", "GET"): (LOGIN, 403, 403, 404),
@@ -120,6 +132,11 @@ HTML: dict[tuple[str, str], tuple] = {
     ("admin.storage_secrets", "POST"): (LOGIN, 403, 403, 400),
     ("admin.test_storage", "POST"): (LOGIN, 403, 403, 302),
     ("admin.delete_storage", "POST"): (LOGIN, 403, 403, 302),
+    ("admin.policies_index", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_policy", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.new_policy", "POST"): (LOGIN, 403, 403, 200),  # nothing posted: the form says what is missing
+    ("admin.edit_policy", "GET"): (LOGIN, 403, 403, 200),
+    ("admin.edit_policy", "POST"): (LOGIN, 403, 403, 302),  # nothing posted: the stored values are saved
     ("admin.users", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "GET"): (LOGIN, 403, 403, 200),
     ("admin.new_user", "POST"): (LOGIN, 403, 403, 200),
@@ -177,6 +194,17 @@ API: dict[tuple[str, str], tuple] = {
     ("api.send_back_package", "POST"): (401, 401, 415, 403, 415),  # no JSON body
     ("api.resend_delivery_link", "POST"): (401, 401, 400, 400, 400),  # not released yet
     ("api.revoke_delivery_link", "POST"): (401, 401, 400, 400, 400),
+    # this portal's additions: the team workflow (the service narrows: assignee, author or admin)
+    ("api.list_tasks", "GET"): (401, 401, 403, 200, 200),
+    ("api.claim_task", "POST"): (401, 401, 403, 200, 400),  # the admin is told staff has it
+    ("api.release_task", "POST"): (401, 401, 403, 200, 200),
+    ("api.assign_task", "POST"): (401, 401, 403, 403, 200),  # staff: not their task
+    ("api.bulk_assign_tasks", "POST"): (401, 401, 403, 403, 200),
+    ("api.list_notes", "GET"): (401, 401, 200, 200, 200),
+    ("api.add_note", "POST"): (401, 401, 403, 201, 201),
+    ("api.delete_note", "DELETE"): (401, 401, 403, 204, 404),  # staff deleted their own note first
+    ("api.extend_deadline", "POST"): (401, 401, 403, 403, 200),  # staff: not an assignee
+    ("api.cancel_privacy_request", "POST"): (401, 401, 403, 200, 400),  # canceled by staff already
     # OAuth: the token endpoint takes a client's credentials, never a bearer token
     ("api.oauth_token", "POST"): (401, 401, 401, 401, 401),
     ("api.create_oauth_client", "POST"): (401, 401, 403, 403, 200),

@@ -657,9 +657,14 @@ def test_unknown_api_path_is_json_404(admin):
 
 
 def test_all_scopes_are_known():
-    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 24
+    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 32
     assert json.dumps(sorted(ROLE_SCOPES["reviewer"])) == json.dumps(
-        ["privacy-request:download_package", "privacy-request:read", "privacy-request:view_data"]
+        [
+            "privacy-request-note:read",
+            "privacy-request:download_package",
+            "privacy-request:read",
+            "privacy-request:view_data",
+        ]
     )
 
 

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from portal import ConfigurationError, create_app
 from portal.crypto import Keyring, generate_key
 from portal.extensions import db
-from portal.models import ConnectionConfig, ManualInput, PrivacyRequest
+from portal.models import ConnectionConfig, DeadlineExtension, ManualInput, PrivacyRequest, RequestNote
+from portal.models.audit import Actor
 from portal.models.canary import CANARY_PLAINTEXT
-from portal.services import identities, key_rotation, privacy_requests, request_lists
+from portal.services import deadlines, identities, key_rotation, notes, privacy_requests, request_lists
 from tests.conftest import TEST_KEY
 from tests.hardening_helpers import SUBJECT_EMAIL, TEST_ACTOR, WEBHOOK_KEY, build_world
 from tests.workflow_helpers import new_request
@@ -20,6 +21,9 @@ NEW_KEY = generate_key()
 SECRETS = {"url": "postgresql://reader:s3cret@db.internal/customers"}
 EXTERNAL_ID = "CRM-77"
 DENIAL_REASON = "Asked on behalf of someone else"
+NOTE = "Called Wanda on +44 20 7946 0000:\nshe confirms the CRM account"
+CANCEL_REASON = "Withdrawn by Jane by phone"
+EXTENSION_REASON = "Wanda's archive boxes are off site"
 
 
 @pytest.fixture
@@ -34,6 +38,12 @@ def stored(app, app_config, tmp_path):
     denied = new_request(email="denied@example.com")
     db.session.execute(sa.update(PrivacyRequest).where(PrivacyRequest.id == denied).values(status="pending"))
     privacy_requests.deny_request(denied, DENIAL_REASON, TEST_ACTOR)
+    staff = Actor.for_user(world.users["staff"])
+    note = notes.add_note(world.waiting_id, NOTE, staff)
+    admin = Actor.for_user(world.users["admin"])
+    deadlines.extend(world.waiting_id, admin, preset="ccpa", reason=EXTENSION_REASON)
+    canceled = new_request(email="canceled@example.com")
+    privacy_requests.cancel_request(canceled, staff, CANCEL_REASON)
     db.session.commit()
     _start(app_config, tmp_path)  # writes the canary with the current key
     entry = db.session.scalar(
@@ -48,6 +58,8 @@ def stored(app, app_config, tmp_path):
             {WEBHOOK_KEY: [{"first_name": "Jane", "last_name": None, "notes": None}]},
         ),
         "denied": denied,
+        "note": note.id,
+        "canceled": canceled,
     }
 
 
@@ -101,6 +113,9 @@ def _read_everything(app_config, tmp_path, key: str, stored: dict) -> dict:
             "external_id": pr.external_id,
             "found_by_external_id": [p.id for p in request_lists.list_requests(search="crm-77").items],
             "denial_reason": db.session.get(PrivacyRequest, stored["denied"]).denial_reason,
+            "note": db.session.get(RequestNote, stored["note"]).body,
+            "cancel_reason": db.session.get(PrivacyRequest, stored["canceled"]).cancel_reason,
+            "extension_reason": db.session.scalar(sa.select(DeadlineExtension.reason)),
         }
         db.session.remove()
         db.engine.dispose()
@@ -117,6 +132,9 @@ def _expected(stored: dict) -> dict:
         "external_id": EXTERNAL_ID,
         "found_by_external_id": [stored["identity"][0]],
         "denial_reason": DENIAL_REASON,
+        "note": NOTE,
+        "cancel_reason": CANCEL_REASON,
+        "extension_reason": EXTENSION_REASON,
     }
 
 
@@ -125,6 +143,9 @@ def test_every_encrypted_column_is_covered():
         ("privacy_requests", "id", "identity"),
         ("privacy_requests", "id", "external_id"),
         ("privacy_requests", "id", "denial_reason"),
+        ("privacy_requests", "id", "cancel_reason"),
+        ("request_notes", "id", "body"),
+        ("deadline_extensions", "id", "reason"),
         ("manual_inputs", "id", "values"),
         ("access_packages", "id", "summary"),
         ("access_package_chunks", "id", "data"),

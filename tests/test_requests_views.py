@@ -14,7 +14,15 @@ from sqlalchemy import event
 
 from portal.execution import collection, dispatch
 from portal.extensions import db
-from portal.models import AuditEvent, ConnectionConfig, ManualInput, ManualWebhook, PrivacyRequest, utcnow
+from portal.models import (
+    AuditEvent,
+    ConnectionConfig,
+    ManualInput,
+    ManualWebhook,
+    PrivacyRequest,
+    Task,
+    utcnow,
+)
 from portal.models.audit import Actor
 from portal.services import identities, manual_inputs, privacy_requests
 from tests.workflow_helpers import STAFF, add_webhook, field, new_request, post_manual, set_fields
@@ -356,7 +364,8 @@ def test_a_search_that_finds_nothing_shows_an_empty_result_with_the_term_kept(cl
 
 def test_a_request_is_found_by_the_start_of_its_id_and_an_ambiguous_start_lists_each(client, staff, crm):
     for n, wanted in enumerate(["pri_abcd1111-x", "pri_abcd2222-y", "pri_ffff0000-z"]):
-        made = new_request(f"s{n}@example.com")  # waiting for CRM: nothing refers to its id yet
+        made = new_request(f"s{n}@example.com")  # waiting for CRM: only its task refers to its id yet
+        db.session.execute(sa.delete(Task).where(Task.privacy_request_id == made))
         db.session.execute(sa.update(PrivacyRequest).where(PrivacyRequest.id == made).values(id=wanted))
     db.session.commit()
     response = client.post("/requests/", data={"status": "all", "search": "pri_abcd"})
@@ -491,14 +500,14 @@ def test_request_page_shows_details_masked_and_timeline(client, staff, crm):
 def test_request_page_shows_the_latest_events_and_links_the_whole_timeline(client, staff, crm, monkeypatch):
     from portal.requests import views
 
-    monkeypatch.setattr(views, "TIMELINE_EVENTS", 3)
-    monkeypatch.setattr(views, "TIMELINE_ALL", 5)
-    request_id = new_request()  # created, run started, paused: 3 events
+    monkeypatch.setattr(views, "TIMELINE_EVENTS", 4)
+    monkeypatch.setattr(views, "TIMELINE_ALL", 6)
+    request_id = new_request()  # created, run started, paused, task opened: 4 events
     timeline = text_of(client.get(f"/requests/{request_id}"))
     timeline = timeline[timeline.index("Timeline") :]
     assert "Request created" in timeline and "Show the whole timeline" not in timeline
 
-    save(request_id, "crm", {"first_name": "Jane"})  # a 4th event: only the latest 3 are shown
+    save(request_id, "crm", {"first_name": "Jane"})  # a 5th event: only the latest 4 are shown
     response = client.get(f"/requests/{request_id}")
     timeline = text_of(response)[text_of(response).index("Timeline") :]
     assert timeline.startswith("Timeline Manual data saved — crm")
@@ -511,9 +520,9 @@ def test_request_page_shows_the_latest_events_and_links_the_whole_timeline(clien
     assert "Only the latest" not in whole
 
     save(request_id, "crm", {"first_name": "Janet"})
-    save(request_id, "crm", {"first_name": "Janine"})  # 6 events, more than TIMELINE_ALL
+    save(request_id, "crm", {"first_name": "Janine"})  # 7 events, more than TIMELINE_ALL
     whole = text_of(client.get(f"/requests/{request_id}?timeline=all"))
-    assert "Only the latest 5 events are shown." in whole and "Request created" not in whole
+    assert "Only the latest 6 events are shown." in whole and "Request created" not in whole
 
 
 def test_reveal_shows_identity_once_and_is_audited(client, staff, crm):

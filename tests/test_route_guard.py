@@ -123,3 +123,18 @@ def test_every_admin_route_is_forbidden_to_non_admins(app, client, login_as, rol
     assert wrong == []
     page = html.unescape(client.get("/admin/users").get_data(as_text=True))
     assert "You don't have permission to open this page." in page
+
+
+def test_every_task_route_is_forbidden_to_reviewers(app, client, login_as):
+    """Tasks are staff and admins' work: the blueprint refuses reviewers on every route, whatever the id."""
+    login_as("reviewer")
+    routes = _guarded_routes(app, prefix="/tasks/")
+    assert ("GET", "/tasks/") in routes and ("POST", "/tasks/1/claim") in routes
+
+    wrong = [
+        f"{method} {url} → {status}"
+        for method, url in routes
+        if (status := client.open(url, method=method).status_code) != 403
+    ]
+
+    assert wrong == []

@@ -255,3 +255,37 @@ def test_web_processes_never_import_alembic_nor_redis(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("view", "due", "by_system", "page"),
+    [
+        ("mine", None, False, 1),
+        ("mine", "soon", False, 1),
+        ("unassigned", None, False, 1),
+        ("all", None, False, 1),
+        ("all", "overdue", False, 1),
+        ("all", None, True, 1),
+        ("all", None, False, 100),
+    ],
+)
+def test_every_task_list_is_read_from_an_index_not_sorted(app, view, due, by_system, page):
+    from portal.models import Task
+    from portal.services import tasks
+
+    add_webhook("crm", [field("Name")])
+    new_request("plan@example.com")
+    db.session.commit()
+    connection_id = db.session.scalar(sa.select(Task.connection_config_id)) if by_system else None
+
+    sent = _statements_of(
+        lambda: tasks.list_tasks(
+            view=view, user_id=1, due=due, connection_id=connection_id, page=page, size=50
+        )
+    )
+
+    ordered = [(sql, params) for sql, params in sent if "ORDER BY" in sql and "tasks" in sql]
+    assert ordered
+    for sql, params in ordered:
+        assert not _plan_sorts(sql, params), sql
+    db.session.rollback()

@@ -12,7 +12,12 @@ from tests.test_access_matrix import API
 
 V1 = "/api/v1"
 # The access matrix calls the admin last, after staff resumed the request; here the admin comes first.
-ADMIN_FIRST = {("api.resume_privacy_request", "POST"): 200}
+ADMIN_FIRST = {
+    ("api.resume_privacy_request", "POST"): 200,
+    ("api.cancel_privacy_request", "POST"): 200,  # not canceled by staff first
+    ("api.claim_task", "POST"): 200,  # not claimed by staff first
+    ("api.delete_note", "DELETE"): 204,  # not deleted by its author first
+}
 
 
 def _api_routes(app):

@@ -8,4 +8,4 @@ from portal.security import guard_blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, Role.ADMIN)
 
-from portal.admin import audit, connections, datasets, oauth_clients, storage, tokens, users  # noqa: E402,F401
+from portal.admin import audit, connections, datasets, oauth_clients, policies, storage, tokens, users  # noqa: E402,F401

@@ -18,10 +18,11 @@ from portal.admin.connection_forms import (
 )
 from portal.execution import dispatch
 from portal.models import ConnectionConfig, ConnectionType
-from portal.routing import page_number
+from portal.routing import MAX_DATABASE_ID, bounded_int, page_number
 from portal.security import safe_next_url
 from portal.services import DomainError, FieldsChanged, ValidationFailed
 from portal.services import connections as connection_service
+from portal.services import tasks as task_service
 from portal.services import webhooks as webhook_service
 from portal.web import current_actor, refusable
 
@@ -196,6 +197,8 @@ def _render_fields(conn: ConnectionConfig, form: WebhookFieldsForm, summary=(), 
         summary=list(summary),
         focus_row=focus_row,
         max_rows=webhook_service.MAX_FIELDS,
+        owners={user.id for user in task_service.owners_of(conn.id)},
+        candidates=task_service.assignable_users(),
     )
 
 
@@ -291,3 +294,22 @@ def connection_type_label(value: str) -> str:
         "mysql": "MySQL",
         "sqlite": "SQLite",
     }.get(value, value.capitalize())
+
+
+@bp.route("/connections/<key>/owners", methods=["POST"])
+def webhook_owners(key: str):
+    """The manual system's default owners: its new tasks go to the one with the fewest open tasks."""
+    conn = webhook_service.get_manual_connection(key)
+    if not ConfirmDeleteForm().validate_on_submit():
+        abort(400, "The form expired or was sent from another site. Go back, reload the page and try again.")
+    chosen = [bounded_int(value, 1, MAX_DATABASE_ID) for value in request.form.getlist("owner")]
+    chosen = [user_id for user_id in chosen if user_id is not None]
+    with refusable() as outcome:
+        owners = task_service.set_owners(conn, chosen, current_actor())
+    if outcome.error:
+        flash(outcome.error.words, "error")
+    else:
+        dispatch.commit_and_run()
+        names = ", ".join(user.display_name for user in owners) or "nobody (its new tasks stay unassigned)"
+        flash(f"Owners of “{conn.name}”: {names}.", "success")
+    return redirect(url_for(".webhook_fields", key=conn.key) + "#owners-heading")

@@ -102,16 +102,25 @@ def edit_user(user_id: int):
     form = EditUserForm(obj=user)
     if form.validate_on_submit():
         with refusable() as outcome:
-            users.update_user(
+            updated = users.update_user(
                 user, current_actor(), role=form.role.data, name=form.name.data or "", active=user.active
             )
         if outcome.error:
             _show_error(form, outcome.error, default_field="role")
         else:
             db.session.commit()
+            if updated.tasks_unassigned:
+                flash(unassigned_message(updated.tasks_unassigned), "warning")
             flash(f"Changes to {user.email} saved.", "success")
             return redirect(url_for("admin.edit_user", user_id=user.id))
     return _render_edit(user, form=form)
+
+
+def unassigned_message(count: int) -> str:
+    return (
+        f"{count} task{'s' if count != 1 else ''} became unassigned: assign "
+        f"{'them' if count != 1 else 'it'} from the task list."
+    )
 
 
 def _set_active(user_id: int, active: bool):
@@ -122,11 +131,13 @@ def _set_active(user_id: int, active: bool):
         return redirect(url_for("admin.edit_user", user_id=user.id))
     if form.validate_on_submit():
         with refusable() as outcome:
-            users.update_user(user, current_actor(), role=user.role, name=user.name, active=active)
+            updated = users.update_user(user, current_actor(), role=user.role, name=user.name, active=active)
         if outcome.error:
             flash(outcome.error.words, "danger")
         else:
             db.session.commit()
+            if updated.tasks_unassigned:
+                flash(unassigned_message(updated.tasks_unassigned), "warning")
             if active:
                 flash(f"{user.email} is active again and can sign in.", "success")
             else:

@@ -177,5 +177,6 @@ from portal.api import (  # noqa: E402,F401
     openapi,
     privacy_requests,
     storage,
+    tasks,
     webhooks,
 )

@@ -738,7 +738,12 @@ def build_document() -> dict:
         },
         **_oauth_paths(),
     }
-    for extra_paths, extra_components in (_dataset_routes(), _storage_routes(), _delivery_routes()):
+    for extra_paths, extra_components in (
+        _dataset_routes(),
+        _storage_routes(),
+        _delivery_routes(),
+        _workflow_routes(),
+    ):
         paths.update(extra_paths)
         components.update(extra_components)
     return {
@@ -979,3 +984,193 @@ def _delivery_routes() -> tuple[dict, dict]:
         },
     }
     return paths, {"Delivery": delivery, "SendBack": send_back}
+
+
+ADDITION = "This portal's addition to fidesops' API (the team workflow)."
+
+
+def _addition(operation: dict) -> dict:
+    """Mark an operation as this portal's own (not in fidesops): a tag and ``x-portal-addition``."""
+    operation["description"] = f"{ADDITION} {operation['description']}"
+    operation["tags"] = ["Team workflow (portal additions)"]
+    operation["x-portal-addition"] = True
+    return operation
+
+
+def _workflow_routes() -> tuple[dict, dict]:
+    """Tasks, notes, deadline extensions and cancel: the paths and component schemas."""
+    from portal.api.tasks import AssignIn, BulkAssignIn, CancelIn, ExtendIn, NoteIn
+
+    s = scopes
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (AssignIn, BulkAssignIn, NoteIn, ExtendIn, CancelIn)],
+        ref_template="#/components/schemas/{model}",
+    )
+    task = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "privacy_request_id": {"type": "string"},
+            "connection_key": {"type": "string"},
+            "connection_name": {"type": "string"},
+            "assignee_id": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "assignee": STRING_OR_NULL,
+            "state": {"type": "string", "enum": ["open", "done", "closed"]},
+            "due_date": TIME,
+            "request_status": {"type": "string"},
+            "systems_done": {"type": "integer"},
+            "systems": {"type": "integer"},
+        },
+        "required": ["id", "privacy_request_id", "connection_key", "assignee_id", "state"],
+    }
+    note = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "privacy_request_id": {"type": "string"},
+            "author": {"type": "string"},
+            "body": {"type": "string"},
+            "created_at": TIME,
+        },
+        "required": ["id", "privacy_request_id", "author", "body", "created_at"],
+    }
+    extension = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "preset": {"type": "string", "enum": ["gdpr", "ccpa", "custom"]},
+            "previous_due_date": TIME,
+            "new_due_date": TIME,
+            "subject_told_at": TIME,
+        },
+        "required": ["id", "preset", "previous_due_date", "new_due_date", "subject_told_at"],
+    }
+    components = {
+        **defs.get("$defs", {}),
+        "Task": task,
+        "TaskPage": _page_schema("Task"),
+        "Note": note,
+        "DeadlineExtension": extension,
+        "BulkAssignResult": {
+            "type": "object",
+            "properties": {
+                "assigned": {"type": "integer"},
+                "failed": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["assigned", "failed"],
+        },
+    }
+    task_id = {**_path_param("task_id", "Task id"), "schema": {"type": "integer", "minimum": 1}}
+    note_id = {**_path_param("note_id", "Note id"), "schema": {"type": "integer", "minimum": 1}}
+    query = [
+        {"name": "view", "in": "query", "schema": {"type": "string", "enum": ["mine", "unassigned", "all"]}},
+        {"name": "due", "in": "query", "schema": {"type": "string", "enum": ["soon", "overdue"]}},
+        {"name": "connection_key", "in": "query", "schema": {"type": "string"}},
+        {"name": "assignee_id", "in": "query", "schema": {"type": "integer"}, "description": "With view=all"},
+    ]
+    conflict = {"400": _json(ref("Error"), "Claimed by someone else (named), or the task is no longer open")}
+    owner_only = {"403": _json(ref("Error"), "The token lacks the scope, or it is not the caller's task")}
+    paths = {
+        "/task": {
+            "get": _op(
+                "List open tasks, soonest deadline first",
+                s.TASK_READ,
+                {"200": _json(ref("TaskPage"))},
+                params=[*query, *PAGING],
+                description="`due=soon`: within PORTAL_DUE_SOON_DAYS.",
+            )
+        },
+        "/task/{task_id}/claim": {
+            "post": _op(
+                "Claim an unassigned task",
+                s.TASK_UPDATE,
+                {"200": _json(ref("Task")), **conflict, **NOT_FOUND},
+                params=[task_id],
+            )
+        },
+        "/task/{task_id}/release": {
+            "post": _op(
+                "Give a task back (unassigned)",
+                s.TASK_UPDATE,
+                {"200": _json(ref("Task")), **NOT_FOUND},
+                params=[task_id],
+                extra=owner_only,
+                description="The assignee or an admin.",
+            )
+        },
+        "/task/{task_id}/assign": {
+            "post": _op(
+                "Hand a task to another user",
+                s.TASK_UPDATE,
+                {"200": _json(ref("Task")), **conflict, **NOT_FOUND},
+                body=ref("AssignIn"),
+                params=[task_id],
+                extra={**BODY_ERRORS, **owner_only},
+                description="The assignee or an admin; to an active staff member or admin.",
+            )
+        },
+        "/task/assign": {
+            "post": _op(
+                "Assign tasks in bulk",
+                s.TASK_ASSIGN,
+                {"200": _json(ref("BulkAssignResult"))},
+                body=ref("BulkAssignIn"),
+                extra=BODY_ERRORS,
+                description="Admins.",
+            )
+        },
+        "/privacy-request/{request_id}/note": {
+            "get": _op(
+                "The request's notes, newest first",
+                s.NOTE_READ,
+                {"200": _json({"type": "array", "items": ref("Note")}), **NOT_FOUND},
+                params=[REQUEST_ID],
+            ),
+            "post": _op(
+                "Add a note (plain text, up to 5,000 characters)",
+                s.NOTE_CREATE,
+                {"201": _json(ref("Note"), "Created"), **NOT_FOUND},
+                body=ref("NoteIn"),
+                params=[REQUEST_ID],
+                extra=BODY_ERRORS,
+            ),
+        },
+        "/privacy-request/{request_id}/note/{note_id}": {
+            "delete": _op(
+                "Delete a note",
+                s.NOTE_DELETE,
+                {"204": {"description": "Deleted"}, **NOT_FOUND},
+                params=[REQUEST_ID, note_id],
+                extra=owner_only,
+                description="Its author or an admin; the deletion is audited.",
+            )
+        },
+        "/privacy-request/{request_id}/extend": {
+            "post": _op(
+                "Extend the deadline",
+                s.PRIVACY_REQUEST_EXTEND,
+                {"200": _json(ref("DeadlineExtension")), **NOT_FOUND},
+                body=ref("ExtendIn"),
+                params=[REQUEST_ID],
+                extra={**BODY_ERRORS, **owner_only},
+                description="An admin or an assignee of the request. gdpr: up to two further months, only within "
+                "the first month after the request; ccpa: once, up to 45 more days; custom: a later date. "
+                "A refused extension is a 400 naming the rule.",
+            )
+        },
+        "/privacy-request/{request_id}/cancel": {
+            "post": _op(
+                "Cancel a request (withdrawn by the subject)",
+                s.PRIVACY_REQUEST_CANCEL,
+                {"200": _json(ref("PrivacyRequest")), **NOT_FOUND},
+                body=ref("CancelIn"),
+                params=[REQUEST_ID],
+                extra=BODY_ERRORS,
+                description="Its open tasks close; what was entered stays until retention purges it.",
+            )
+        },
+    }
+    for methods in paths.values():
+        for operation in methods.values():
+            _addition(operation)
+    return paths, components

@@ -8,7 +8,7 @@ from portal.notifications import outbox
 from portal.notifications.kinds import KINDS
 from portal.requests.views import due_badge
 from portal.security import guard_blueprint
-from portal.services import dashboard
+from portal.services import dashboard, tasks
 
 bp = Blueprint("dashboard", __name__)
 guard_blueprint(bp)
@@ -22,6 +22,7 @@ def index():
     context = {"user": current_user, "now": now, "due_badge": due_badge}
     if role in (Role.ADMIN, Role.STAFF):
         context.update(queue=dashboard.input_queue(), overdue=dashboard.overdue_count(now))
+        context.update(my_tasks=tasks.list_tasks(view="mine", user_id=current_user.id, size=5, now=now))
     if role == Role.ADMIN:
         context.update(
             missing_fields=dashboard.webhooks_missing_fields(),
@@ -29,6 +30,9 @@ def index():
             pending=dashboard.status_count(RequestStatus.PENDING.value),
             mail_failures=outbox.recent_failures(limit=5),
             mail_kinds=KINDS,
+            unassigned_tasks=tasks.unassigned_count(),
+            workload=tasks.workload(now),
+            behind=tasks.systems_behind(now),
         )
     if role in (Role.ADMIN, Role.REVIEWER):
         context.update(packages=dashboard.ready_packages())

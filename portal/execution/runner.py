@@ -19,7 +19,7 @@ import uuid
 from flask import current_app
 from sqlalchemy import bindparam, select
 
-from portal.execution import collection, gate
+from portal.execution import collection, gate, tasks
 from portal.execution.package import PackageWriter, manual_entries
 from portal.extensions import db, run
 from portal.models import Policy, PrivacyRequest, RequestStatus, lifecycle, utcnow
@@ -97,7 +97,8 @@ def _run_claimed(request_id: str, token: str) -> str:
     )
     missing = gate.missing_webhooks(webhooks, inputs)
     if missing:
-        _finish(request_id, token, "wait_for_input", missing=[m.key for m in missing])
+        if _finish(request_id, token, "wait_for_input", missing=[m.key for m in missing]):
+            tasks.open_for(request_id, [(m.connection.id, m.key) for m in missing])
         db.session.commit()
         return S.REQUIRES_INPUT.value
 
@@ -121,6 +122,7 @@ def _run_claimed(request_id: str, token: str) -> str:
     if not finished:
         db.session.rollback()  # someone took the run over; leave everything to them
         return lifecycle.current_status(request_id)
+    tasks.close_open(request_id)  # a system disabled while it waited no longer needs its task
     db.session.commit()
     return S.COMPLETE.value
 

@@ -18,6 +18,7 @@ from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
 from portal.models.rate_limits import RateLimitCounter
 from portal.models.requests import ManualInput, PrivacyRequest, RequestStatus
 from portal.models.storage import StorageConfig
+from portal.models.tasks import DeadlineExtension, RequestNote, Task, WebhookOwner
 from portal.models.users import ApiToken, Role, User
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionConfig",
     "ConnectionType",
     "DatasetConfig",
+    "DeadlineExtension",
     "DeliveryMode",
     "DeliveryState",
     "EncryptionCanary",
@@ -46,9 +48,12 @@ __all__ = [
     "Policy",
     "PrivacyRequest",
     "RateLimitCounter",
+    "RequestNote",
     "RequestStatus",
     "Role",
     "StorageConfig",
+    "Task",
     "User",
+    "WebhookOwner",
     "utcnow",
 ]

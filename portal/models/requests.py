@@ -73,6 +73,7 @@ class PrivacyRequest(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None]
     denial_reason: Mapped[str | None] = mapped_column(EncryptedText)  # free text about the subject
+    cancel_reason: Mapped[str | None] = mapped_column(EncryptedText)  # free text too: purged likewise
     error_message: Mapped[str | None] = mapped_column(Text)
     # Set by the runner that owns the current run (compare-and-swap); cleared when the run stops.
     runner_claim: Mapped[str | None] = mapped_column(String(64))

@@ -7,4 +7,4 @@ from portal.security import guard_blueprint
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 guard_blueprint(bp)  # every signed-in role may see requests; views narrow further with roles_required
 
-from portal.requests import delivery, manual_input, views  # noqa: E402,F401
+from portal.requests import delivery, manual_input, views, workflow  # noqa: E402,F401

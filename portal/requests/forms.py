@@ -2,6 +2,8 @@
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
+    DateField,
     EmailField,
     HiddenField,
     SelectChoice,
@@ -10,7 +12,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from portal.models.requests import STATUS_VALUES
 
@@ -84,3 +86,56 @@ class DenyForm(FlaskForm):
         render_kw={"rows": 2},
     )
     submit = SubmitField("Deny")
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason for canceling",
+        validators=[Optional(), Length(max=2000)],
+        description="For example: withdrawn by the data subject. Kept on the request (encrypted).",
+        render_kw={"rows": 2},
+    )
+    submit = SubmitField("Cancel request")
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField(
+        "Add a note",
+        validators=[DataRequired(message="Write the note first."), Length(max=5000)],
+        description="Internal, for staff and admins; up to 5,000 characters. Line breaks are kept.",
+        render_kw={"rows": 3, "maxlength": 5000},
+    )
+    submit = SubmitField("Add note")
+
+
+class ExtendForm(FlaskForm):
+    preset = SelectField(
+        "Rule",
+        choices=[
+            SelectChoice("gdpr", "GDPR Art. 12(3): up to two further months, within the first month"),
+            SelectChoice("ccpa", "CCPA §7021: once, up to 45 more days"),
+            SelectChoice("custom", "Another date"),
+        ],
+    )
+    new_due_date = DateField(
+        "New due date",
+        validators=[Optional()],
+        description="Leave empty to extend as far as the rule allows (needed for “Another date”).",
+    )
+    reason = TextAreaField(
+        "Reason",
+        validators=[DataRequired(message="Give the reason."), Length(max=2000)],
+        render_kw={"rows": 2},
+    )
+    subject_told = BooleanField("The data subject has been told of the extension and why")
+    submit = SubmitField("Extend deadline")
+
+
+class AssignForm(FlaskForm):
+    user_id = SelectField("Hand to", coerce=int, validate_choice=True)
+    submit = SubmitField("Hand over")
+
+
+class BulkAssignForm(FlaskForm):
+    user_id = SelectField("Assign selected to", coerce=int, validate_choice=True)
+    submit = SubmitField("Assign selected")

@@ -47,6 +47,7 @@ from portal.services import (
     datasets,
     identities,
     manual_inputs,
+    policies,
     privacy_requests,
     request_lists,
 )
@@ -105,6 +106,14 @@ ACTION_WORDS = {
     "package.viewed": "Access package viewed",
     "package.downloaded": "Access package downloaded",
     "request.purged": "Personal data purged under the retention policy",
+    "request.deadline_extended": "Deadline extended",
+    "request.subject_told": "Recorded that the subject was told of the extension",
+    "task.opened": "Task opened",
+    "task.claimed": "Task claimed",
+    "task.assigned": "Task assigned",
+    "task.released": "Task given back",
+    "note.added": "Note added",
+    "note.deleted": "Note deleted",
 }
 
 
@@ -115,6 +124,10 @@ def describe_event(event: AuditEvent) -> str:
         return "Nothing found confirmed"
     if event.action == "manual_input.saved" and details.get("replaced"):
         return "Manual data replaced"
+    if event.action in ("task.opened", "task.assigned", "task.claimed") and details.get("assignee"):
+        return f"{ACTION_WORDS[event.action]}: {details['assignee']}"
+    if event.action == "request.deadline_extended":
+        return f"Deadline extended from {details.get('previous_due_date')} to {details.get('new_due_date')}"
     if event.action == "request.requires_input" and details.get("missing"):
         return f"Paused: waiting for manual input ({', '.join(details['missing'])})"
     return ACTION_WORDS.get(event.action, event.action)
@@ -174,7 +187,7 @@ def new():
     form = NewRequestForm()
     form.policy.choices = [
         SelectChoice(policy.key, f"{policy.name} ({policy.days_to_respond} days)")
-        for policy in privacy_requests.list_policies()
+        for policy in policies.list_policies()
     ]
     if not form.is_submitted():
         form.policy.data = DEFAULT_ACCESS_POLICY_KEY
@@ -347,11 +360,14 @@ def saved_notice(privacy_request: PrivacyRequest, cards: list, missing: list[str
 
 
 def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = None, handover=None):
+    from portal.requests import workflow  # it builds on this module
+
     cards = manual_inputs.cards_for(privacy_request)
     missing = [card.gated.connection.name for card in cards if card.state != "done"]
     whole = request.args.get("timeline") == "all"
     limit = TIMELINE_ALL if whole else TIMELINE_EVENTS
     events = privacy_requests.request_events(privacy_request.id, limit=limit + 1)  # one more: are there more?
+    events = workflow.timeline(privacy_request.id, events, limit + 1)  # with the request's notes
     more = len(events) > limit
     can_enter = current_user.role in (Role.ADMIN, Role.STAFF) and privacy_request.status == S.REQUIRES_INPUT
     is_admin = current_user.role == Role.ADMIN
@@ -375,6 +391,7 @@ def _render_detail(privacy_request: PrivacyRequest, *, revealed: dict | None = N
         now=utcnow(),
         due_badge=due_badge,
         delivery_card=delivery_card_for(privacy_request, handover),
+        **workflow.detail_context(privacy_request),
     )
     if revealed is None:
         return response

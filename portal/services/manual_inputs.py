@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, exists, insert, select, update
 
-from portal.execution import gate, typed_values
+from portal.execution import gate, tasks, typed_values
 from portal.extensions import run
 from portal.models import (
     ConnectionConfig,
@@ -385,6 +385,7 @@ def save_manual_input(
     replaced = run(_REPLACE, params).rowcount == 1
     if not replaced:
         run(_ADD, params)
+    tasks.mark_done(request_id, system.connection_id)  # saved against the current version: done
     record(
         actor,
         SAVED_ACTION,

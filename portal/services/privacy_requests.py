@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import bindparam, inspect, select, true
 from sqlalchemy.orm import Session, joinedload
 
-from portal.execution import dispatch, gate
+from portal.execution import dispatch, gate, tasks
 from portal.extensions import db, run
 from portal.models import (
     AuditEvent,
@@ -31,6 +31,7 @@ from portal.models.audit import Actor, record
 from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, reports, text_problem
 from portal.services.identities import external_id_index, identity_index, normalize_identity
+from portal.services.policies import get_policy, policies_by_key  # noqa: F401 - the API's name for it
 from portal.services.request_lists import done_counts
 
 S = RequestStatus
@@ -65,25 +66,6 @@ def get_request(request_id: str, *, for_update: bool = False) -> PrivacyRequest:
 
 def request_not_found(request_id: str) -> NotFound:
     return NotFound(f"No privacy request found with id '{request_id}'.")
-
-
-def get_policy(policy_key: str) -> Policy:
-    valid = isinstance(policy_key, str) and not text_problem(policy_key)
-    policy = db.session.scalar(select(Policy).where(Policy.key == policy_key)) if valid else None
-    if policy is None:
-        raise NotFound(f"Policy with key {policy_key} does not exist.")
-    return policy
-
-
-def list_policies() -> list[Policy]:
-    return list(db.session.scalars(select(Policy).order_by(Policy.name)))
-
-
-def policies_by_key(keys: set[str]) -> dict[str, Policy]:
-    """The policies with these keys, in one query (a page of requests names a few)."""
-    if not keys:
-        return {}
-    return {policy.key: policy for policy in db.session.scalars(select(Policy).where(Policy.key.in_(keys)))}
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
@@ -172,10 +154,23 @@ def retry_request(request_id: str, actor: Actor) -> PrivacyRequest:
     return _changed(request_id)
 
 
-def cancel_request(request_id: str, actor: Actor) -> PrivacyRequest:
+MAX_CANCEL_REASON = 2000
+
+
+def cancel_request(request_id: str, actor: Actor, reason: str | None = None) -> PrivacyRequest:
+    """Cancel (withdrawn by the subject): its open tasks close; what was entered stays until retention.
+    The reason is free text about the request: kept on the request (encrypted, purged), not in the trail."""
     get_request(request_id)
-    if not lifecycle.change(request_id, "cancel", actor):
+    if reason is not None and (not isinstance(reason, str) or text_problem(reason)):
+        raise ValidationFailed("The reason must be plain text.", [(("reason",), "not text")])
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_CANCEL_REASON:
+        message = f"The reason must be at most {MAX_CANCEL_REASON} characters."
+        raise ValidationFailed(message, [(("reason",), message)])
+    details = {"with_reason": bool(reason)}
+    if not lifecycle.change(request_id, "cancel", actor, values={"cancel_reason": reason}, details=details):
         raise _refused(request_id, "cancel")
+    tasks.close_open(request_id)
     return _changed(request_id)
 
 

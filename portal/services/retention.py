@@ -5,7 +5,8 @@ A request is closed when it is ``complete`` (counted from ``finished_processing_
 deletes its manual inputs, its access package and its delivery (the subject's link, code and any
 send-back reason; mails to the subject still in the outbox lose their address and link), replaces the identity with an empty one, clears the
 external id (the requester's ticket in another system: it leads back to the person), the blind indexes (so
-the request can no longer be found by email, phone or external id) and the free-text denial reason. The
+the request can no longer be found by email, phone or external id), the free-text denial and cancel reasons,
+its internal notes and the reasons given for extending its deadline. The
 request row (id, status, policy, dates) and its audit trail stay: they hold no personal data. Every purge
 is audited as ``request.purged``.
 
@@ -26,10 +27,12 @@ from portal.extensions import db
 from portal.models import (
     AccessPackage,
     AccessPackageChunk,
+    DeadlineExtension,
     ManualInput,
     Notification,
     PackageDelivery,
     PrivacyRequest,
+    RequestNote,
     RequestStatus,
     lifecycle,
     utcnow,
@@ -119,6 +122,15 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             .values(recipient=None, private_context=None, status="skipped")
             .execution_options(synchronize_session=False)
         )
+        notes = db.session.execute(
+            delete(RequestNote).where(RequestNote.privacy_request_id == item.request_id)
+        ).rowcount
+        db.session.execute(
+            update(DeadlineExtension)
+            .where(DeadlineExtension.privacy_request_id == item.request_id)
+            .values(reason=None)
+            .execution_options(synchronize_session=False)
+        )
         db.session.execute(
             update(PrivacyRequest)
             .where(PrivacyRequest.id == item.request_id, PrivacyRequest.purged_at.is_(None))
@@ -129,6 +141,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
                 external_id=None,
                 external_id_index=None,
                 denial_reason=None,
+                cancel_reason=None,
                 purged_at=now,
             )
             .execution_options(synchronize_session=False)
@@ -142,6 +155,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             manual_inputs_deleted=inputs,
             package_deleted=bool(packages),
             delivery_deleted=bool(deliveries),
+            notes_deleted=notes,
         )
     db.session.expire_all()
     return purged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -10,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.crypto import keyring
+from portal.execution.tasks import ASSIGNABLE_ROLES
 from portal.extensions import db
 from portal.models import Role, User, utcnow
 from portal.models.audit import Actor, record
 from portal.security import burn_password_check, hash_password, needs_rehash, verify_password
-from portal.services import Conflict, DomainError, NotFound, ValidationFailed, tokens
+from portal.services import Conflict, DomainError, NotFound, ValidationFailed, tasks, tokens
 
 
 def _common_passwords() -> frozenset[str]:
@@ -105,7 +107,12 @@ def create_user(
     return user
 
 
-def update_user(user: User, actor: Actor, *, role: str, name: str, active: bool) -> User:
+class Updated(NamedTuple):
+    user: User
+    tasks_unassigned: int  # open tasks that lost their assignee (deactivated, or no longer staff or admin)
+
+
+def update_user(user: User, actor: Actor, *, role: str, name: str, active: bool) -> Updated:
     _check_role(role)
     if user.id == actor.user_id and (role != user.role or not active):
         raise DomainError("You cannot change your own role or deactivate yourself.")
@@ -124,9 +131,14 @@ def update_user(user: User, actor: Actor, *, role: str, name: str, active: bool)
     if name.strip() != user.name:
         changes["name_changed"] = True
         user.name = name.strip()
+    unassigned = 0
+    if not user.active or user.role not in ASSIGNABLE_ROLES:
+        unassigned = tasks.unassign_user(user, actor)
+        if unassigned:
+            changes["tasks_unassigned"] = unassigned
     if changes:
         record(actor, "user.changed", target_user=user.email, **changes)
-    return user
+    return Updated(user, unassigned)
 
 
 def _active_admins() -> int:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portal.execution import tasks
 from portal.extensions import db
 from portal.models import (
     ConnectionConfig,
@@ -324,6 +325,7 @@ def _insert(conn: ConnectionConfig, fields: list[dict], actor: Actor) -> ManualW
     except IntegrityError as exc:  # another admin created it a moment ago
         raise _already_exists(conn) from exc
     _keep_version(webhook)
+    tasks.open_for_waiting(conn.id)  # waiting requests now wait for this system too
     record(
         actor,
         "webhook.created",
@@ -421,6 +423,7 @@ def replace_fields(
         )
     db.session.refresh(webhook)
     _keep_version(webhook)
+    tasks.reopen_stale(conn.id)  # entries saved against the old fields need a re-review
     new_labels = _labels(normalized)
     record(
         actor,

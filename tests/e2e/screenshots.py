@@ -12,12 +12,13 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
 from portal.extensions import db
-from portal.models import PrivacyRequest, RequestStatus, utcnow
-from portal.services import delivery
+from portal.models import PrivacyRequest, RequestStatus, Task, utcnow
+from portal.models.audit import Actor
+from portal.services import delivery, notes, tasks, users
 from tests.e2e.helpers import (
     SETUP,
     Browsing,
@@ -43,6 +44,10 @@ def _seed(server: LiveServer) -> dict[str, str]:
         late = db.session.get(PrivacyRequest, overdue)
         late.created_at = utcnow() - timedelta(days=33)
         late.due_date = utcnow() - timedelta(days=3)
+        # Its tasks carry the due date too (test data written around the services, which keep both).
+        db.session.execute(
+            update(Task).where(Task.privacy_request_id == overdue).values(due_date=late.due_date)
+        )
         db.session.commit()
         waiting = sorted(  # by external id, in Python: it is encrypted
             db.session.scalars(
@@ -53,6 +58,14 @@ def _seed(server: LiveServer) -> dict[str, str]:
         complete = db.session.scalars(
             select(PrivacyRequest).where(PrivacyRequest.status == RequestStatus.COMPLETE)
         ).first()
+        # Staff have claimed the tasks of two waiting requests, and left a note on one.
+        staff = Actor.for_user(users.find_by_email("staff@example.com"))
+        for request_id in (waiting[0].id, overdue):
+            for task in tasks.request_tasks(request_id):
+                if task.status == "open" and task.assignee_id is None:
+                    tasks.claim(task.id, staff)
+        notes.add_note(waiting[0].id, "Called the customer: the CRM account was merged in March.", staff)
+        db.session.commit()
         return {"half": waiting[0].id, "complete": complete.id}
 
 
@@ -100,6 +113,8 @@ def main() -> int:
                 staff = Browsing(browser, server)
                 page = staff.sign_in("staff@example.com")
                 _shoot(page, "dashboard-staff")
+                page.goto("/tasks/")
+                _shoot(page, "my-tasks")
                 page.goto("/requests/")
                 _shoot(page, "queue")
                 page.goto(f"/requests/{ids['half']}")
