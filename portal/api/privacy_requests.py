@@ -33,9 +33,8 @@ from portal.services import (
 
 
 def _bodies(summaries: list, *, include_identities: bool = False, verbose: bool = False) -> list[dict]:
-    """These requests as the API shows them: their policies in one query, the execution logs in two
-    (``verbose``); identities only when asked for, and each one handed out is audited."""
-    policies = privacy_requests.policies_by_key({summary.policy_key for summary in summaries})
+    """These requests as the API shows them (the summaries hold their policies' timeframes), the
+    execution logs in two more queries (``verbose``); identities only when asked for, each one audited."""
     results = execution_log.by_dataset([s.id for s in summaries]) if verbose else {}
     if include_identities:
         privacy_requests.identities_listed(summaries, g.api_actor, via="api")
@@ -43,7 +42,6 @@ def _bodies(summaries: list, *, include_identities: bool = False, verbose: bool 
     return [
         privacy_request_json(
             summary,
-            policies.get(summary.policy_key),
             identity=(dict(summary.identity) if include_identities and summary.identity else None),
             results=results.get(summary.id) if verbose else None,
         )

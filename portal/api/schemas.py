@@ -207,20 +207,17 @@ def policy_json(policy) -> dict[str, Any]:
 
 
 def privacy_request_json(
-    pr, policy=None, *, identity: dict[str, Any] | None = None, results: dict | None = None
+    pr, *, identity: dict[str, Any] | None = None, results: dict | None = None
 ) -> dict[str, Any]:
     """A request in fidesops' shape (``PrivacyRequestResponse``) plus this portal's keys (``due_date``,
-    ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``policy`` its ``Policy``;
-    ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
+    ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
     only with ``verbose``."""
     due = pr.due_date
     body = {
         "id": pr.id,
         "external_id": require_decrypted(pr.external_id),  # a corrupted value answers 500, never null
         "status": pr.status,
-        "policy": policy_json(policy)
-        if policy is not None
-        else {"key": pr.policy.key, "name": pr.policy.name},
+        "policy": policy_json(pr.policy),
         "created_at": iso(pr.created_at),
         "due_date": iso(due),
         "days_left": (due.date() - utcnow().date()).days if due is not None else None,

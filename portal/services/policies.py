@@ -36,13 +36,6 @@ def get_policy(policy_key: str) -> Policy:
     return policy
 
 
-def policies_by_key(keys: set[str]) -> dict[str, Policy]:
-    """The policies with these keys, in one query (a page of requests names a few)."""
-    if not keys:
-        return {}
-    return {policy.key: policy for policy in db.session.scalars(select(Policy).where(Policy.key.in_(keys)))}
-
-
 def _check(name: str, days: int) -> str:
     if not isinstance(name, str) or text_problem(name) or not name.strip():
         raise ValidationFailed("Give the policy a name.", [(("name",), "required")])

@@ -31,7 +31,7 @@ from portal.models.audit import Actor, record
 from portal.models.packages import StoredPackage
 from portal.services import InvalidState, NotFound, ValidationFailed, reports, text_problem
 from portal.services.identities import external_id_index, identity_index, normalize_identity
-from portal.services.policies import get_policy, policies_by_key  # noqa: F401 - the API's name for it
+from portal.services.policies import get_policy
 from portal.services.request_lists import done_counts
 
 S = RequestStatus

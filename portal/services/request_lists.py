@@ -85,6 +85,7 @@ def done_counts(
 class PolicyRef:
     key: str
     name: str
+    days_to_respond: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +112,12 @@ class RequestSummary:
     policy_name: str
     reviewer_email: str | None
     reviewer_id: int | None
+    policy_days: int | None
     identity: dict[str, Any] | None = None
 
     @property
     def policy(self) -> PolicyRef:
-        return PolicyRef(self.policy_key, self.policy_name)
+        return PolicyRef(self.policy_key, self.policy_name, self.policy_days)
 
     @property
     def reviewed_by(self) -> ReviewerRef | None:
@@ -143,6 +145,10 @@ _SUMMARY_COLUMNS = (
     .scalar_subquery()
     .label("reviewer_email"),
     PrivacyRequest.reviewed_by_id.label("reviewer_id"),
+    select(Policy.days_to_respond)
+    .where(Policy.id == PrivacyRequest.policy_id)
+    .scalar_subquery()
+    .label("policy_days"),
 )
 
 
