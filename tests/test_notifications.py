@@ -597,3 +597,34 @@ def test_a_mail_for_named_users_goes_to_those_who_take_it_immediately(app, smtp)
     assert smtp.received[0].subject == f"Task assigned: CRM — {request_id[:12]}…"
     assert "A task was assigned to you: CRM for request" in smtp.received[0].text
     assert smtp.to(other.email) == []
+
+
+def test_a_task_opened_for_an_owner_or_handed_to_someone_mails_them_once(app, smtp):
+    """The owner a waiting request's task goes to is mailed, and so is whoever it is handed to; a task one
+    claims oneself, or one that stays unassigned, mails nobody. No personal data in any of them."""
+    from portal.services import tasks
+
+    owner, colleague, admin = make_user("staff"), make_user("staff"), make_user("admin")
+    crm = add_webhook("crm", [field("Notes")], name="CRM")
+    tasks.set_owners(crm, [owner.id], ADMIN)
+    db.session.commit()
+    request_id = new_request(
+        email=SUBJECT_EMAIL, identity={"phone_number": SUBJECT_PHONE}, external_id=EXTERNAL_ID
+    )
+    delivery.deliver_due()
+    (mail,) = smtp.to(owner.email)
+    assert mail.subject == f"Task assigned: CRM — {request_id[:12]}…"
+    assert "A task was assigned to you: CRM for request" in mail.text
+    assert_no_personal_data(mail)
+
+    (task,) = tasks.list_tasks(view="all").items
+    tasks.assign(task.id, colleague.id, Actor.for_user(admin))
+    db.session.commit()
+    delivery.deliver_due()
+    assert [m.subject for m in smtp.to(colleague.email)] == [f"Task assigned: CRM — {request_id[:12]}…"]
+    tasks.release(task.id, Actor.for_user(admin))
+    tasks.claim(task.id, Actor.for_user(owner))
+    db.session.commit()
+    delivery.deliver_due()
+    assert len(smtp.to(owner.email)) == 1  # claiming one's own task mails nobody
+    assert len(rows(kind="task_assigned")) == 2

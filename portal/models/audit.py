@@ -103,5 +103,6 @@ def record(
         connection.execute(_INSERT, values)
         return
     extensions.run(_INSERT, values)
+    watched = {**details, "connection_key": connection_key} if connection_key is not None else details
     for watcher in _WATCHERS.get(action, ()):
-        watcher(privacy_request_id, details)
+        watcher(privacy_request_id, watched)

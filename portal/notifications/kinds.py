@@ -31,9 +31,9 @@ class Kind:
 TASK_ASSIGNED = Kind(
     "task_assigned",
     "A task is assigned to me",
-    "When a request starts waiting on a system you own, or a task is handed to you.",
+    "When a request starts waiting on a system you own and its task goes to you, or a task is handed to you.",
     {Role.ADMIN: M.IMMEDIATE, Role.STAFF: M.IMMEDIATE},
-    wired=False,
+    modes=(M.IMMEDIATE, M.OFF),
 )
 DUE_SOON = Kind(
     "due_soon",

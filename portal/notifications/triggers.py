@@ -6,6 +6,7 @@ error there is logged and dropped.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ConnectionConfig, audit, utcnow
+from portal.models import ConnectionConfig, User, audit, utcnow
 from portal.notifications import outbox
-from portal.notifications.kinds import PACKAGE_READY, PACKAGE_SENT_BACK, REQUEST_ERROR
+from portal.notifications.kinds import PACKAGE_READY, PACKAGE_SENT_BACK, REQUEST_ERROR, TASK_ASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,29 @@ def _sent_back(request_id: str, details: dict[str, Any]) -> None:
     outbox.enqueue_for_kind(PACKAGE_SENT_BACK, request_id, _moment(), context)
 
 
+def _task_assigned(request_id: str, details: dict[str, Any]) -> None:
+    """A task given to someone — opened for a system's owner as the request starts waiting, or handed to
+    them — is mailed to them (a task one claims oneself is not)."""
+    email, key = details.get("assignee"), details.get("connection_key")
+    if not email or not key:
+        return
+    user_id = db.session.scalar(select(User.id).where(User.email == email))
+    name = db.session.scalar(select(ConnectionConfig.name).where(ConnectionConfig.key == key))
+    if user_id is None or name is None:
+        return
+    # One mail per task and moment; the system's key is hashed to keep the mail log's key short.
+    subject_key = f"{request_id}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    context = {"request_id": request_id, "system": name}
+    outbox.enqueue_for_users(TASK_ASSIGNED, [user_id], subject_key, _moment(), context)
+
+
 # audit action → what to log for it.
 HANDLERS: dict[str, Callable[[str, dict[str, Any]], None]] = {
     "request.completed": _package_ready,
     "request.errored": _request_error,
     "request.sent_back": _sent_back,
+    "task.opened": _task_assigned,
+    "task.assigned": _task_assigned,
 }
 
 
