@@ -82,7 +82,7 @@ def test_seed_demo_builds_the_whole_flow_once(runner):
                 "first_name": "Jane",
                 "last_name": "Customer",
                 "phone_number": "+1 555 010 3333",
-                "height": "172",
+                "height": 172,  # a number field: a JSON number
             }
         ],
         "zendesk_support_eu": [

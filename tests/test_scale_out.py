@@ -438,6 +438,7 @@ class TestWithRealProcesses:
             "request.created",
             "request.run_started",
             "request.requires_input",
+            "task.opened",
             "manual_input.saved",
             "request.resumed",
             "request.run_started",

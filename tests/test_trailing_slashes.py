@@ -17,6 +17,7 @@ ADMIN_FIRST = {
     ("api.cancel_privacy_request", "POST"): 200,  # not canceled by staff first
     ("api.claim_task", "POST"): 200,  # not claimed by staff first
     ("api.delete_note", "DELETE"): 204,  # not deleted by its author first
+    ("api.approve_package", "POST"): 200,  # not approved by a reviewer first
 }
 
 

@@ -18,7 +18,7 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import after_this_request, current_app, g, has_request_context
+from flask import after_this_request, current_app, has_request_context, request
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -257,8 +257,10 @@ def send_soon() -> None:
                 "Could not queue the notification sender (%s); beat will send them.", type(exc).__name__
             )
         return
-    if has_request_context() and not g.get(_AFTER_RESPONSE):
-        g.setdefault(_AFTER_RESPONSE, True)
+    # Marked on the request itself (not ``g``, which an app context pushed around requests would share):
+    # each request that committed mail sends it after its own response.
+    if has_request_context() and not request.environ.get(_AFTER_RESPONSE):
+        request.environ[_AFTER_RESPONSE] = True
         after_this_request(_deliver_after_response)
 
 
