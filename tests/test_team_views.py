@@ -118,6 +118,7 @@ def test_notes_show_escaped_with_line_breaks_and_only_author_or_admin_may_delete
     assert "Ann Author" in raw and "Delete note" in raw
     note = notes.list_notes(request_id)[0]
     assert note.author_id == author.id
+    assert f'action="{url}/notes/{note.id}/delete"' in raw  # the form posts to this note's delete route
 
     login_as("staff", name="Not Author")
     assert "Delete note" not in text(client.get(url))

@@ -31,7 +31,9 @@ class DeliveryCard:
 
 
 def card_for(privacy_request: PrivacyRequest, handover: delivery.Release | None = None) -> DeliveryCard:
-    found = delivery.delivery_for(privacy_request.id)
+    # Only a complete request has a package to deliver: the others' pages skip the query.
+    complete = delivery.state_of(privacy_request, None) is not None
+    found = delivery.delivery_for(privacy_request.id) if complete else None
     identity = privacy_request.identity if isinstance(privacy_request.identity, dict) else {}
     return DeliveryCard(
         delivery.state_of(privacy_request, found),
