@@ -251,7 +251,7 @@ def queue_rows(items, *, done: dict[str, int], systems: int, now: datetime, due_
 
 # The request page: its manual systems (up to 50) and its timeline (20 entries) as Jinja macros took
 # 0.46 ms each of a 4.4 ms page (in-process, SQLite; an attribute lookup and a Markup per value); as
-# f-strings, CARDS_MS and TIMELINE_MS below.
+# f-strings, 0.18 ms and 0.28 ms.
 
 
 def _card_status(card) -> str:
