@@ -152,6 +152,7 @@ def register_cli(app) -> None:
     def sweep() -> None:
         """Requeue lost runs (killed worker, broker down); for cron when Celery beat is not used."""
         from portal.execution.sweeper import sweep as run_sweep
+        from portal.services.delivery import store_pending_copies
         from portal.services.retention import purge_if_enabled
 
         requeued = run_sweep()
@@ -159,6 +160,11 @@ def register_cli(app) -> None:
             note = "" if item.enqueued else " (broker unreachable: will retry)"
             click.echo(f"{item.request_id} {item.reason}{note}")
         click.echo(f"Requeued {_count(len(requeued), 'request')}.", err=True)
+        stored = store_pending_copies()
+        if stored:
+            click.echo(
+                f"Wrote {_count(stored, 'released package')} to the release storage destination.", err=True
+            )
         if current_app.config["PURGE_ON_SWEEP"]:
             purged = purge_if_enabled()
             click.echo(f"Purged {_count(len(purged), 'request')} under the retention policy.", err=True)

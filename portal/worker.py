@@ -75,10 +75,14 @@ def run_privacy_request(request_id: str) -> None:
 
 def sweep() -> None:
     from portal.execution.sweeper import sweep as run_sweep
+    from portal.services.delivery import store_pending_copies
     from portal.services.retention import purge_if_enabled
 
     for item in run_sweep():
         log.info("Requeued %s (%s).", item.request_id, item.reason)
+    stored = store_pending_copies()
+    if stored:
+        log.info("Wrote %d released package(s) to the release storage destination.", stored)
     purged = purge_if_enabled()
     if purged:
         log.info("Purged %d request(s) under the retention policy.", len(purged))

@@ -3,6 +3,7 @@ and a code mailed to them (real SMTP server), downloads it; expiry, revocation, 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -550,6 +551,26 @@ def test_without_review_a_release_destination_waits_for_its_retry(app, reviewer_
     assert (tmp_path / "out" / f"{request_id}.json").exists()
 
 
+def test_without_review_the_sweep_writes_the_release_copy_after_its_grace_period(app, smtp, tmp_path):
+    (tmp_path / "out").mkdir()
+    _local_destination(app, tmp_path, "out")
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False
+    request_id = completed()
+    runner = app.test_cli_runner()
+    assert "release storage" not in runner.invoke(args=["sweep"]).output  # within the grace period: left
+    assert delivery_row(request_id).state == "approved"
+    row = delivery_row(request_id)
+    row.updated_at = utcnow() - timedelta(seconds=app.config["SWEEP_GRACE_SECONDS"] + 1)
+    db.session.commit()
+    result = runner.invoke(args=["sweep"])
+    assert "Wrote 1 released package to the release storage destination." in result.output
+    assert delivery_row(request_id).state == "delivered"
+    written = json.loads((tmp_path / "out" / f"{request_id}.json").read_text())
+    assert written["crm_muller"] == [{"notes": ENTERED, "age": 42}]
+    assert actions(request_id, "delivery.")[-1] == "delivery.stored"
+    assert "release storage" not in runner.invoke(args=["sweep"]).output  # written once
+
+
 def test_two_reviewers_opening_a_first_review_at_once_get_one_approval_and_a_message(app, monkeypatch):
     """The second reviewer read "no delivery row yet" before the first one's row was committed: its insert
     breaks the unique key, it reads that row and is told the package was released (no 500)."""
@@ -577,7 +598,7 @@ def test_two_reviewers_opening_a_first_review_at_once_get_one_approval_and_a_mes
 
     monkeypatch.setattr(delivery, "delivery_for", read_before_the_commit)
     with pytest.raises(delivery.InvalidState, match="was released already"):
-        delivery.approve(request_id, Actor.system("second reviewer"), lambda token: token)
+        delivery.approve(request_id, Actor.system("second reviewer"))
     assert len(reads) == 2  # the stale read, then the row found after the refused insert
     db.session.rollback()
     assert delivery_row(request_id).reviewed_by_label == "first"
@@ -655,9 +676,9 @@ def test_the_api_hands_a_phone_only_requests_link_to_staff_once(app, client, smt
     request_id = completed(email=None, phone="+15555550123")
     body = api_as(client, "reviewer")("POST", f"/privacy-request/{request_id}/package/approve").get_json()
     assert body["emailed"] is False and "/delivery/" in body["handover_link"]
-    assert (
-        api_as(client, "staff")("GET", f"/privacy-request/{request_id}/delivery")
-        .get_json()
-        .get("handover_link")
-        is None
-    )
+    token = body["handover_link"].rsplit("/", 1)[1]
+    # Once: the link is not stored, so no later answer (nor the row) holds it.
+    later = api_as(client, "staff")("GET", f"/privacy-request/{request_id}/delivery")
+    assert later.status_code == 200 and token not in later.get_data(as_text=True)
+    assert later.get_json()["link"] == "active" and "handover_link" not in later.get_json()
+    assert delivery_row(request_id).token_hash == hashlib.sha256(token.encode()).hexdigest()

@@ -13,7 +13,6 @@ from portal import scopes
 from portal.api import bp, requires_scope
 from portal.api.schemas import ApiModel, iso, json_body
 from portal.extensions import db
-from portal.notifications.mail import external_url
 from portal.services import delivery, privacy_requests
 
 
@@ -22,10 +21,6 @@ class SendBackIn(ApiModel):
         list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1, max_length=200)
     ]
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
-
-
-def _link_url(token: str) -> str:
-    return external_url("delivery.page", token=token)
 
 
 def delivery_json(request_id: str) -> dict:
@@ -62,11 +57,9 @@ def get_delivery(request_id: str):
 @bp.post("/privacy-request/<request_id>/package/approve")
 @requires_scope(scopes.PACKAGE_REVIEW)
 def approve_package(request_id: str):
-    release = delivery.approve(request_id, g.api_actor, _link_url)
+    release = delivery.approve(request_id, g.api_actor)
     db.session.commit()  # the approval stands, whatever the storage destination does next
-    if delivery.needs_storage_write(request_id):
-        delivery.write_release_copy(request_id, g.api_actor, before_write=db.session.commit)
-        db.session.commit()
+    delivery.store_release_copy(request_id, g.api_actor)
     return _released(request_id, release)
 
 
@@ -82,7 +75,7 @@ def send_back_package(request_id: str):
 @bp.post("/privacy-request/<request_id>/delivery/resend")
 @requires_scope(scopes.PACKAGE_DELIVER)
 def resend_delivery_link(request_id: str):
-    release = delivery.resend_link(request_id, g.api_actor, _link_url)
+    release = delivery.resend_link(request_id, g.api_actor)
     db.session.commit()
     return _released(request_id, release)
 

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from portal.crypto import require_decrypted
 from portal.models import ConnectionConfig, ManualWebhook, utcnow
+from portal.models.base import iso
 from portal.routing import MAX_PAGE, bounded_int
 from portal.services import text_problem
 from portal.services.webhooks import MAX_FIELDS
@@ -159,10 +160,6 @@ def json_body() -> Any:
 
 
 # --- responses -------------------------------------------------------------------------------------
-
-
-def iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def connection_json(conn: ConnectionConfig) -> dict[str, Any]:

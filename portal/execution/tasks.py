@@ -89,6 +89,7 @@ def open_for(request_id: str, systems: list[tuple[int, str]], actor: Actor = SYS
             privacy_request_id=request_id,
             connection_key=key,
             assignee=emails.get(assignee) if assignee is not None else None,
+            assignee_id=assignee,
             reopened=row is not None,
         )
 

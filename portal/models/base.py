@@ -23,6 +23,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(value) -> str | None:
+    """A time (or date) as ISO 8601 in JSON answers; None stays None."""
+    return value.isoformat() if value is not None else None
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC in and out, also on SQLite (which stores naive values)."""
 

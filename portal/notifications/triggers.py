@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ConnectionConfig, User, audit, utcnow
+from portal.models import ConnectionConfig, audit, utcnow
 from portal.notifications import outbox
 from portal.notifications.kinds import PACKAGE_READY, PACKAGE_SENT_BACK, REQUEST_ERROR, TASK_ASSIGNED
 
@@ -46,12 +46,11 @@ def _sent_back(request_id: str, details: dict[str, Any]) -> None:
 def _task_assigned(request_id: str, details: dict[str, Any]) -> None:
     """A task given to someone — opened for a system's owner as the request starts waiting, or handed to
     them — is mailed to them (a task one claims oneself is not)."""
-    email, key = details.get("assignee"), details.get("connection_key")
-    if not email or not key:
+    user_id, key = details.get("assignee_id"), details.get("connection_key")
+    if user_id is None or not key:
         return
-    user_id = db.session.scalar(select(User.id).where(User.email == email))
     name = db.session.scalar(select(ConnectionConfig.name).where(ConnectionConfig.key == key))
-    if user_id is None or name is None:
+    if name is None:
         return
     # One mail per task and moment; the system's key is hashed to keep the mail log's key short.
     subject_key = f"{request_id}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"

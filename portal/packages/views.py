@@ -25,7 +25,6 @@ from werkzeug.routing import BuildError
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, utcnow
 from portal.models.packages import StoredPackage
-from portal.notifications.mail import external_url
 from portal.packages import bp
 from portal.packages.forms import ApproveForm, LinkForm, SendBackForm
 from portal.routing import page_number
@@ -127,11 +126,6 @@ def _render_detail(privacy_request, tables, meta, *, send_back_form=None, handov
     )
 
 
-def _link_url(token: str) -> str:
-    """The subject's link, from PORTAL_BASE_URL as every link in a mail."""
-    return external_url("delivery.page", token=token)
-
-
 def _released_message(release: delivery.Release) -> str:
     if release.emailed:
         return "The data subject has been emailed a link to their data (it works for the next days)."
@@ -144,7 +138,7 @@ def approve(request_id: str):
     if not form.validate_on_submit():
         return redirect(url_for(".detail", request_id=request_id))
     with refusable() as outcome:
-        release = delivery.approve(request_id, current_actor(), _link_url)
+        release = delivery.approve(request_id, current_actor())
     if outcome.error:
         flash(outcome.error.words, "danger")
         return redirect(url_for(".detail", request_id=request_id))
@@ -154,10 +148,7 @@ def approve(request_id: str):
 
 
 def _write_release_copy(request_id: str) -> None:
-    if not delivery.needs_storage_write(request_id):
-        return
-    state = delivery.write_release_copy(request_id, current_actor(), before_write=db.session.commit)
-    db.session.commit()
+    state = delivery.store_release_copy(request_id, current_actor())
     if state == delivery.D.DELIVERY_FAILED:
         flash(
             "The package could not be written to the release storage destination: see below, and retry.",
@@ -217,7 +208,7 @@ def resend_link(request_id: str):
     if not LinkForm().validate_on_submit():
         return redirect(url_for(".detail", request_id=request_id))
     with refusable() as outcome:
-        release = delivery.resend_link(request_id, current_actor(), _link_url)
+        release = delivery.resend_link(request_id, current_actor())
     if outcome.error:
         flash(outcome.error.words, "danger")
         return redirect(url_for(".detail", request_id=request_id))

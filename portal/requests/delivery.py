@@ -13,7 +13,6 @@ from flask import flash, redirect, url_for
 
 from portal.extensions import db
 from portal.models import PrivacyRequest, Role
-from portal.notifications.mail import external_url
 from portal.requests import bp
 from portal.requests.views import _render_detail, confirmed
 from portal.security import roles_required
@@ -44,10 +43,6 @@ def card_for(privacy_request: PrivacyRequest, handover: delivery.Release | None 
     )
 
 
-def _link_url(token: str) -> str:
-    return external_url("delivery.page", token=token)
-
-
 @bp.route("/<request_id>/delivery/link", methods=["POST"])
 @roles_required(Role.ADMIN, Role.STAFF, Role.REVIEWER)
 def delivery_link(request_id: str):
@@ -55,7 +50,7 @@ def delivery_link(request_id: str):
     privacy_request = privacy_requests.get_request(request_id)
     confirmed()
     with refusable() as outcome:
-        release = delivery.resend_link(request_id, current_actor(), _link_url)
+        release = delivery.resend_link(request_id, current_actor())
     if outcome.error:
         flash(outcome.error.words, "error")
         return redirect(url_for(".detail", request_id=request_id))

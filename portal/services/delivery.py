@@ -27,7 +27,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,7 +62,10 @@ from portal.services import (
 log = logging.getLogger(__name__)
 
 D = DeliveryState
-SUBJECT = Actor("subject", "data subject")  # the person the package is about, through their link
+SUBJECT = Actor("subject", "data subject")
+RELEASE_WITHOUT_REVIEW = Actor.system(
+    "release without review"
+)  # the person the package is about, through their link
 LINK_KIND = "delivery_link"
 CODE_KIND = "delivery_code"
 MAX_REASON_LENGTH = 2000
@@ -113,11 +116,13 @@ def _aware(value: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class Release:
-    """What releasing (or re-sending) did: ``link`` is set only when staff must hand it over (phone only)."""
+    """What releasing (or re-sending) did: ``link`` is set only when staff must hand it over (phone only);
+    ``url`` is the subject's link either way, never stored (the mail carries it; tests and the demo read it)."""
 
     emailed: bool
     link: str | None
     expires_at: datetime
+    url: str = field(repr=False, default="")
 
 
 def _reviewable(request_id: str) -> tuple[PrivacyRequest, PackageDelivery]:
@@ -139,7 +144,7 @@ def _reviewable(request_id: str) -> tuple[PrivacyRequest, PackageDelivery]:
     return privacy_request, delivery
 
 
-def approve(request_id: str, actor: Actor, link_url: Callable[[str], str]) -> Release:
+def approve(request_id: str, actor: Actor) -> Release:
     """Approve the package and release it: the subject's link is issued (mailed, or returned for staff to
     hand over). A compare-and-swap on the state: of two reviewers approving at once, one wins."""
     privacy_request, delivery = _reviewable(request_id)
@@ -162,7 +167,7 @@ def approve(request_id: str, actor: Actor, link_url: Callable[[str], str]) -> Re
         raise InvalidState(f"The package of privacy request '{request_id}' was released already.")
     db.session.refresh(delivery)
     record(actor, "package.approved", privacy_request_id=request_id, review_required=review_required())
-    return _issue_link(privacy_request, delivery, actor, link_url)
+    return _issue_link(privacy_request, delivery, actor)
 
 
 def _released_state() -> str:
@@ -239,9 +244,14 @@ def _code_hash(delivery_id: int, code: str) -> str:
     return hmac.new(secret, f"delivery:{delivery_id}:{code}".encode(), "sha256").hexdigest()
 
 
-def _issue_link(
-    privacy_request: PrivacyRequest, delivery: PackageDelivery, actor: Actor, link_url: Callable[[str], str]
-) -> Release:
+def link_url(token: str) -> str:
+    """The subject's delivery page, from ``BASE_URL`` as every link in a mail."""
+    from portal.notifications.mail import external_url
+
+    return external_url("delivery.page", token=token)
+
+
+def _issue_link(privacy_request: PrivacyRequest, delivery: PackageDelivery, actor: Actor) -> Release:
     token = secrets.token_urlsafe(32)  # 256 bits
     now = utcnow()
     expires = now + timedelta(days=current_app.config["DELIVERY_LINK_DAYS"])
@@ -254,12 +264,13 @@ def _issue_link(
     delivery.code_attempts = 0
     db.session.flush()
     email = (privacy_request.identity or {}).get("email")
+    url = link_url(token)
     if email:
-        _mail_subject(privacy_request.id, LINK_KIND, email, {"url": link_url(token)}, {"expires": expires})
+        _mail_subject(privacy_request.id, LINK_KIND, email, {"url": url}, {"expires": expires})
         record(actor, "delivery.link_sent", privacy_request_id=privacy_request.id, channel="email")
-        return Release(True, None, expires)
+        return Release(True, None, expires, url)
     record(actor, "delivery.link_issued", privacy_request_id=privacy_request.id, channel="staff")
-    return Release(False, link_url(token), expires)
+    return Release(False, url, expires, url)
 
 
 def _mail_subject(
@@ -292,10 +303,10 @@ def _released(request_id: str) -> tuple[PrivacyRequest, PackageDelivery]:
     return privacy_request, delivery
 
 
-def resend_link(request_id: str, actor: Actor, link_url: Callable[[str], str]) -> Release:
+def resend_link(request_id: str, actor: Actor) -> Release:
     """A new link (the old one stops working), mailed again or shown once to staff."""
     privacy_request, delivery = _released(request_id)
-    return _issue_link(privacy_request, delivery, actor, link_url)
+    return _issue_link(privacy_request, delivery, actor)
 
 
 def revoke_link(request_id: str, actor: Actor) -> None:
@@ -440,6 +451,39 @@ def _failed(delivery: PackageDelivery, actor: Actor, error: str) -> None:
     record(actor, "delivery.failed", privacy_request_id=delivery.privacy_request_id, reason=error)
 
 
+def store_release_copy(request_id: str, actor: Actor) -> str | None:
+    """After an approval (committed first: it stands whatever the destination does), write the package to
+    the release destination when one is configured and the copy is due. Commits the outcome; returns the
+    delivery's new state, or None when there was nothing to write."""
+    if not needs_storage_write(request_id):
+        return None
+    state = write_release_copy(request_id, actor, before_write=db.session.commit)
+    db.session.commit()
+    return state
+
+
+def store_pending_copies(limit: int = 100) -> int:
+    """Write the copies that approvals left to do (``approved``: released without review as a request
+    completed, or a process that stopped before writing); the sweep runs it. Returns how many it tried."""
+    if not current_app.config.get("RELEASE_STORAGE_KEY"):
+        return 0
+    pending = db.session.scalars(
+        select(PackageDelivery.privacy_request_id)
+        .where(
+            PackageDelivery.state == D.APPROVED.value,
+            # past the grace period: an approval's own request writes its copy in the meantime
+            PackageDelivery.updated_at
+            < utcnow() - timedelta(seconds=current_app.config["SWEEP_GRACE_SECONDS"]),
+        )
+        .order_by(PackageDelivery.updated_at)
+        .limit(limit)
+    ).all()
+    db.session.rollback()  # end the read: each write commits on its own
+    for request_id in pending:
+        store_release_copy(request_id, RELEASE_WITHOUT_REVIEW)
+    return len(pending)
+
+
 def needs_storage_write(request_id: str) -> bool:
     delivery = delivery_for(request_id)
     return (
@@ -455,8 +499,6 @@ def needs_storage_write(request_id: str) -> bool:
 def _release_on_completion(request_id: str | None, details: dict[str, Any]) -> None:
     if request_id is None or review_required():
         return
-    from portal.notifications.mail import external_url
-
     try:
         with db.session.begin_nested():
             loaded = db.session.get(PrivacyRequest, request_id)
@@ -466,11 +508,7 @@ def _release_on_completion(request_id: str | None, details: dict[str, Any]) -> N
             if delivery is not None and delivery.state not in OPEN_STATES:
                 delivery.state = D.SENT_BACK.value  # a re-run's new package: released again
                 db.session.flush()
-            approve(
-                request_id,
-                Actor.system("release without review"),
-                lambda token: external_url("delivery.page", token=token),
-            )
+            approve(request_id, RELEASE_WITHOUT_REVIEW)
     except Exception as exc:  # noqa: BLE001 - the completion stands; the package waits for a reviewer
         log.error("Could not release the package of %s (%s).", request_id, type(exc).__name__)
 

@@ -15,15 +15,12 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, CollectionStep
+from portal.models.base import iso
 
 _REVIEW_GROUPS = {
     "request.approved": ("Request approved", "approved"),
     "request.denied": ("Request denied", "denied"),
 }
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _step_entries(step: CollectionStep) -> list[dict[str, Any]]:
@@ -36,7 +33,7 @@ def _step_entries(step: CollectionStep) -> list[dict[str, Any]]:
                 "collection_name": None,
                 "message": step.error,
                 "status": "error",
-                "updated_at": _iso(step.created_at),
+                "updated_at": iso(step.created_at),
             }
         ]
     entries = []
@@ -49,7 +46,7 @@ def _step_entries(step: CollectionStep) -> list[dict[str, Any]]:
                 "collection_name": collection,
                 "message": f"{count} {'row' if count == 1 else 'rows'} found",
                 "status": "complete",
-                "updated_at": _iso(step.created_at),
+                "updated_at": iso(step.created_at),
             }
         )
     return entries
@@ -75,7 +72,7 @@ def _entries_of(request_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
                 "message": "",
                 "action_type": None,
                 "status": _REVIEW_GROUPS[action][1],
-                "updated_at": _iso(created_at),
+                "updated_at": iso(created_at),
                 "user_id": str(user_id) if user_id is not None else None,
             }
         )

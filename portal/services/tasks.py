@@ -147,6 +147,7 @@ def _swap(task: TaskRef, assignee: User | None, actor: Actor, action: str, **det
         connection_key=task.connection_key,
         task_id=task.id,
         assignee=assignee.email if assignee is not None else None,
+        assignee_id=assignee.id if assignee is not None else None,
         **details,
     )
 

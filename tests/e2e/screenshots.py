@@ -11,6 +11,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
@@ -77,7 +78,7 @@ def _subject_link(server: LiveServer, request_id: str) -> str:
     the console, which withholds it)."""
     links: dict[str, str] = {}
     with server.app.app_context():
-        delivery.approve(request_id, SETUP, lambda token: links.setdefault("link", f"/delivery/{token}"))
+        links["link"] = urlsplit(delivery.approve(request_id, SETUP).url).path
         db.session.commit()
     return links["link"]
 
