@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from portal.extensions import db
-from portal.models import PrivacyRequest, utcnow
+from portal.models import PackageDelivery, PrivacyRequest, utcnow
 from portal.services import dashboard
 from tests.factories import make_connection, make_webhook
 from tests.workflow_helpers import field, new_request
@@ -61,7 +61,7 @@ def test_staff_see_their_queue_with_progress_and_the_overdue_count(client, login
     assert "past the due date" in page
     assert "late@example.com" not in page  # identities are masked
     assert "Manual webhooks without fields" not in page
-    assert "Packages ready" not in page
+    assert "Packages waiting for review" not in page and "Packages ready" not in page
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_staff_see_their_queue_with_progress_and_the_overdue_count(client, login
                 "Nothing is waiting for input.",
                 '0</span>\n        <span class="stat-label">open requests overdue',
             ],
-            ["Requests in error", "Packages ready"],
+            ["Requests in error", "Packages waiting for review", "Packages ready"],
         ),
         (
             "admin",
@@ -81,13 +81,13 @@ def test_staff_see_their_queue_with_progress_and_the_overdue_count(client, login
                 "Every enabled manual webhook has fields.",
                 "No request is in error.",
                 "Nothing is waiting for input.",
-                "No packages yet.",
+                "No package waits for review.",
             ],
             [],
         ),
         (
             "reviewer",
-            ["No packages yet.", '0</span>\n        <span class="stat-label">packages ready'],
+            ["No package waits for review.", '0</span>\n        <span class="stat-label">packages to review'],
             ["My queue"],
         ),
     ],
@@ -115,3 +115,29 @@ def test_admins_see_webhooks_without_fields_and_requests_in_error(client, login_
     assert "The customer database could not be reached." in page
     assert f'href="/requests/{errored}"' in page
     assert "needs a retry" in page
+
+
+def test_reviewers_see_the_packages_waiting_for_review_not_those_released(app, client, login_as):
+    waiting, sent_back, approved = (new_request(f"{n}@example.com") for n in ("w", "s", "a"))
+    for request_id in (waiting, sent_back, approved):
+        _set(request_id, status="complete", finished_processing_at=utcnow())
+    db.session.add_all(
+        [
+            PackageDelivery(privacy_request_id=sent_back, state="sent_back"),
+            PackageDelivery(privacy_request_id=approved, state="delivered"),
+        ]
+    )
+    db.session.commit()
+    login_as("reviewer")
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert "Packages waiting for review" in page
+    assert '2</span>\n        <span class="stat-label">packages to review' in page
+    assert f"/packages/{waiting}" in page and f"/packages/{sent_back}" in page
+    assert f"/packages/{approved}" not in page
+
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False  # nothing to review: the tile counts every package
+    page = client.get("/").get_data(as_text=True)
+    assert "Packages ready" in page and f"/packages/{approved}" in page
+    assert '3</span>\n        <span class="stat-label">packages ready' in page

@@ -8,7 +8,7 @@ from portal.notifications import outbox
 from portal.notifications.kinds import KINDS
 from portal.requests.views import due_badge
 from portal.security import guard_blueprint
-from portal.services import dashboard, tasks
+from portal.services import dashboard, delivery, tasks
 
 bp = Blueprint("dashboard", __name__)
 guard_blueprint(bp)
@@ -35,7 +35,9 @@ def index():
             behind=tasks.systems_behind(now),
         )
     if role in (Role.ADMIN, Role.REVIEWER):
-        context.update(packages=dashboard.ready_packages())
+        review = delivery.review_required()
+        packages = dashboard.packages_to_review() if review else dashboard.ready_packages()
+        context.update(packages=packages, packages_review=review)
     return render_template("dashboard/index.html", **context)
 
 

@@ -12,11 +12,12 @@ from portal.models import (
     ConnectionConfig,
     ConnectionType,
     ManualWebhook,
+    PackageDelivery,
     PrivacyRequest,
     RequestStatus,
     lifecycle,
 )
-from portal.services import request_lists
+from portal.services import delivery, request_lists
 from portal.services.request_lists import Page
 
 S = RequestStatus
@@ -80,3 +81,23 @@ def errored_requests(limit: int = 5) -> Page:
 def ready_packages(limit: int = 5) -> Page:
     """Completed requests, the most recently completed first."""
     return request_lists.list_requests(statuses=[S.COMPLETE.value], size=limit, order="completed")
+
+
+def packages_to_review(limit: int = 5) -> Page:
+    """Completed requests whose package waits for a reviewer (never reviewed, or sent back and complete
+    again), the most recently completed first."""
+    waiting = (
+        select(PrivacyRequest.id, PrivacyRequest.status, PrivacyRequest.finished_processing_at)
+        .outerjoin(PackageDelivery, PackageDelivery.privacy_request_id == PrivacyRequest.id)
+        .where(
+            PrivacyRequest.status == S.COMPLETE.value,
+            PrivacyRequest.purged_at.is_(None),
+            PackageDelivery.id.is_(None) | PackageDelivery.state.in_(delivery.OPEN_STATES),
+        )
+    )
+    items = db.session.execute(
+        waiting.order_by(PrivacyRequest.finished_processing_at.desc(), PrivacyRequest.id.desc()).limit(limit)
+    ).all()
+    count = select(func.count()).select_from(waiting.subquery())
+    total = request_lists.count_total(count, {}, ("packages_to_review",))
+    return Page(items, total, 1, limit)

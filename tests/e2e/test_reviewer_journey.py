@@ -21,7 +21,7 @@ def test_reviewer_opens_the_package_and_downloads_json_and_zip(browsing, live_se
     )
     page = browsing.sign_in(live_server.create_user("reviewer"))
 
-    ready = page.get_by_role("region", name="Packages ready")
+    ready = page.get_by_role("region", name="Packages waiting for review")
     expect(ready.get_by_role("listitem")).to_have_count(1)
     expect(ready.get_by_role("listitem")).to_contain_text("Complete")
     expect(ready.get_by_role("listitem")).to_contain_text("UTC")
