@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -274,5 +275,10 @@ def _deliver_after_response(response):
             except Exception as exc:  # noqa: BLE001 - the response is out; the next run retries
                 log.error("Sending notifications after a response failed (%s).", type(exc).__name__)
 
-    response.call_on_close(deliver)
+    if request.environ.get("SERVER_SOFTWARE", "").startswith("Werkzeug/"):
+        # The development server (``make run``) calls a response's close only once the client has closed
+        # its side of the connection, which a browser may put off for minutes: send from a thread instead.
+        threading.Thread(target=deliver, name="portal-mail-after-response", daemon=True).start()
+        return response
+    response.call_on_close(deliver)  # gunicorn, the test client: right after the response is written
     return response

@@ -9,7 +9,6 @@ import zipfile
 
 import pytest
 
-from portal.notifications.delivery import run as delivery_run
 from tests.e2e.helpers import Browsing, LiveServer, expect
 from tests.mail_helpers import SMTPServer, mail_config
 
@@ -48,18 +47,13 @@ def people(browser, mailing_server):
         session.assert_no_page_errors()
 
 
-def _wait_for(smtp, subject_word: str, count: int = 1, server=None):
-    """The mail, sent after the response; if it has not come within 5 s, after one run of the sender as
-    the cron job would run it (``server``): known flake — the dev server sometimes skips the response's
-    close callback that sends it (about one run in three since the team workflow landed; the mail stays
-    pending, nothing is lost). Under investigation; without ``server`` no second chance is given."""
-    for attempt in range(100):
+def _wait_for(smtp, subject_word: str, count: int = 1):
+    """The mail, sent after the response (the development server sends it from a thread: it calls a
+    response's close only once the browser closes the connection)."""
+    for _ in range(100):
         found = [r for r in smtp.to(SUBJECT) if subject_word in r.subject]
         if len(found) >= count:
             return found[count - 1]
-        if attempt == 50 and server is not None:
-            with server.app.app_context():
-                delivery_run()
         time.sleep(0.1)
     raise AssertionError(f"no mail with {subject_word!r} arrived")
 
@@ -88,7 +82,7 @@ def test_staff_resume_reviewer_approves_subject_downloads(people, mailing_server
     expect(reviewer.get_by_role("status").first).to_contain_text("emailed a link")
     expect(review).to_contain_text("Delivered")
 
-    link_mail = _wait_for(smtp, "ready", server=server)
+    link_mail = _wait_for(smtp, "ready")
     assert "Jane" not in link_mail.raw.decode("utf-8", "replace")
     (link,) = [url for url in link_mail.links() if "/delivery/" in url]
 
@@ -96,7 +90,7 @@ def test_staff_resume_reviewer_approves_subject_downloads(people, mailing_server
     subject.goto(link)
     expect(subject.get_by_role("heading", name="Your personal data", level=1)).to_be_visible()
     subject.get_by_role("button", name="Email me a code").click()
-    code_mail = _wait_for(smtp, "code", server=server)
+    code_mail = _wait_for(smtp, "code")
     code = re.search(r"Your code: (\d{6})", code_mail.text).group(1)
     subject.get_by_label("Six-digit code").fill(code)
     subject.get_by_role("button", name="Open my data").click()
