@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Text, bindparam, cast, func, select, text
 
 from portal import cache
 from portal.extensions import db, run
@@ -64,7 +64,9 @@ def _gated_condition():
     return (
         ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK,
         ConnectionConfig.disabled.is_(False),
-        func.json_array_length(ManualWebhook.fields) > 0,  # a JSON array, never NULL
+        # A JSON array, never NULL, written by json.dumps: "[]" when empty. Its length rather than
+        # json_array_length: parsing every webhook's fields cost half of this query on SQLite.
+        func.length(cast(ManualWebhook.fields, Text)) > 2,
     )
 
 
@@ -115,7 +117,7 @@ _VERSION_FIELDS = (
 
 def gated_webhooks() -> list[GatedWebhook]:
     """Enabled manual connections whose webhook has at least one field, by name."""
-    return _gated_from(tuple(tuple(row) for row in run(_GATED)))
+    return _gated_from(tuple(map(tuple, run(_GATED).all())))
 
 
 def _gated_from(rows: tuple[tuple, ...]) -> list[GatedWebhook]:

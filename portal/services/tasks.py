@@ -54,15 +54,24 @@ def acting_user(actor: Actor) -> User:
     return user
 
 
-def assignable_users() -> list[User]:
-    """Active staff and admins, by name: whom a task can go to."""
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(User.active.is_(True), User.role.in_(ASSIGNABLE_ROLES))
-            .order_by(User.name, User.email)
-        )
-    )
+@dataclass(frozen=True)
+class Person:
+    id: int
+    display_name: str
+    role: str
+
+
+_ASSIGNABLE = (
+    select(User.id, func.coalesce(func.nullif(User.name, ""), User.email), User.role)
+    .where(User.active.is_(True), User.role.in_(ASSIGNABLE_ROLES))
+    .order_by(User.name, User.email)
+)
+
+
+def assignable_users() -> list[Person]:
+    """Active staff and admins, by name: whom a task can go to. Rows, not users: loading the users cost
+    more than the rest of the task list's filters."""
+    return [Person(*row) for row in run(_ASSIGNABLE)]
 
 
 def _assignable(user_id: int) -> User:
