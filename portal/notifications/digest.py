@@ -25,6 +25,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import case, exists, func, literal, select, union_all
+from sqlalchemy.orm import aliased
 
 from portal.execution.tasks import ASSIGNABLE_ROLES
 from portal.extensions import db
@@ -122,24 +123,38 @@ def start_of_day(now: datetime) -> datetime:
 
 def _first_tasks(group, today: datetime, *conditions):
     """The first ``ITEM_LIMIT`` open tasks (soonest due first) of each value of ``group`` (an assignee, a
-    system), with the group's totals: a window over an index of the tasks (state, group, due date, id), so
-    the tasks are read once whatever the number of people."""
-    window = {"partition_by": group}
+    system), with the group's totals: windows over the tasks in index order (state, group, due date, id),
+    so they are read once whatever the number of people; only the rows kept are looked up (by primary
+    key: a join lets PostgreSQL hash the whole table) for their request and system."""
+    order = {"partition_by": group, "order_by": (Task.due_date, Task.id)}
+    whole = {**order, "rows": (None, None)}  # the same order as the rank's, so the rows are sorted once
     ranked = (
         select(
-            literal("own" if group is Task.assignee_id else "unassigned").label("kind"),
             group.label("grp"),
-            Task.privacy_request_id.label("request_id"),
-            Task.connection_config_id.label("system"),
+            Task.id.label("task_id"),
             Task.due_date.label("due_date"),
-            func.row_number().over(order_by=(Task.due_date, Task.id), **window).label("rank"),
-            func.count().over(**window).label("total"),
-            func.sum(case((Task.due_date < today, 1), else_=0)).over(**window).label("overdue"),
+            func.row_number().over(**order).label("rank"),
+            func.count().over(**whole).label("total"),
+            func.sum(case((Task.due_date < today, 1), else_=0)).over(**whole).label("overdue"),
         )
         .where(Task.state == TASK_OPEN, *conditions)
         .subquery()
     )
-    return select(ranked).where(ranked.c.rank <= ITEM_LIMIT)
+    task = aliased(Task)
+
+    def looked_up(column):
+        return select(column).where(task.id == ranked.c.task_id).scalar_subquery()
+
+    return select(
+        literal("own" if group is Task.assignee_id else "unassigned").label("kind"),
+        ranked.c.grp,
+        looked_up(task.privacy_request_id).label("request_id"),
+        looked_up(task.connection_config_id).label("system"),
+        ranked.c.due_date,
+        ranked.c.rank,
+        ranked.c.total,
+        ranked.c.overdue,
+    ).where(ranked.c.rank <= ITEM_LIMIT)
 
 
 @dataclass
