@@ -57,9 +57,6 @@ from portal.notifications.preferences import receivers
 S = RequestStatus
 PR = PrivacyRequest
 ITEM_LIMIT = 25  # rows listed per section; the rest is counted and linked
-MANUAL_SYSTEMS = select(ConnectionConfig.id).where(
-    ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK
-)
 SYSTEM_NAMES = select(ConnectionConfig.id, ConnectionConfig.name).where(
     ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK
 )
@@ -75,15 +72,15 @@ ACTIVE_ADMINS = select(User.id).where(User.active.is_(True), User.role == Role.A
 class Item:
     request_id: str
     due_date: str | None = None  # ISO date
-    note: str = ""  # "overdue", "completed 2026-12-07"
-    systems: tuple[str, ...] = ()  # the manual systems still waiting for input
+    note: str = ""  # "overdue", "unassigned", "completed 2026-12-07"
+    systems: tuple[str, ...] = ()  # the manual systems it waits on (a task's: its own)
 
 
 @dataclass(frozen=True)
 class Section:
     kind: str
     title: str
-    summary: str  # "3 requests due this week": the digest's subject is made of these
+    summary: str  # "3 tasks due this week": the digest's subject is made of these
     total: int
     items: tuple[Item, ...] = ()
     link: tuple[str, dict[str, Any]] = ("dashboard.index", {})  # endpoint and values of "see all"
@@ -178,7 +175,7 @@ def _grouped(rows) -> tuple[dict[int, _Group], dict[int, _Group]]:
 def unassigned_watchers() -> dict[int, set[int]]:
     """Manual system id → who hears of its unassigned tasks: its active owners, or, for a system without
     one, every active admin. Two queries."""
-    systems = {connection_id: set() for connection_id in db.session.scalars(MANUAL_SYSTEMS)}
+    systems = {connection_id: set() for connection_id in db.session.scalars(SYSTEM_NAMES)}
     for connection_id, user_id in db.session.execute(ACTIVE_OWNERS):
         systems.setdefault(connection_id, set()).add(user_id)
     ownerless = [connection_id for connection_id, owners in systems.items() if not owners]
@@ -220,7 +217,7 @@ def _items(groups: list[_Group], today: datetime, names: dict[int, str], unassig
 def due_soon(now: datetime, user_ids: list[int]) -> dict[int, Section] | None:
     """Each person's own open tasks that are overdue or due within ``DUE_SOON_DAYS`` calendar days (UTC),
     and the unassigned ones of the systems they own (admins: of systems without an active owner). A few
-    statements for everyone (``_open_tasks_by_group``), then one pass in Python."""
+    statements for everyone (``_first_tasks``), then one pass in Python."""
     days = current_app.config["DUE_SOON_DAYS"]
     today = start_of_day(now)
     soon = Task.due_date < today + timedelta(days=days + 1)
