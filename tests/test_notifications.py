@@ -438,6 +438,26 @@ def test_an_unassigned_task_is_brought_to_its_owners_or_the_admins_once_a_day(ap
     ]
 
 
+def test_a_reminder_for_a_task_claimed_before_it_went_out_is_not_sent(app, smtp):
+    from portal.notifications import reminders
+    from portal.services import tasks
+
+    _, people = unassigned_setup(app)
+    later = OPENED + timedelta(days=1, minutes=1)
+    assert reminders.enqueue_unassigned(later) == 2
+    db.session.commit()
+    crm_task = db.session.scalar(select(Task.id).join(ConnectionConfig).where(ConnectionConfig.key == "crm"))
+    tasks.claim(crm_task, Actor.for_user(db.session.get(User, people["owner"].id)))
+    db.session.commit()
+
+    report = delivery.deliver_due(later)
+
+    assert (report.sent, report.skipped) == (1, 1)
+    assert [r.rcpt_tos for r in smtp.received] == [[people["admin"].email]]  # Zendesk still waits
+    statuses = {n.subject_key: n.status for n in rows(kind="unassigned_task")}
+    assert statuses.pop(f"task-{crm_task}") == "skipped" and list(statuses.values()) == ["sent"]
+
+
 def test_two_senders_at_once_send_one_reminder_per_person_and_task(app, smtp):
     _, people = unassigned_setup(app)
     later = OPENED + timedelta(days=1, minutes=1)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db, mail
 from portal.models import DeliveryMode, Notification, NotificationPreference, PrivacyRequest, User, utcnow
 from portal.notifications import digest, outbox, reminders
-from portal.notifications.kinds import DIGEST, KINDS
+from portal.notifications.kinds import DIGEST, KINDS, UNASSIGNED_TASK
 from portal.notifications.mail import SUBJECT_KINDS, Recipient, build_message, build_subject_message
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
             Notification.id,
             Notification.user_id,
             Notification.kind,
+            Notification.subject_key,
             Notification.context,
             Notification.attempts,
             Notification.recipient,
@@ -127,6 +128,7 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
     ).all()
     people = _recipients({row.user_id for row in rows if row.user_id is not None})
     due_dates = _due_dates([row.context for row in rows])
+    taken = reminders.taken_since([row.subject_key for row in rows if row.kind == UNASSIGNED_TASK.name])
     connection = mail.get_connection()
     opened = False
 
@@ -154,7 +156,11 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
             ):
                 failed(row, "UndecryptableValue", True)  # the address or its secret cannot be read
                 continue
-            if not subject_mail and (person is None or not _still_wanted(row.kind, row.context, *person)):
+            if not subject_mail and (
+                person is None
+                or not _still_wanted(row.kind, row.context, *person)
+                or (row.kind == UNASSIGNED_TASK.name and row.subject_key in taken)
+            ):
                 outbox.mark_skipped(row.id, token)
                 db.session.commit()
                 report.skipped += 1

@@ -27,6 +27,16 @@ def subject_key(task_id: int) -> str:
     return f"task-{task_id}"
 
 
+def taken_since(keys: list[str]) -> set[str]:
+    """Of these reminders' subject keys, those whose task someone has taken (or that closed) since the
+    reminder was logged: the sender skips them rather than ask people to claim what is claimed."""
+    ids = {int(key.removeprefix("task-")) for key in keys if key.removeprefix("task-").isdigit()}
+    waiting = db.session.scalars(
+        select(Task.id).where(Task.id.in_(ids), Task.state == TASK_OPEN, Task.assignee_id.is_(None))
+    )
+    return set(keys) - {subject_key(task_id) for task_id in waiting}
+
+
 def enqueue_unassigned(now: datetime) -> int:
     """Log today's reminders of the tasks unassigned for over a day; how many rows were offered. Never
     commits."""
