@@ -306,6 +306,7 @@ def render(merged: dict[str, Any]) -> str:
                 f"{name}: seeded {seeds}; run {data.get('generated_at')}. Machine: {_machine(data['machine'])}."
             )
         lines += ["", *[f"- {note}" for note in notes], ""]
+        lines += _digest_section(scaling)
     baseline = merged.get("baseline")
     if baseline and backends:
         lines += _baseline_section(baseline, backends)
@@ -315,6 +316,35 @@ def render(merged: dict[str, Any]) -> str:
     lines += [f"| {DESCRIPTIONS[op]} | {FLOOR_WORK[op]} |" for op in OPERATIONS]
     lines += ["", "## Findings and fixes", "", FINDINGS.rstrip(), ""]
     return "\n".join(lines)
+
+
+def _digest_section(scaling: dict[str, Any]) -> list[str]:
+    """Building the daily digest (``bench.digest_probe``) at each size of the scaling check."""
+    rows = []
+    for name, data in scaling.items():
+        for figures in sorted(data["scales"].values(), key=lambda s: s["requests"]):
+            probe = figures.get("digest")
+            if probe:
+                rows.append(
+                    f"| {name} | {figures['requests']:,} | {probe['open_tasks']:,} | {probe['staff']} | "
+                    f"{probe['digests']} | {probe['statements']} | {probe['cold_s']} | {probe['warm_s']} | "
+                    f"{probe['python_peak_mb']} | {probe['rss_growth_mb']} |"
+                )
+    if not rows:
+        return []
+    return [
+        "### Daily digest",
+        "",
+        "Every person's digest built at once (`digest_rows`: each provider, each reader; nothing written), "
+        "in a fresh process with no server running: the SQL statements of one build, its time cold and warm "
+        "(median of 3), the peak of Python's heap during a build and the process's peak RSS growth.",
+        "",
+        "| backend | requests | open tasks | staff | digests | statements | cold s | warm s | "
+        "Python peak MB | RSS growth MB |",
+        "|" + "---|" * 10,
+        *rows,
+        "",
+    ]
 
 
 def _baseline_section(baseline: dict[str, Any], backends: dict[str, Any]) -> list[str]:

@@ -8,7 +8,8 @@ peak RSS of every web worker is read from ``/proc``; a package-memory probe buil
 ``bench/REPORT.md``.
 
 ``--scaling 10k,1m`` instead times the queue page, the request page and the API list on a small and a
-large database (portal only) and compares them. Results of runs that cover only part of the report
+large database (portal only) and compares them, and measures building the daily digest on each
+(``bench.digest_probe``: time, statements and peak memory). Results of runs that cover only part of the report
 (one backend, or the scaling check) are merged into the existing JSON, and the report is rewritten.
 """
 
@@ -223,6 +224,19 @@ def package_memory(url: str, key: str, work: Path, size_mb: int) -> dict[str, An
     return json.loads(out.read_text())
 
 
+def digest_probe(url: str, key: str, work: Path, label: str) -> dict[str, Any]:
+    """Time and peak memory of building the daily digest over this database (``bench.digest_probe``)."""
+    out = work / f"digest-{label}.json"
+    command = [
+        PYTHON, "-m", "bench.digest_probe", "--database-url", url, "--instance-path", str(work / "instance"),
+        "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "BENCH_ENCRYPTION_KEY": key}
+    with open(work / f"digest-{label}.log", "w") as log_file:
+        subprocess.run(command, cwd=ROOT, check=True, env=env, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
+    return json.loads(out.read_text())
+
+
 # --- one backend -------------------------------------------------------------------------------------------
 
 
@@ -304,6 +318,11 @@ def scaling_backend(backend: str, args, work: Path) -> dict[str, Any]:
         finally:
             for server in servers.values():
                 server.stop()
+        digests = {}
+        for scale in (small, large):  # with no server running: the probe has the machine to itself
+            url, key, label, _ = seeded[scale]
+            log(f"{backend}: daily digest over {scale} requests")
+            digests[scale] = digest_probe(url, key, work, label)
     figures: dict[str, Any] = {}
     for name, scale in (("small", small), ("large", large)):
         manifest = seeded[scale][3]
@@ -311,6 +330,7 @@ def scaling_backend(backend: str, args, work: Path) -> dict[str, Any]:
             "requests": manifest["scale"],
             "seed_seconds": manifest["seconds"]["total"],
             "operations": {op: cell["1"][name] for op, cell in load["results"].items()},
+            "digest": digests[scale],
         }
     return figures
 

@@ -2,8 +2,9 @@
 
 What a large company's portal holds after months of use: ``--scale`` privacy requests (20% in
 ``requires_input``, waiting 45–90 days; the rest spread over the other statuses), 50 manual webhooks of 8
-fields, manual inputs for half of the waiting requests (a random share of the 50 systems each), and the
-audit events all of that leaves behind. Identities, values and packages are encrypted exactly as the
+fields, manual inputs for half of the waiting requests (a random share of the 50 systems each), an open
+task for every system a waiting request still waits on (shared among 200 staff, owners of most systems),
+and the audit events all of that leaves behind. Identities, values and packages are encrypted exactly as the
 portal does it (the column types' own ``process_bind_param``), and the blind indexes are the keyring's.
 
 Small things the load driver needs are set aside and listed in a manifest (JSON): users and an API token,
@@ -66,10 +67,16 @@ SOURCE_ROWS = 1_000
 SOURCE_NOISE = 10  # one row in ten belongs to the bench's data subject
 COLLECT_SUBJECT = "collected.subject@example.com"
 # Versions of what the seed writes; bump when the shape changes, so stale databases are not reused.
-SEED_FORMAT = 4
+SEED_FORMAT = 5
 # The team workflow: one open task per (waiting request, system not entered yet); one in TASK_SHARE goes to
-# the bench's staff user ("My tasks"), the others to nobody. One waiting request carries NOTES notes.
+# the bench's staff user ("My tasks"), TEAM_SHARE of the others to one of TEAM staff (the daily digest's
+# readers), the rest to nobody. Each system has TEAM_OWNERS owners from the team, but one in OWNERLESS has
+# none (its unassigned tasks are the admins'). One waiting request carries NOTES notes.
 TASK_SHARE = 20
+TEAM = 200
+TEAM_SHARE = 0.5
+TEAM_OWNERS = 2
+OWNERLESS = 10
 NOTES = 20
 
 
@@ -347,6 +354,7 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
     ]
     staff = people["staff"]
     staff_id, staff_label = staff.id, staff.email
+    team = add_team(staff.password_hash, [w["id"] for w in webhook_info], rng)
     manifest.seconds["setup"] = round(time.perf_counter() - started, 2)
 
     # --- privacy requests -------------------------------------------------------------------------------
@@ -498,7 +506,10 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
                     if mask & (1 << hook["index"]):
                         continue
                     tasks += 1
-                    assignee = staff_id if rng.randrange(TASK_SHARE) == 0 else None
+                    if rng.randrange(TASK_SHARE) == 0:
+                        assignee = staff_id
+                    else:
+                        assignee = rng.choice(team) if rng.random() < TEAM_SHARE else None
                     opened = writer.time(created + timedelta(minutes=1))
                     yield (request_id, hook["id"], assignee, "open", writer.time(due), opened, opened)
 
@@ -575,10 +586,49 @@ def seed(app, scale: int, pools: Pools | None = None, *, rng_seed: int = 9) -> M
         "manual_inputs": inputs,
         "waiting_with_inputs": len(partly) + len(full),
         "open_tasks": tasks,
+        "team_staff": len(team),
         "notes": NOTES,
         "access_packages": len(manifest.download_ids),
     }
     return manifest
+
+
+def add_team(password_hash: str, connection_ids: list[int], rng: random.Random) -> list[int]:
+    """TEAM staff users (one INSERT; they share the bench staff's password hash, nobody signs in as them)
+    and the systems' owners among them; returns their ids."""
+    from sqlalchemy import insert, select
+
+    from portal.extensions import db
+    from portal.models import User, WebhookOwner, utcnow
+
+    now = utcnow()
+    db.session.execute(
+        insert(User.__table__),
+        [
+            {
+                "email": f"bench-team-{n:03d}@example.com",
+                "name": f"Bench team {n:03d}",
+                "password_hash": password_hash,
+                "role": "staff",
+                "active": True,
+                "must_change_password": False,
+                "session_version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(TEAM)
+        ],
+    )
+    team = list(db.session.scalars(select(User.id).where(User.email.like("bench-team-%")).order_by(User.id)))
+    owners = [
+        {"connection_config_id": connection_id, "user_id": user_id}
+        for index, connection_id in enumerate(connection_ids)
+        if index % OWNERLESS
+        for user_id in rng.sample(team, TEAM_OWNERS)
+    ]
+    db.session.execute(insert(WebhookOwner.__table__), owners)
+    db.session.commit()
+    return team
 
 
 def add_collection_source(path: Path, request_ids: list[str], writer: BulkWriter, actor) -> dict[str, Any]:

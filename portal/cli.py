@@ -177,8 +177,8 @@ def register_cli(app) -> None:
         report = delivery.run()
         note = f"; the next retry is due in {report.retry_in:.0f} s" if report.retry_in else ""
         click.echo(
-            f"Digests logged: {report.built}. Sent {report.sent}, failed {report.failed}, "
-            f"skipped {report.skipped}{note}.",
+            f"Digests logged: {report.built}, reminders: {report.reminded}. Sent {report.sent}, "
+            f"failed {report.failed}, skipped {report.skipped}{note}.",
             err=True,
         )
 

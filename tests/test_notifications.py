@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.execution import collection, dispatch
 from portal.extensions import db
@@ -20,6 +20,7 @@ from portal.models import (
     Notification,
     NotificationPreference,
     PrivacyRequest,
+    Task,
     User,
     utcnow,
 )
@@ -272,46 +273,245 @@ MORNING = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)  # after DIGEST_HOUR (7 UTC)
 
 
 def due_in(days: float, email: str = SUBJECT_EMAIL) -> str:
-    """A request waiting for input, due ``days`` after MORNING."""
+    """A request waiting for input (its tasks open, unassigned), due ``days`` after MORNING."""
     request_id = new_request(email=email, external_id=EXTERNAL_ID)
-    db.session.get(PrivacyRequest, request_id).due_date = MORNING + timedelta(days=days)
+    due = MORNING + timedelta(days=days)
+    db.session.get(PrivacyRequest, request_id).due_date = due
+    db.session.execute(update(Task).where(Task.privacy_request_id == request_id).values(due_date=due))
     db.session.commit()
     return request_id
 
 
-def test_the_digest_lists_what_is_due_soon_or_overdue_once_a_day(app, smtp):
+def give(request_id: str, key: str, user: User | None) -> None:
+    """Hand the request's task for system ``key`` to ``user`` (None: nobody), as of long ago."""
+    connection_id = db.session.scalar(select(ConnectionConfig.id).where(ConnectionConfig.key == key))
+    db.session.execute(
+        update(Task)
+        .where(Task.privacy_request_id == request_id, Task.connection_config_id == connection_id)
+        .values(assignee_id=user.id if user else None)
+    )
+    db.session.commit()
+
+
+def digests(received: list) -> list:
+    """The mails of ``received`` but the unassigned-task reminders."""
+    return [r for r in received if not r.subject.strip().startswith("Unassigned task:")]
+
+
+def test_each_persons_digest_lists_only_their_own_tasks_due_soon_or_overdue(app, smtp):
     add_webhook("crm", [field("Notes")], name="CRM")
     add_webhook("zendesk", [field("Tickets")], name="Zendesk")
-    staff = [make_user("staff"), make_user("staff")]
+    first, second, quiet, idle = (make_user("staff") for _ in range(4))
     reviewer = make_user("reviewer")
+    preferences.set_modes(quiet, {"due_soon": "off"}, ADMIN)
     overdue, soon, later = due_in(-2), due_in(3), due_in(30)
-    manual_inputs.save_manual_input(soon, "crm", {"notes": ENTERED}, STAFF)
+    for request_id, key, user in [
+        (overdue, "crm", first),
+        (overdue, "zendesk", second),
+        (soon, "crm", first),
+        (soon, "zendesk", quiet),
+        (later, "crm", first),
+        (later, "zendesk", quiet),
+    ]:
+        give(request_id, key, user)
+    manual_inputs.save_manual_input(soon, "crm", {"notes": ENTERED}, STAFF)  # its task is done
     db.session.commit()
 
     assert delivery.run(now=MORNING.replace(hour=6)).built == 0  # before DIGEST_HOUR
     report = delivery.run(now=MORNING)
 
     assert report.built == 2 and report.sent == 2
-    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(u.email for u in staff)
-    assert smtp.to(reviewer.email) == []
-    received = smtp.received[0]
-    assert received.subject == "1 request overdue, 1 request due this week"
-    text = received.text
-    assert f"- {overdue}, due 2030-03-02, overdue, waiting on CRM, Zendesk" in text
-    assert f"- {soon}, due 2030-03-07, waiting on Zendesk" in text
-    assert later not in text and later not in received.html
-    assert "http://portal.test/requests/?status=requires_input" in received.links()
-    assert_no_personal_data(received)
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted([first.email, second.email])
+    assert smtp.to(quiet.email) == [] and smtp.to(idle.email) == [] and smtp.to(reviewer.email) == []
+    (mine,) = smtp.to(first.email)
+    assert mine.subject == "1 task overdue"
+    assert f"- {overdue}, due 2030-03-02, overdue, waiting on CRM" in mine.text
+    assert "Zendesk" not in mine.text and soon not in mine.text and later not in mine.text
+    assert "http://portal.test/tasks/" in mine.links()
+    (theirs,) = smtp.to(second.email)
+    assert theirs.subject == "1 task overdue"
+    assert f"- {overdue}, due 2030-03-02, overdue, waiting on Zendesk" in theirs.text
+    assert "CRM" not in theirs.text and "CRM" not in theirs.html
+    for received in smtp.received:
+        assert_no_personal_data(received)
 
+    give(soon, "zendesk", second)
     assert delivery.run(now=MORNING + timedelta(hours=5)).built == 0  # once a day
     assert len(smtp.received) == 2
     assert delivery.run(now=MORNING + timedelta(days=1)).sent == 2  # and again the next day
+    (again,) = smtp.to(second.email)[1:]
+    assert again.subject == "1 task overdue, 1 task due this week"
+    assert f"- {soon}, due 2030-03-07, waiting on Zendesk" in again.text
+
+
+def test_unassigned_tasks_due_soon_go_to_the_systems_owners_else_to_the_admins(app, smtp):
+    from portal.services import tasks
+
+    crm = add_webhook("crm", [field("Notes")], name="CRM")
+    add_webhook("zendesk", [field("Tickets")], name="Zendesk")
+    owner, other, admin = make_user("staff"), make_user("staff"), make_user("admin")
+    request_id = due_in(2)  # both tasks unassigned: no owners yet
+    tasks.set_owners(crm, [owner.id], ADMIN)
+    db.session.commit()
+
+    delivery.run(now=MORNING)
+
+    (owned,) = digests(smtp.to(owner.email))
+    assert owned.subject == "1 unassigned task to claim"
+    assert f"- {request_id}, due 2030-03-06, unassigned, waiting on CRM" in owned.text
+    assert "Zendesk" not in owned.text
+    (ownerless,) = digests(smtp.to(admin.email))
+    assert ownerless.subject == "1 unassigned task to claim"
+    assert f"- {request_id}, due 2030-03-06, unassigned, waiting on Zendesk" in ownerless.text
+    assert "CRM" not in ownerless.text
+    assert smtp.to(other.email) == []
+    for received in smtp.received:
+        assert_no_personal_data(received)
+
+
+# --- tasks nobody has taken ---------------------------------------------------------------------------------
+
+
+OPENED = datetime(2030, 3, 3, 6, 0, tzinfo=UTC)  # when the tasks of ``unassigned_setup`` opened
+
+
+def unassigned_setup(app):
+    """CRM owned by two staff (one turned these mails off), Zendesk by a deactivated user only, two admins
+    (one reads these in the digest), and a request waiting on both with nobody on either task."""
+    from portal.services import tasks
+
+    app.config["DIGEST_HOUR"] = 24  # no digest in these runs: the reminders alone
+    crm = add_webhook("crm", [field("Notes")], name="CRM")
+    zendesk = add_webhook("zendesk", [field("Tickets")], name="Zendesk")
+    people = {
+        "owner": make_user("staff"),
+        "quiet": make_user("staff"),
+        "gone": make_user("staff"),
+        "other": make_user("staff"),
+        "admin": make_user("admin"),
+        "reader": make_user("admin"),
+        "reviewer": make_user("reviewer"),
+    }
+    preferences.set_modes(people["quiet"], {"unassigned_task": "off"}, ADMIN)
+    preferences.set_modes(people["reader"], {"unassigned_task": "digest"}, ADMIN)
+    request_id = new_request(
+        email=SUBJECT_EMAIL, identity={"phone_number": SUBJECT_PHONE}, external_id=EXTERNAL_ID
+    )
+    tasks.set_owners(crm, [people["owner"].id, people["quiet"].id], ADMIN)
+    tasks.set_owners(zendesk, [people["gone"].id], ADMIN)
+    users.update_user(people["gone"], ADMIN, role="staff", name="", active=False)
+    db.session.execute(update(Task).values(updated_at=OPENED))
+    db.session.commit()
+    return request_id, people
+
+
+def test_an_unassigned_task_is_brought_to_its_owners_or_the_admins_once_a_day(app, smtp):
+    request_id, people = unassigned_setup(app)
+
+    assert delivery.run(now=OPENED + timedelta(hours=23)).reminded == 0  # not a day yet
+    later = OPENED + timedelta(days=1, minutes=1)
+    report = delivery.run(now=later)
+
+    assert report.reminded == 2 and report.sent == 2
+    (owned,) = smtp.to(people["owner"].email)
+    assert owned.subject.strip() == f"Unassigned task: CRM — {request_id[:12]}…"
+    assert "A task has waited unassigned for over a day: CRM for request" in owned.text
+    assert f"http://portal.test/requests/{request_id}" in owned.links()
+    (ownerless,) = smtp.to(people["admin"].email)  # Zendesk's only owner is deactivated
+    assert ownerless.subject.strip() == f"Unassigned task: Zendesk — {request_id[:12]}…"
+    for name in ("quiet", "gone", "other", "reader", "reviewer"):
+        assert smtp.to(people[name].email) == [], name
+    for received in smtp.received:
+        assert_no_personal_data(received)
+
+    assert delivery.run(now=later + timedelta(hours=3)).reminded == 0  # once a day
+    assert len(smtp.received) == 2
+    give(request_id, "crm", db.session.get(User, people["other"].id))
+    assert delivery.run(now=later + timedelta(days=1)).sent == 1  # the next day, for what still waits
+    assert [r.rcpt_tos for r in smtp.received[2:]] == [[people["admin"].email]]
+    zendesk_task = db.session.scalar(
+        select(Task.id).join(ConnectionConfig).where(ConnectionConfig.key == "zendesk")
+    )
+    assert [(n.subject_key, n.period) for n in rows(kind="unassigned_task", user_id=people["admin"].id)] == [
+        (f"task-{zendesk_task}", "2030-03-04"),
+        (f"task-{zendesk_task}", "2030-03-05"),
+    ]
+
+
+def test_a_reminder_for_a_task_claimed_before_it_went_out_is_not_sent(app, smtp):
+    from portal.notifications import reminders
+    from portal.services import tasks
+
+    _, people = unassigned_setup(app)
+    later = OPENED + timedelta(days=1, minutes=1)
+    assert reminders.enqueue_unassigned(later) == 2
+    db.session.commit()
+    crm_task = db.session.scalar(select(Task.id).join(ConnectionConfig).where(ConnectionConfig.key == "crm"))
+    tasks.claim(crm_task, Actor.for_user(db.session.get(User, people["owner"].id)))
+    db.session.commit()
+
+    report = delivery.deliver_due(later)
+
+    assert (report.sent, report.skipped) == (1, 1)
+    assert [r.rcpt_tos for r in smtp.received] == [[people["admin"].email]]  # Zendesk still waits
+    statuses = {n.subject_key: n.status for n in rows(kind="unassigned_task")}
+    assert statuses.pop(f"task-{crm_task}") == "skipped" and list(statuses.values()) == ["sent"]
+
+
+def test_two_senders_at_once_send_one_reminder_per_person_and_task(app, smtp):
+    _, people = unassigned_setup(app)
+    later = OPENED + timedelta(days=1, minutes=1)
+    start = threading.Barrier(2)
+    reports = []
+
+    def sender():
+        with app.app_context():
+            start.wait()
+            reports.append(delivery.run(now=later))
+            db.session.remove()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert len(reports) == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == sorted(
+        [people["owner"].email, people["admin"].email]
+    )
+    assert sum(r.sent for r in reports) == 2
+    assert len(rows(kind="unassigned_task")) == 2
+
+
+def test_digest_readers_find_the_unassigned_tasks_in_their_digest(app, smtp):
+    request_id, people = unassigned_setup(app)
+    app.config["DIGEST_HOUR"] = 0
+
+    delivery.run(now=OPENED + timedelta(days=1, minutes=1))
+
+    (mail,) = smtp.to(people["reader"].email)
+    assert mail.subject.endswith("; 1 task waiting unassigned")  # after its due-soon section
+    assert "Tasks nobody has taken for over a day (1)" in mail.text
+    assert f"- {request_id}, due " in mail.text and "unassigned, waiting on Zendesk" in mail.text
+    assert "CRM" not in mail.text  # CRM has an owner: it is theirs to take
+    assert "http://portal.test/tasks/?view=unassigned" in mail.links()
+    assert_no_personal_data(mail)
+
+
+def test_the_unassigned_task_reminder_is_offered_on_the_settings_page(app, client):
+    staff = make_user("staff")
+    sign_in(client, staff)
+    page = text_of(client.get("/notifications/settings"))
+    assert "A task has waited unassigned for over a day" in page
+    assert preferences.modes_for(db.session.get(User, staff.id))["unassigned_task"] == "immediate"
 
 
 def test_two_senders_at_once_send_one_digest_per_person(app, smtp):
     add_webhook("crm", [field("Notes")], name="CRM")
     staff = [make_user("staff") for _ in range(3)]
-    due_in(1)
+    for user in staff:
+        give(due_in(1), "crm", user)
     start = threading.Barrier(2)
     reports = []
 
@@ -335,8 +535,8 @@ def test_two_senders_at_once_send_one_digest_per_person(app, smtp):
 
 def test_the_log_keeps_one_digest_per_person_and_day_however_often_it_is_built(app, smtp):
     add_webhook("crm", [field("Notes")], name="CRM")
-    make_user("staff"), make_user("staff")
-    due_in(1)
+    for _ in range(2):
+        give(due_in(1), "crm", make_user("staff"))
     for _ in range(2):  # two builders that both found no digest yet for today
         outbox.enqueue(digest.digest_rows(MORNING))
         db.session.commit()
@@ -348,14 +548,18 @@ def test_the_log_keeps_one_digest_per_person_and_day_however_often_it_is_built(a
 def test_building_the_digest_costs_the_same_queries_for_3_or_30_users(app, smtp):
     from sqlalchemy import event
 
-    add_webhook("crm", [field("Notes")], name="CRM")
+    from portal.services import tasks
+
+    crm = add_webhook("crm", [field("Notes")], name="CRM")
     for days in (-1, 2, 5):
         due_in(days)
     make_user("admin"), make_user("reviewer")
+    staff = []
 
     def statements_for(users: int) -> int:
-        for _ in range(users):
-            make_user("staff")
+        staff.extend(make_user("staff") for _ in range(users))
+        tasks.set_owners(crm, [user.id for user in staff], ADMIN)  # all of them see its unassigned tasks
+        db.session.commit()
         count = []
         listener = lambda *args: count.append(1)  # noqa: E731
         event.listen(db.engine, "before_cursor_execute", listener)

@@ -3,7 +3,7 @@
 After a commit that logged mails: with the celery backend a ``portal.send_notifications`` task is queued
 (``portal.worker``); inline, they are sent after the response has gone out (``call_on_close``). Beat (or
 ``flask send-notifications`` from cron) runs the same sender every minute, which also builds the daily
-digest and retries what failed. A sender claims rows (``outbox.claim_due``), so two never send one row.
+digest, logs the unassigned-task reminders (``reminders``) and retries what failed. A sender claims rows (``outbox.claim_due``), so two never send one row.
 
 A failure is recorded on the row — the exception's type and SMTP code, never the server's text — and the
 row is tried again after an exponential backoff; a permanent refusal (5xx) or too many attempts mark it
@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 
 from portal.extensions import db, mail
 from portal.models import DeliveryMode, Notification, NotificationPreference, PrivacyRequest, User, utcnow
-from portal.notifications import digest, outbox
-from portal.notifications.kinds import DIGEST, KINDS
+from portal.notifications import digest, outbox, reminders
+from portal.notifications.kinds import DIGEST, KINDS, UNASSIGNED_TASK
 from portal.notifications.mail import SUBJECT_KINDS, Recipient, build_message, build_subject_message
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ _AFTER_RESPONSE = "portal_notifications_after_response"
 @dataclass
 class Report:
     built: int = 0  # digest rows offered
+    reminded: int = 0  # unassigned-task reminders offered
     sent: int = 0
     failed: int = 0  # attempts that failed (the row is retried, or given up)
     skipped: int = 0
@@ -117,6 +118,7 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
             Notification.id,
             Notification.user_id,
             Notification.kind,
+            Notification.subject_key,
             Notification.context,
             Notification.attempts,
             Notification.recipient,
@@ -127,6 +129,7 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
     ).all()
     people = _recipients({row.user_id for row in rows if row.user_id is not None})
     due_dates = _due_dates([row.context for row in rows])
+    taken = reminders.taken_since([row.subject_key for row in rows if row.kind == UNASSIGNED_TASK.name])
     connection = mail.get_connection()
     opened = False
 
@@ -154,7 +157,11 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
             ):
                 failed(row, "UndecryptableValue", True)  # the address or its secret cannot be read
                 continue
-            if not subject_mail and (person is None or not _still_wanted(row.kind, row.context, *person)):
+            if not subject_mail and (
+                person is None
+                or not _still_wanted(row.kind, row.context, *person)
+                or (row.kind == UNASSIGNED_TASK.name and row.subject_key in taken)
+            ):
                 outbox.mark_skipped(row.id, token)
                 db.session.commit()
                 report.skipped += 1
@@ -200,9 +207,10 @@ def deliver_due(now: datetime | None = None, limit: int | None = None) -> Report
 
 
 def run(now: datetime | None = None) -> Report:
-    """One sender run: build today's digest when due, then send everything due, batch after batch."""
+    """One sender run: build today's digest when due and log the unassigned-task reminders not yet sent
+    today, then send everything due, batch after batch."""
     now = now or utcnow()
-    report = Report(built=digest.build_if_due(now))
+    report = Report(built=digest.build_if_due(now), reminded=reminders.enqueue_unassigned(now))
     db.session.info.pop(outbox.PENDING_KEY, None)  # sent just below, not by another sender
     db.session.commit()
     while True:

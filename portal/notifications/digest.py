@@ -7,7 +7,13 @@ few indexed queries once for everyone, and the rows go in with one INSERT (batch
 runs at once both build, and the log's unique key (user, "digest", "daily", date) keeps one of each row.
 
 Providers are pluggable: ``PROVIDERS[kind](now, user_ids)`` returns a ``Section`` shared by those users,
-a dict of user id → ``Section`` for content that differs per person (tasks by assignee), or None.
+a dict of user id → ``Section`` for content that differs per person (tasks by assignee), or None. The
+task sections read each assignee's and each system's first tasks in one windowed statement
+(``_first_tasks``) and split them per person in one pass.
+
+Unassigned tasks belong to their system's active owners, or to every active admin when the system has
+none (``unassigned_watchers``): the due-soon section lists them beside one's own tasks, and the
+unassigned-task section lists those nobody has taken for over a day.
 """
 
 from __future__ import annotations
@@ -18,33 +24,63 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import case, exists, func, literal, select, union_all
+from sqlalchemy.orm import aliased
 
-from portal.execution import gate
+from portal.execution.tasks import ASSIGNABLE_ROLES
 from portal.extensions import db
-from portal.models import DeliveryMode, ManualInput, Notification, PrivacyRequest, RequestStatus
+from portal.models import (
+    ConnectionConfig,
+    ConnectionType,
+    DeliveryMode,
+    Notification,
+    PrivacyRequest,
+    RequestStatus,
+    Role,
+    Task,
+    User,
+    WebhookOwner,
+)
+from portal.models.tasks import TASK_OPEN
 from portal.notifications import outbox
-from portal.notifications.kinds import DIGEST, DUE_SOON, KINDS, PACKAGE_READY, REQUEST_ERROR
+from portal.notifications.kinds import (
+    DIGEST,
+    DUE_SOON,
+    KINDS,
+    PACKAGE_READY,
+    REQUEST_ERROR,
+    UNASSIGNED_AFTER,
+    UNASSIGNED_TASK,
+)
 from portal.notifications.preferences import receivers
 
 S = RequestStatus
 PR = PrivacyRequest
 ITEM_LIMIT = 25  # rows listed per section; the rest is counted and linked
+SYSTEM_NAMES = select(ConnectionConfig.id, ConnectionConfig.name).where(
+    ConnectionConfig.connection_type == ConnectionType.MANUAL_WEBHOOK
+)
+ACTIVE_OWNERS = (
+    select(WebhookOwner.connection_config_id, User.id)
+    .join(User, User.id == WebhookOwner.user_id)
+    .where(User.active.is_(True), User.role.in_(ASSIGNABLE_ROLES))
+)
+ACTIVE_ADMINS = select(User.id).where(User.active.is_(True), User.role == Role.ADMIN)
 
 
 @dataclass(frozen=True)
 class Item:
     request_id: str
     due_date: str | None = None  # ISO date
-    note: str = ""  # "overdue", "completed 2026-12-07"
-    systems: tuple[str, ...] = ()  # the manual systems still waiting for input
+    note: str = ""  # "overdue", "unassigned", "completed 2026-12-07"
+    systems: tuple[str, ...] = ()  # the manual systems it waits on (a task's: its own)
 
 
 @dataclass(frozen=True)
 class Section:
     kind: str
     title: str
-    summary: str  # "3 requests due this week": the digest's subject is made of these
+    summary: str  # "3 tasks due this week": the digest's subject is made of these
     total: int
     items: tuple[Item, ...] = ()
     link: tuple[str, dict[str, Any]] = ("dashboard.index", {})  # endpoint and values of "see all"
@@ -82,56 +118,175 @@ def start_of_day(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
 
 
+def _first_tasks(group, today: datetime, *conditions):
+    """The first ``ITEM_LIMIT`` open tasks (soonest due first) of each value of ``group`` (an assignee, a
+    system), with the group's totals: windows over the tasks in index order (state, group, due date, id),
+    so they are read once whatever the number of people; only the rows kept are looked up (by primary
+    key: a join lets PostgreSQL hash the whole table) for their request and system."""
+    order = {"partition_by": group, "order_by": (Task.due_date, Task.id)}
+    whole = {**order, "rows": (None, None)}  # the same order as the rank's, so the rows are sorted once
+    ranked = (
+        select(
+            group.label("grp"),
+            Task.id.label("task_id"),
+            Task.due_date.label("due_date"),
+            func.row_number().over(**order).label("rank"),
+            func.count().over(**whole).label("total"),
+            func.sum(case((Task.due_date < today, 1), else_=0)).over(**whole).label("overdue"),
+        )
+        .where(Task.state == TASK_OPEN, *conditions)
+        .subquery()
+    )
+    task = aliased(Task)
+
+    def looked_up(column):
+        return select(column).where(task.id == ranked.c.task_id).scalar_subquery()
+
+    return select(
+        literal("own" if group is Task.assignee_id else "unassigned").label("kind"),
+        ranked.c.grp,
+        looked_up(task.privacy_request_id).label("request_id"),
+        looked_up(task.connection_config_id).label("system"),
+        ranked.c.due_date,
+        ranked.c.rank,
+        ranked.c.total,
+        ranked.c.overdue,
+    ).where(ranked.c.rank <= ITEM_LIMIT)
+
+
+@dataclass
+class _Group:
+    rows: list = field(default_factory=list)
+    total: int = 0
+    overdue: int = 0
+
+
+def _grouped(rows) -> tuple[dict[int, _Group], dict[int, _Group]]:
+    """(assignee id → their tasks, system id → its unassigned tasks), each list in due order."""
+    own: dict[int, _Group] = {}
+    unassigned: dict[int, _Group] = {}
+    for row in sorted(rows, key=lambda r: r.rank):
+        group = (own if row.kind == "own" else unassigned).setdefault(row.grp, _Group())
+        group.rows.append(row)
+        group.total, group.overdue = int(row.total), int(row.overdue or 0)
+    return own, unassigned
+
+
+def unassigned_watchers() -> dict[int, set[int]]:
+    """Manual system id → who hears of its unassigned tasks: its active owners, or, for a system without
+    one, every active admin. Two queries."""
+    systems = {connection_id: set() for connection_id in db.session.scalars(SYSTEM_NAMES)}
+    for connection_id, user_id in db.session.execute(ACTIVE_OWNERS):
+        systems.setdefault(connection_id, set()).add(user_id)
+    ownerless = [connection_id for connection_id, owners in systems.items() if not owners]
+    if ownerless:
+        admins = set(db.session.scalars(ACTIVE_ADMINS))
+        for connection_id in ownerless:
+            systems[connection_id] = admins
+    return systems
+
+
+def _watched_by(readers: set[int]) -> dict[int, set[int]]:
+    """Reader id → the systems whose unassigned tasks they hear of."""
+    watched: dict[int, set[int]] = {}
+    for connection_id, users in unassigned_watchers().items():
+        for user_id in users & readers:
+            watched.setdefault(user_id, set()).add(connection_id)
+    return watched
+
+
+def _items(groups: list[_Group], today: datetime, names: dict[int, str], unassigned: bool) -> list[tuple]:
+    notes = ("overdue, unassigned", "unassigned") if unassigned else ("overdue", "")
+    return [
+        (
+            row.due_date,
+            row.request_id,
+            Item(
+                row.request_id,
+                row.due_date.date().isoformat(),
+                notes[0] if row.due_date < today else notes[1],
+                (names.get(row.system, ""),),
+            ),
+        )
+        for group in groups
+        for row in group.rows
+    ]
+
+
 @provider(DUE_SOON.name)
-def due_soon(now: datetime, user_ids: list[int]) -> Section | None:
-    """Requests waiting for input that are overdue or due within ``DUE_SOON_DAYS`` calendar days (UTC),
-    with the systems each still waits on. Four queries, all on indexes."""
+def due_soon(now: datetime, user_ids: list[int]) -> dict[int, Section] | None:
+    """Each person's own open tasks that are overdue or due within ``DUE_SOON_DAYS`` calendar days (UTC),
+    and the unassigned ones of the systems they own (admins: of systems without an active owner). A few
+    statements for everyone (``_first_tasks``), then one pass in Python."""
     days = current_app.config["DUE_SOON_DAYS"]
     today = start_of_day(now)
-    waiting = (PR.status == S.REQUIRES_INPUT.value, PR.due_date < today + timedelta(days=days + 1))
-    counts = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(case((PR.due_date < today, 1), else_=0)), 0)).where(
-            *waiting
-        )
-    ).one()
-    total, overdue = int(counts[0]), int(counts[1])
-    if not total:
-        return None
+    soon = Task.due_date < today + timedelta(days=days + 1)
     rows = db.session.execute(
-        select(PR.id, PR.due_date).where(*waiting).order_by(PR.due_date, PR.id).limit(ITEM_LIMIT)
+        union_all(
+            _first_tasks(Task.assignee_id, today, Task.assignee_id.is_not(None), soon),
+            _first_tasks(Task.connection_config_id, today, Task.assignee_id.is_(None), soon),
+        )
     ).all()
-    webhooks = gate.gated_webhooks()
-    current = {(w.connection.id, w.webhook.version) for w in webhooks}
-    done: dict[str, set[int]] = {}
-    for request_id, connection_id, version in db.session.execute(
-        select(ManualInput.privacy_request_id, ManualInput.connection_config_id, ManualInput.version).where(
-            ManualInput.privacy_request_id.in_([row.id for row in rows])
-        )
-    ):
-        if (connection_id, version) in current:
-            done.setdefault(request_id, set()).add(connection_id)
-    items = tuple(
-        Item(
-            row.id,
-            row.due_date.date().isoformat(),
-            "overdue" if row.due_date < today else "",
-            tuple(w.connection.name for w in webhooks if w.connection.id not in done.get(row.id, set())),
-        )
-        for row in rows
-    )
-    soon = total - overdue
+    own, unassigned = _grouped(rows)
+    if not own and not unassigned:
+        return None
+    readers = set(user_ids)
+    watched = _watched_by(readers) if unassigned else {}
+    names = dict(db.session.execute(SYSTEM_NAMES).all())
     when = "this week" if days == 7 else f"in the next {_plural(days, 'day')}"
-    parts = ([f"{_plural(overdue, 'request')} overdue"] if overdue else []) + (
-        [f"{_plural(soon, 'request')} due {when}"] if soon else []
-    )
-    return Section(
-        DUE_SOON.name,
-        "Waiting for input: overdue or due soon",
-        ", ".join(parts),
-        total,
-        items,
-        ("requests.queue", {"status": S.REQUIRES_INPUT.value}),
-    )
+    sections = {}
+    for user_id in readers:
+        mine = own.get(user_id)
+        theirs = [unassigned[c] for c in sorted(watched.get(user_id, ())) if c in unassigned]
+        if mine is None and not theirs:
+            continue
+        total, overdue = (mine.total, mine.overdue) if mine else (0, 0)
+        waiting = sum(group.total for group in theirs)
+        listed = _items([mine] if mine else [], today, names, False) + _items(theirs, today, names, True)
+        listed.sort(key=lambda entry: entry[:2])
+        parts = [f"{_plural(overdue, 'task')} overdue"] if overdue else []
+        parts += [f"{_plural(total - overdue, 'task')} due {when}"] if total - overdue else []
+        parts += [f"{_plural(waiting, 'unassigned task')} to claim"] if waiting else []
+        sections[user_id] = Section(
+            DUE_SOON.name,
+            "Your tasks: overdue or due soon",
+            ", ".join(parts),
+            total + waiting,
+            tuple(item for *_, item in listed[:ITEM_LIMIT]),
+            ("tasks.index", {}),
+        )
+    return sections
+
+
+@provider(UNASSIGNED_TASK.name)
+def unassigned_too_long(now: datetime, user_ids: list[int]) -> dict[int, Section] | None:
+    """The digest's side of the unassigned-task reminder: open tasks nobody has taken for over a day, for
+    their system's owners (else the admins) who read this kind in the digest."""
+    today = start_of_day(now)
+    waited = Task.updated_at <= now - UNASSIGNED_AFTER  # set when the task last changed hands or opened
+    rows = db.session.execute(
+        _first_tasks(Task.connection_config_id, today, Task.assignee_id.is_(None), waited)
+    ).all()
+    _, unassigned = _grouped(rows)
+    if not unassigned:
+        return None
+    names = dict(db.session.execute(SYSTEM_NAMES).all())
+    sections = {}
+    for user_id, systems in _watched_by(set(user_ids)).items():
+        theirs = [unassigned[c] for c in sorted(systems) if c in unassigned]
+        if not theirs:
+            continue
+        listed = sorted(_items(theirs, today, names, True), key=lambda entry: entry[:2])
+        total = sum(group.total for group in theirs)
+        sections[user_id] = Section(
+            UNASSIGNED_TASK.name,
+            "Tasks nobody has taken for over a day",
+            f"{_plural(total, 'task')} waiting unassigned",
+            total,
+            tuple(item for *_, item in listed[:ITEM_LIMIT]),
+            ("tasks.index", {"view": "unassigned"}),
+        )
+    return sections
 
 
 @provider(REQUEST_ERROR.name)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from portal.models import DeliveryMode, Role
 
 M = DeliveryMode
 ALL_MODES = (M.IMMEDIATE, M.DIGEST, M.OFF)
 DIGEST = "digest"  # the kind of the daily digest's own rows
+# An open task nobody has taken for this long is brought to its system's owners (else the admins).
+UNASSIGNED_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,10 @@ TASK_ASSIGNED = Kind(
 )
 DUE_SOON = Kind(
     "due_soon",
-    "Requests due soon or overdue",
-    "Requests waiting for input that are overdue or due within the next days, in the daily digest.",
-    {Role.STAFF: M.DIGEST, Role.ADMIN: M.OFF},
+    "My tasks due soon or overdue",
+    "Your open tasks that are overdue or due within the next days, and the unassigned ones of the systems "
+    "you own (admins: of systems without an owner), in the daily digest.",
+    {Role.STAFF: M.DIGEST, Role.ADMIN: M.DIGEST},
     modes=(M.DIGEST, M.OFF),
 )
 PACKAGE_READY = Kind(
@@ -57,9 +61,9 @@ REQUEST_ERROR = Kind(
 UNASSIGNED_TASK = Kind(
     "unassigned_task",
     "A task has waited unassigned for over a day",
-    "Sent to the system's owners, then to admins.",
+    "Once a day per task nobody has taken for over a day: to the system's owners, or to the admins when "
+    "it has none.",
     {Role.ADMIN: M.IMMEDIATE, Role.STAFF: M.IMMEDIATE},
-    wired=False,
 )
 
 PACKAGE_SENT_BACK = Kind(

@@ -70,6 +70,7 @@ SUBJECTS = {
     "package_ready": "Package ready for review: {short}",
     "request_error": "Request in error: {short}",
     "task_assigned": "Task assigned: {system} — {short}",
+    "unassigned_task": "Unassigned task: {system} — {short}",
     "package_sent_back": "Sent back for re-review: {short}",
 }
 

@@ -45,3 +45,21 @@ def test_a_tiny_bench_run_measures_every_operation_on_both_targets(tmp_path):
 
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Ratios to the floor" in report and "## sqlite: figures" in report
+
+
+def test_a_tiny_scaling_run_reports_the_daily_digest_at_each_size(tmp_path):
+    command = [
+        sys.executable, "-m", "bench.run", "--db", "sqlite", "--scaling", "300,600", "--workers", "1",
+        "--duration", "0.25", "--rounds", "1", "--warmup", "0", "--work", str(tmp_path / "work"),
+        "--json", str(tmp_path / "results.json"), "--report", str(tmp_path / "REPORT.md"),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    scales = json.loads((tmp_path / "results.json").read_text())["scaling"]["sqlite"]["scales"]
+    small, large = scales["300"]["digest"], scales["600"]["digest"]
+    assert small["staff"] == large["staff"] > 200 and large["open_tasks"] > small["open_tasks"]
+    assert small["digests"] > 150 and large["digests"] > 150  # the team shares the tasks
+    assert small["statements"] == large["statements"]  # one pass, not a query per person or request
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "### Daily digest" in report and "| sqlite | 600 |" in report
