@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
+import html
 import io
 import json
 import re
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from portal.models.packages import DictPackage, PackageContents
 
@@ -302,6 +304,27 @@ def format_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+_EMPTY_CELL = '<td class="empty"><span aria-hidden="true">—</span><span class="sr-only">empty</span></td>'
+
+
+def report_rows(rows: Iterable[TableRow], batch: int = 50) -> Iterator[Markup]:
+    """A table's ``<tr>`` rows for the report, ``batch`` rows per piece, as they are read. Written here
+    rather than as a Jinja loop: the cells were 40% of a ZIP download (a test and an escape per value);
+    every value goes through ``html.escape``."""
+    pieces: list[str] = []
+    for row in rows:
+        cells = "".join(
+            _EMPTY_CELL if (text := display_value(value)) is None else f"<td>{html.escape(text)}</td>"
+            for value in row.values
+        )
+        pieces.append(f"<tr>{cells}</tr>\n")
+        if len(pieces) >= batch:
+            yield Markup("".join(pieces))  # noqa: S704 - every value is escaped above
+            pieces = []
+    if pieces:
+        yield Markup("".join(pieces))  # noqa: S704 - every value is escaped above
+
+
 def iter_report_html(package: Package, meta: ReportMeta) -> Iterator[bytes]:
     """The report as UTF-8 pieces, rendered as it is read (every row; see the module docstring)."""
     template = _report_environment().get_template(REPORT_TEMPLATE)
@@ -309,7 +332,7 @@ def iter_report_html(package: Package, meta: ReportMeta) -> Iterator[bytes]:
         template.generate(
             meta=meta,
             tables=package_tables(package),
-            display_value=display_value,
+            report_rows=report_rows,
             format_time=format_time,
             NOTHING_FOUND=NOTHING_FOUND,
         )
