@@ -774,7 +774,7 @@ def waiting_request_for_another() -> str:
 
 
 def test_a_mail_for_named_users_goes_to_those_who_take_it_immediately(app, smtp):
-    from portal.notifications.kinds import TASK_ASSIGNED
+    from portal.notifications.kinds import PACKAGE_READY, TASK_ASSIGNED
 
     chosen, quiet, reviewer, other = (
         make_user("staff"),
@@ -801,6 +801,14 @@ def test_a_mail_for_named_users_goes_to_those_who_take_it_immediately(app, smtp)
     assert smtp.received[0].subject == f"Task assigned: CRM — {request_id[:12]}…"
     assert "A task was assigned to you: CRM for request" in smtp.received[0].text
     assert smtp.to(other.email) == []
+    # The same mail logged again (same subject and period) is left out, for these users and for a kind.
+    again = {"request_id": request_id, "system": "CRM"}
+    assert outbox.enqueue_for_users(TASK_ASSIGNED, [chosen.id], request_id, "once", again) == 0
+    make_user("reviewer")
+    assert outbox.enqueue_for_kind(PACKAGE_READY, request_id, "once", {"request_id": request_id}) == 2
+    assert outbox.enqueue_for_kind(PACKAGE_READY, request_id, "once", {"request_id": request_id}) == 0
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 3
 
 
 def test_a_task_opened_for_an_owner_or_handed_to_someone_mails_them_once(app, smtp):

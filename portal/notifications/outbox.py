@@ -5,18 +5,19 @@ row twice. Functions here never commit, except ``claim_due`` (a claim must be se
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, and_, func, literal, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import DeliveryMode, Notification, NotificationStatus, Role, User, utcnow
-from portal.notifications.kinds import REQUEST_ERROR, Kind
+from portal.notifications.kinds import KINDS, REQUEST_ERROR, Kind
 from portal.notifications.preferences import receivers
 
 N = Notification
@@ -66,16 +67,14 @@ def enqueue_for_kind(
     one, but a deactivation or demotion can still cause): then every active admin gets them.
     """
     session = session or db.session()
-    inserted = _insert_from(
-        session, receivers(kind, (DeliveryMode.IMMEDIATE,)), kind, subject_key, period, context
-    )
+    inserted = _insert_from(session, _logging(kind.name, "immediate"), subject_key, period, context)
     if inserted or kind is not REQUEST_ERROR:
         return inserted
     anyone = receivers(kind, (DeliveryMode.IMMEDIATE, DeliveryMode.DIGEST)).limit(1)
     if session.connection().execute(anyone).first() is not None:
         return 0  # they read it in their digest
-    admins = select(User.id).where(User.active.is_(True), User.role == Role.ADMIN)
-    return _insert_from(session, admins, kind, subject_key, period, {**context, "fallback": True})
+    fallback = {**context, "fallback": True}
+    return _insert_from(session, _logging(kind.name, "admins"), subject_key, period, fallback)
 
 
 def enqueue_for_users(
@@ -89,33 +88,57 @@ def enqueue_for_users(
     """``enqueue_for_kind`` narrowed to these users (a task's assignee, a system's owners): each gets it
     if they take ``kind`` immediately; digest readers find it in their digest's section instead."""
     session = session or db.session()
-    users = receivers(kind, (DeliveryMode.IMMEDIATE,)).where(User.id.in_(user_ids))
-    return _insert_from(session, users, kind, subject_key, period, context)
+    statement = _logging(kind.name, "these")
+    return _insert_from(session, statement, subject_key, period, context, user_ids=list(user_ids))
 
 
-def _insert_from(session: Session, users, kind: Kind, subject_key: str, period: str, context) -> int:
-    now = utcnow()
-    columns = ["user_id", "kind", "subject_key", "period", "context", "status", "attempts"]
-    columns += ["next_attempt_at", "created_at"]
+@functools.lru_cache(maxsize=128)
+def _logging(kind_name: str, who: str):
+    """INSERT ... SELECT of one row per receiver of ``kind_name`` (``who``: those taking it immediately,
+    ``these`` of them (``:user_ids``), or every active admin), leaving out users who have it logged already.
+
+    A standard INSERT ... SELECT ... WHERE NOT EXISTS rather than the dialects' ON CONFLICT, which
+    SQLAlchemy cannot cache: compiling it on every call was an eighth of a resume; built once per kind.
+    Its callers (the audit watchers of ``triggers``) log each event under its own moment and run in a
+    savepoint, so the unique key on (user, kind, subject, period) settles the one race left.
+    """
+    kind = KINDS[kind_name]
+    if who == "admins":
+        users = select(User.id).where(User.active.is_(True), User.role == Role.ADMIN)
+    else:
+        users = receivers(kind, (DeliveryMode.IMMEDIATE,))
+        if who == "these":
+            users = users.where(User.id.in_(bindparam("user_ids", expanding=True)))
     ids = users.subquery()
+    logged = (
+        select(N.id)
+        .where(
+            N.user_id == ids.c.id,
+            N.kind == kind_name,
+            N.subject_key == bindparam("subject_key"),
+            N.period == bindparam("period"),
+        )
+        .exists()
+    )
     rows = select(
         ids.c.id,
-        literal(kind.name),
-        literal(subject_key),
-        literal(period),
-        literal(context, type_=JSON),
+        literal(kind_name),
+        bindparam("subject_key"),
+        bindparam("period"),
+        bindparam("context", type_=JSON),
         literal(ST.PENDING.value),
         literal(0),
-        literal(now, type_=N.next_attempt_at.type),
-        literal(now, type_=N.created_at.type),
-    ).where(ids.c.id.is_not(None))  # SQLite needs a WHERE to tell the upsert's ON from a join's
-    statement = (
-        _insert(session)
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=_UNIQUE)
-        .execution_options(preserve_rowcount=True)
-    )
-    inserted = session.connection().execute(statement).rowcount
+        bindparam("now", type_=N.next_attempt_at.type),
+        bindparam("now", type_=N.created_at.type),
+    ).where(ids.c.id.is_not(None), ~logged)
+    columns = ["user_id", "kind", "subject_key", "period", "context", "status", "attempts"]
+    columns += ["next_attempt_at", "created_at"]
+    return insert(NOTIFICATIONS).from_select(columns, rows).execution_options(preserve_rowcount=True)
+
+
+def _insert_from(session: Session, statement, subject_key: str, period: str, context, **params) -> int:
+    values = {"subject_key": subject_key, "period": period, "context": context, "now": utcnow(), **params}
+    inserted = session.connection().execute(statement, values).rowcount
     if inserted:
         _mark_pending(session)
     return inserted
