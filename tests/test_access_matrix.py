@@ -88,6 +88,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("tasks.claim", "POST"): (LOGIN, 403, 302, 302),
     ("tasks.release", "POST"): (LOGIN, 403, 302, 302),
     ("tasks.assign", "POST"): (LOGIN, 403, 302, 302),
+    ("tasks.hand_over", "POST"): (LOGIN, 403, 302, 302),
     ("tasks.bulk_assign", "POST"): (LOGIN, 403, 403, 302),
     # packages: reviewers and admins only
     ("packages.index", "GET"): (LOGIN, 200, 403, 200),

@@ -216,3 +216,46 @@ def test_admin_sets_a_webhook_s_owners_on_its_page_and_new_tasks_go_to_them(app,
     assert db.session.scalar(
         sa.select(AuditEvent.action).where(AuditEvent.action == "webhook.owners_changed")
     )
+
+
+def test_the_request_page_hands_a_task_over_with_one_form(app, client, login_as):
+    add_webhook("crm", [field("Name")], name="CRM")
+    add_webhook("erp", [field("Order")], name="ERP")
+    sam = make_user("staff", name="Sam Staff")
+    me = login_as("staff", name="Me Myself")
+    request_id = new_request()
+    url = f"/requests/{request_id}"
+    token = csrf(client, url)
+    client.post(f"/tasks/{rows(request_id)['crm'].id}/claim", data={"csrf_token": token, "next": url})
+
+    raw = client.get(url).get_data(as_text=True)
+    # One list of people on the page, and only my own task to hand over.
+    assert raw.count('name="user_id"') == 1 and raw.count("Sam Staff</option>") == 1
+    handable = re.search(r'<select[^>]*id="hand-task"[^>]*>(.*?)</select>', raw, re.S).group(1)
+    assert handable.strip() == f'<option value="{rows(request_id)["crm"].id}">CRM</option>'  # not ERP's
+
+    response = client.post(
+        "/tasks/hand-over",
+        data={
+            "csrf_token": token,
+            "next": url,
+            "task": str(rows(request_id)["crm"].id),
+            "user_id": str(sam.id),
+        },
+        follow_redirects=True,
+    )
+    assert "The task for CRM went to Sam Staff." in text(response)
+    assert rows(request_id)["crm"].assignee_id == sam.id and me.id != sam.id
+    # Someone else's task cannot be handed on by staff, whatever the form says.
+    response = client.post(
+        "/tasks/hand-over",
+        data={
+            "csrf_token": token,
+            "next": url,
+            "task": str(rows(request_id)["crm"].id),
+            "user_id": str(me.id),
+        },
+        follow_redirects=True,
+    )
+    assert rows(request_id)["crm"].assignee_id == sam.id
+    assert "Choose the task" not in text(response)

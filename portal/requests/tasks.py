@@ -131,6 +131,16 @@ def assign(task_id: int):
     )
 
 
+@bp.route("/hand-over", methods=["POST"])
+def hand_over():
+    """The request page's one hand-over form: the task is a field, not part of the address."""
+    task_id = routing.bounded_int(request.form.get("task"), 1, routing.MAX_DATABASE_ID)
+    if task_id is None:
+        flash("Choose the task to hand over.", "error")
+        return _back()
+    return assign(task_id)
+
+
 @bp.route("/assign", methods=["POST"])
 @roles_required(Role.ADMIN)
 def bulk_assign():
