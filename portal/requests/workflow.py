@@ -14,8 +14,7 @@ from flask_login import current_user
 from portal.extensions import db
 from portal.models import PrivacyRequest, Role, lifecycle, utcnow
 from portal.requests import bp
-from portal.requests.forms import AssignForm, CancelForm, ExtendForm, NoteForm
-from portal.requests.tasks import user_choices
+from portal.requests.forms import CancelForm, ExtendForm, NoteForm
 from portal.requests.views import confirmed
 from portal.security import roles_required
 from portal.services import deadlines, notes, privacy_requests, tasks
@@ -65,16 +64,17 @@ def detail_context(privacy_request: PrivacyRequest) -> dict[str, Any]:
         and worker
         and (is_admin or any(t.assignee_id == current_user.id and t.status == "open" for t in request_tasks))
     )
-    assign_form = None
+    # Whom a task can go to, as (id, name): the tasks' buttons and the hand-over form show only to workers
+    # of a request with an open task.
+    hand_to = None
     if worker and any(t.status == "open" for t in request_tasks):
-        assign_form = AssignForm(formdata=None)
-        assign_form.user_id.choices = user_choices()
+        hand_to = [(person.id, person.display_name) for person in tasks.assignable_users()]
     cancelable = worker and privacy_request.status in lifecycle.TRANSITIONS["cancel"].sources
     return {
         "request_tasks": request_tasks,
         "extensions": extensions,
         "original_due": deadlines.original_due_date(privacy_request, extensions),
-        "assign_form": assign_form,
+        "hand_to": hand_to,
         "extend_form": ExtendForm(formdata=None, prefix="extend") if may_extend else None,
         # The note and cancel forms are written out in the templates (building them cost more than the rest).
         "may_cancel": cancelable,
