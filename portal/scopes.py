@@ -99,6 +99,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             WEBHOOK_READ,
             DATASET_READ,
             POLICY_READ,  # staff choose a policy when they create a request
+            RULE_READ,  # a policy's rules are in its body already
             PRIVACY_REQUEST_CREATE,
             PRIVACY_REQUEST_READ,
             PRIVACY_REQUEST_UPLOAD_DATA,

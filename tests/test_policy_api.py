@@ -329,7 +329,10 @@ def test_scopes_are_fidesops_names_and_staff_may_only_read(client, make_user, ad
     assert staff("GET", "/policy").status_code == 200
     refused = staff("PATCH", "/policy", [{"name": "Mine"}])
     assert refused.status_code == 403 and "policy:create_or_update" in refused.get_json()["detail"]
-    assert "rule:read" in staff("GET", f"/policy/{policy}/rule").get_json()["detail"]
+    assert staff("GET", f"/policy/{policy}/rule").status_code == 200
+    refused = staff("PATCH", f"/policy/{policy}/rule/access_rule/target", [{"data_category": "user"}])
+    assert refused.status_code == 403 and "rule:create_or_update" in refused.get_json()["detail"]
+    assert staff("DELETE", f"/policy/{policy}").status_code == 403
     scopes = admin("GET", "/oauth/scope").get_json()
     assert {
         "policy:create_or_update",
