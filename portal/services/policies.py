@@ -186,9 +186,13 @@ def upsert_policy(
             actor=actor,
         )
     if policy.drp_action != drp_action:
-        record(actor, "policy.changed", policy=key, drp_action=[policy.drp_action, drp_action])
-        policy.drp_action = drp_action
-        db.session.flush()
+        previous, policy.drp_action = policy.drp_action, drp_action
+        try:
+            with db.session.begin_nested():
+                db.session.flush()
+        except IntegrityError as exc:  # another policy took this DRP action at the same moment
+            raise Conflict(f"DRP Action {drp_action} already exists in another policy.") from exc
+        record(actor, "policy.changed", policy=key, drp_action=[previous, drp_action])
     return policy
 
 
