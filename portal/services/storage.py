@@ -372,10 +372,11 @@ def delete_storage_config(config: StorageConfig, actor: Actor) -> None:
     ).all()
     if rules:
         named = ", ".join(f"{rule} (policy {policy})" for rule, policy in rules)
+        why = f"the rules {named} write to it. " if len(rules) > 1 else f"the rule {named} writes to it. "
+        then = "Point the policy's rules at another destination, or delete them, first."
         raise InvalidState(
-            f"StorageConfig {config.key} cannot be deleted: "
-            + (f"the rules {named} write to it. " if len(rules) > 1 else f"the rule {named} writes to it. ")
-            + "Point the policy's rules at another destination, or delete them, first."
+            f"StorageConfig {config.key} cannot be deleted: {why}{then}",
+            words=f"The storage destination “{config.name}” cannot be deleted: {why}{then}",
         )
     details = {"storage_key": config.key, "name": config.name, "type": config.type}
     db.session.delete(config)
