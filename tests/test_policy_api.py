@@ -258,6 +258,10 @@ def test_targets_are_checked_against_fideslangs_taxonomy(admin, policy):
     assert twice["message"] == "DataCategory user.contact is already specified on Rule with key access_rule."
     categories = db.session.scalars(select(RuleTarget.data_category).order_by(RuleTarget.id)).all()
     assert categories == ["user.contact", "user.contact.email"]
+    created = db.session.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "policy.target_created").order_by(AuditEvent.id)
+    ).all()
+    assert [event["data_category"] for event in created] == categories  # the refused ones wrote nothing
 
 
 def test_deletes_answer_204_and_404_with_fidesops_messages(admin, policy):
@@ -318,7 +322,10 @@ def test_a_request_under_another_access_policy_waits_and_is_due_after_its_timefr
     (created,) = answer.get_json()["succeeded"]
     assert created["status"] == "requires_input"  # as under default_access_policy: the manual system waits
     assert created["policy"]["key"] == policy and created["policy"]["execution_timeframe"] == 14
-    assert [r["key"] for r in created["policy"]["rules"]] == ["access_rule"]
+    assert set(created["policy"]) == POLICY_KEYS
+    (rule,) = created["policy"]["rules"]
+    assert set(rule) == RULE_KEYS and rule["key"] == "access_rule"
+    assert [set(target) for target in rule["targets"]] == [TARGET_KEYS]
     assert created["days_left"] == 14
     stored = db.session.get(PrivacyRequest, created["id"])
     assert stored.due_date - stored.created_at == timedelta(days=14)
