@@ -16,6 +16,12 @@ DATASET_DELETE = "dataset:delete"
 STORAGE_CREATE_OR_UPDATE = "storage:create_or_update"
 STORAGE_READ = "storage:read"
 STORAGE_DELETE = "storage:delete"
+POLICY_CREATE_OR_UPDATE = "policy:create_or_update"
+POLICY_READ = "policy:read"
+POLICY_DELETE = "policy:delete"
+RULE_CREATE_OR_UPDATE = "rule:create_or_update"  # rules and their targets, as in fidesops
+RULE_READ = "rule:read"
+RULE_DELETE = "rule:delete"
 PRIVACY_REQUEST_CREATE = "privacy-request:create"
 PRIVACY_REQUEST_READ = "privacy-request:read"
 PRIVACY_REQUEST_REVIEW = "privacy-request:review"
@@ -55,6 +61,12 @@ ALL_SCOPES = (
     STORAGE_CREATE_OR_UPDATE,
     STORAGE_READ,
     STORAGE_DELETE,
+    POLICY_CREATE_OR_UPDATE,
+    POLICY_READ,
+    POLICY_DELETE,
+    RULE_CREATE_OR_UPDATE,
+    RULE_READ,
+    RULE_DELETE,
     PRIVACY_REQUEST_CREATE,
     PRIVACY_REQUEST_READ,
     PRIVACY_REQUEST_REVIEW,
@@ -86,6 +98,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             CONNECTION_READ,
             WEBHOOK_READ,
             DATASET_READ,
+            POLICY_READ,  # staff choose a policy when they create a request
+            RULE_READ,  # a policy's rules are in its body already
             PRIVACY_REQUEST_CREATE,
             PRIVACY_REQUEST_READ,
             PRIVACY_REQUEST_UPLOAD_DATA,

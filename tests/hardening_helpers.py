@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, User
 from portal.models.audit import Actor
 from portal.scopes import ROLE_SCOPES
-from portal.services import manual_inputs, oauth_clients, privacy_requests, storage, tokens
+from portal.services import manual_inputs, oauth_clients, policies, privacy_requests, storage, tokens
 from tests.factories import make_connection, make_user
 from tests.workflow_helpers import STAFF, add_webhook, new_request
 from tests.workflow_helpers import field as webhook_field
@@ -25,6 +25,9 @@ WEBHOOK_KEY = "crm"
 FIELDS = [webhook_field("First Name"), webhook_field("Last Name"), webhook_field("Notes", type="textarea")]
 TEST_ACTOR = Actor.system("test")
 ROLES = ("reviewer", "staff", "admin")
+# A policy with an access rule and a target; its rule writes to a destination of its own, so that the
+# world's other destination can still be deleted.
+POLICY_KEY, RULE_KEY, TARGET_KEY = "archive_policy", "archive_rule", "archive_target"
 CLOSED_PORT = 9  # discard: nothing listens, so a storage test fails at once without leaving the machine
 
 
@@ -84,6 +87,7 @@ def build_world() -> World:
         details={"bucket": "package-archive", "endpoint_url": f"http://127.0.0.1:{CLOSED_PORT}"},
         actor=TEST_ACTOR,
     )
+    _policy_with_a_rule()
     db.session.commit()
     return World(
         users=users,
@@ -97,6 +101,28 @@ def build_world() -> World:
         storage_key=destination.key,
         oauth_client_id=client.id,
     )
+
+
+def _policy_with_a_rule() -> None:
+    rule_destination = storage.create_storage_config(
+        name="Rule archive",
+        storage_type="s3",
+        details={"bucket": "rule-archive", "endpoint_url": f"http://127.0.0.1:{CLOSED_PORT}"},
+        actor=TEST_ACTOR,
+    )
+    policy = policies.upsert_policy(
+        name="Archive policy", key=POLICY_KEY, drp_action=None, execution_timeframe=30, actor=TEST_ACTOR
+    )
+    rule = policies.upsert_rule(
+        policy,
+        name="Archive rule",
+        key=RULE_KEY,
+        action_type="access",
+        storage_destination_key=rule_destination.key,
+        masking_strategy=None,
+        actor=TEST_ACTOR,
+    )
+    policies.upsert_target(rule, name=None, key=TARGET_KEY, data_category="user", actor=TEST_ACTOR)
 
 
 def sign_in(client, user: User) -> None:
@@ -133,6 +159,9 @@ def params_for(world, endpoint: str) -> dict:
         "request_id": request_id,
         "key": key,
         "connection_key": WEBHOOK_KEY,
+        "policy_key": POLICY_KEY,
+        "rule_key": RULE_KEY,
+        "target_key": TARGET_KEY,
         "user_id": world.users["staff"].id,
         "token_id": world.token_ids["staff"],
         "client_id": world.oauth_client_id,
@@ -225,6 +254,11 @@ def api_body(world, endpoint: str):
             {"name": "Made By API", "type": "s3", "details": {"bucket": "made-by-api"}, "format": "json"}
         ],
         "api.put_storage_secrets": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "example"},
+        "api.patch_policies": [{"name": "Made By API"}],
+        "api.patch_rules": [
+            {"name": "Made By API", "action_type": "access", "storage_destination_key": world.storage_key}
+        ],
+        "api.patch_targets": [{"data_category": "user.contact"}],
         "api.assign_task": {"user_id": world.users["staff"].id},
         "api.bulk_assign_tasks": {
             "user_id": world.users["staff"].id,

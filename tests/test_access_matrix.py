@@ -179,6 +179,17 @@ API: dict[tuple[str, str], tuple] = {
     ("api.get_storage_config", "GET"): (401, 401, 403, 403, 200),
     ("api.delete_storage_config", "DELETE"): (401, 401, 403, 403, 204),
     ("api.put_storage_secrets", "PUT"): (401, 401, 403, 403, 200),  # the probe fails: nothing listens
+    # policies (staff read them: they choose one for a request), rules and targets
+    ("api.list_policies", "GET"): (401, 401, 403, 200, 200),
+    ("api.patch_policies", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.get_policy", "GET"): (401, 401, 403, 200, 200),
+    ("api.delete_policy", "DELETE"): (401, 401, 403, 403, 204),
+    ("api.list_rules", "GET"): (401, 401, 403, 200, 200),
+    ("api.patch_rules", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.get_rule", "GET"): (401, 401, 403, 200, 200),
+    ("api.delete_rule", "DELETE"): (401, 401, 403, 403, 204),
+    ("api.patch_targets", "PATCH"): (401, 401, 403, 403, 200),
+    ("api.delete_target", "DELETE"): (401, 401, 403, 403, 204),
     ("api.create_privacy_requests", "POST"): (401, 401, 403, 200, 200),
     ("api.list_privacy_requests", "GET"): (401, 401, 200, 200, 200),
     ("api.search_privacy_requests", "POST"): (401, 401, 200, 200, 200),

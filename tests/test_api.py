@@ -657,7 +657,7 @@ def test_unknown_api_path_is_json_404(admin):
 
 
 def test_all_scopes_are_known():
-    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 34
+    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 40
     assert json.dumps(sorted(ROLE_SCOPES["reviewer"])) == json.dumps(
         [
             "package:deliver",

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 import yaml
 
 from portal.extensions import db
-from portal.models import AuditEvent, ConnectionConfig
+from portal.models import AuditEvent, ConnectionConfig, DatasetConfig
 from portal.models.audit import Actor
 from portal.services import tokens
 from tests.collection_helpers import LOYALTY_YAML, SHOP_YAML, sqlite_source
@@ -64,7 +64,8 @@ def test_patch_datasets_succeeded_and_failed_like_fidesops(admin):
         "shop",
     ]  # may reference each other
     phone = [f for f in r.json["succeeded"][1]["collections"][0]["fields"] if f["name"] == "phone"]
-    assert phone == [{"name": "phone", "fides_meta": {"identity": "phone_number"}}]  # was fidesops_meta
+    meta = {"identity": "phone_number"}
+    assert phone == [{"name": "phone", "fides_meta": meta, "fidesops_meta": meta}]  # sent as fidesops_meta
     assert [f["message"] for f in r.json["failed"]] == [
         "Dataset #4, fides_key: Field required; Dataset #4, collections: Field required",
         "Dataset 'broken', collection 'x', field 'id': references 'nope.a.b', but there is no dataset 'nope'.",
@@ -172,3 +173,47 @@ def test_postgres_secrets_never_come_back_and_are_masked_in_messages(api):
     r = admin("PUT", "/connection/pg/secret", {"url": "mysql://app@db/shop"})
     assert r.status_code == 422
     assert r.json["detail"][0]["msg"].startswith("The connection URL is for 'mysql', but this is a postgres")
+
+
+def test_datasets_echo_fidesops_meta_only_to_a_client_that_wrote_it(admin):
+    """fidesops clients read back the key they wrote; the stored document stays fideslang's."""
+    legacy = {
+        "fides_key": "legacy",
+        "fidesops_meta": {"namespace": {"schema": "main"}},
+        "collections": [
+            {
+                "name": "customers",
+                "fields": [
+                    {"name": "email", "fidesops_meta": {"identity": "email", "data_type": "string"}},
+                    {
+                        "name": "address",
+                        "fields": [{"name": "city", "fidesops_meta": {"data_type": "string"}}],
+                    },
+                ],
+            }
+        ],
+    }
+    current = {
+        "fides_key": "current",
+        "collections": [
+            {"name": "orders", "fields": [{"name": "email", "fides_meta": {"identity": "email"}}]}
+        ],
+    }
+    r = admin("PATCH", "/connection/shop_db/dataset/", [legacy, current])
+    assert r.json["failed"] == [], r.json
+    for answer in (
+        r.json["succeeded"][0],
+        admin("GET", "/connection/shop_db/dataset/legacy").json,
+        next(
+            d for d in admin("GET", "/connection/shop_db/dataset").json["items"] if d["fides_key"] == "legacy"
+        ),
+    ):
+        assert answer["fidesops_meta"] == answer["fides_meta"] == {"namespace": {"schema": "main"}}
+        address, email = answer["collections"][0]["fields"]  # fideslang keeps fields sorted by name
+        assert email["fidesops_meta"] == email["fides_meta"] == {"identity": "email", "data_type": "string"}
+        city = address["fields"][0]
+        assert city["fidesops_meta"] == city["fides_meta"] == {"data_type": "string"}
+    written = admin("GET", "/connection/shop_db/dataset/current").json
+    assert "fidesops_meta" not in str(written) and written["collections"][0]["fields"][0]["fides_meta"]
+    stored = db.session.scalar(sa.select(DatasetConfig.dataset).where(DatasetConfig.fides_key == "legacy"))
+    assert "fidesops_meta" not in str(stored)

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 from portal.extensions import db
 from portal.models import AuditEvent, ConnectionConfig, ManualWebhook
 from portal.models.audit import Actor
-from portal.services import Conflict, NotFound, ValidationFailed, privacy_requests
+from portal.services import Conflict, NotFound, ValidationFailed, keys, privacy_requests
 from portal.services import connections as svc
 from tests.factories import make_connection, make_webhook
 
@@ -60,13 +60,13 @@ def page_text(response) -> str:
     ],
 )
 def test_generate_key_examples(name, key):
-    assert svc.generate_key(name) == key
+    assert keys.generate_key(name) == key
 
 
 @pytest.mark.parametrize("name", ["!!!", "(—) ?", "   ", "🙂"])
 def test_generate_key_from_punctuation_only_is_an_error_naming_the_name(name):
     with pytest.raises(ValidationFailed) as excinfo:
-        svc.generate_key(name)
+        keys.generate_key(name)
     assert f"Cannot generate a key from the name '{name}'" in str(excinfo.value)
     assert excinfo.value.errors[0][0] == ("name",)
 

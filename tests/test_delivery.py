@@ -25,7 +25,7 @@ from portal.models import (
     StorageConfig,
     utcnow,
 )
-from portal.services import manual_inputs, privacy_requests
+from portal.services import manual_inputs, policies, privacy_requests
 from tests.factories import make_user
 from tests.hardening_helpers import sign_in, text_of
 from tests.mail_helpers import SMTPServer, mail_config
@@ -357,6 +357,45 @@ def test_a_release_destination_receives_the_package_and_a_failure_is_retryable(
     written = json.loads((tmp_path / "out" / f"{request_id}.json").read_text())
     assert written["crm_muller"] == [{"notes": ENTERED, "age": 42}]
     assert actions(request_id, "delivery.") == ["delivery.link_sent", "delivery.failed", "delivery.stored"]
+
+
+def test_a_policys_access_rule_names_where_its_released_packages_are_written(
+    app, reviewer_client, smtp, tmp_path
+):
+    """The rule's destination wins over the deployment's: each policy can send its packages elsewhere."""
+    _local_destination(app, tmp_path, "deployment")
+    (tmp_path / "deployment").mkdir()
+    (tmp_path / "by_rule").mkdir()
+    db.session.add(
+        StorageConfig(
+            key="by_rule", name="By rule", type="local", format="json", details={"directory": "by_rule"}
+        )
+    )
+    db.session.commit()
+    policy = policies.upsert_policy(
+        name="Shop access", key="shop_access", drp_action=None, execution_timeframe=30, actor=STAFF
+    )
+    policies.upsert_rule(
+        policy,
+        name="Access",
+        key="access",
+        action_type="access",
+        storage_destination_key="by_rule",
+        masking_strategy=None,
+        actor=STAFF,
+    )
+    db.session.commit()
+    add_webhook("crm", [field("Customer notes", "notes")])
+    request_id = new_request(email=SUBJECT_EMAIL, policy_key="shop_access")
+    manual_inputs.save_manual_input(request_id, "crm", {"notes": ENTERED}, STAFF)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    approve(reviewer_client, request_id)
+    row = delivery_row(request_id)
+    assert (row.state, row.storage_key) == ("delivered", "by_rule")
+    written = json.loads((tmp_path / "by_rule" / f"{request_id}.json").read_text())
+    assert written["crm"] == [{"notes": ENTERED}]
+    assert not list((tmp_path / "deployment").iterdir())
 
 
 def test_the_mails_to_the_subject_hold_no_entered_data(app, reviewer_client, smtp):

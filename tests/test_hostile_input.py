@@ -36,7 +36,7 @@ from portal.services import (
     privacy_requests,
 )
 from portal.services import webhooks as webhook_service
-from portal.services.connections import KEY_PATTERN
+from portal.services.keys import KEY_PATTERN
 from portal.services.manual_inputs import MAX_VALUE_LENGTH
 from portal.services.webhooks import MAX_FIELDS
 from tests.collection_helpers import SHOP_YAML, add_database, sqlite_source

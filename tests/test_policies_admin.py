@@ -86,3 +86,33 @@ def test_policies_are_for_admins_only(app, client, login_as):
         client.post("/admin/policies/new", data={"name": "X", "key": "x", "preset": "gdpr"}).status_code
         == 403
     )
+
+
+def test_a_policys_page_shows_its_rules_read_only(app, client, login_as, tmp_path):
+    from portal.services import storage
+
+    app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path)
+    (tmp_path / "exports").mkdir()
+    storage.create_storage_config(name="Exports", key="exports", storage_type="local", actor=ADMIN)
+    policy = policies.upsert_policy(
+        name="Shop access", key="shop_access", drp_action=None, execution_timeframe=30, actor=ADMIN
+    )
+    rule = policies.upsert_rule(
+        policy,
+        name="Access rule",
+        key="access_rule",
+        action_type="access",
+        storage_destination_key="exports",
+        masking_strategy=None,
+        actor=ADMIN,
+    )
+    policies.upsert_target(rule, name=None, key="email", data_category="user.contact.email", actor=ADMIN)
+    db.session.commit()
+    login_as("admin")
+    page = text(client.get(f"/admin/policies/{policy.id}"))
+    rules = page.split("<h2", 1)[1]
+    assert "Access rule" in rules and "access_rule" in rules
+    assert "Exports" in rules and "user.contact.email" in rules
+    assert "<input" not in rules  # read-only: changed through the API
+    default = db.session.scalar(sa.select(Policy.id).where(Policy.key == "default_access_policy"))
+    assert "No rules" in text(client.get(f"/admin/policies/{default}"))

@@ -192,6 +192,33 @@ def test_editing_keeps_the_key_the_type_and_what_only_the_api_sets(admin):
     assert "keys-heading" not in text(admin.get("/admin/storage/archive"))  # automatic: none to enter
 
 
+def test_a_destination_a_policys_rule_writes_to_is_kept_with_the_reason(admin):
+    from portal.services import policies
+
+    s3_config()
+    policy = policies.upsert_policy(
+        name="Shop access", key="shop_access", drp_action=None, execution_timeframe=30, actor=ACTOR
+    )
+    policies.upsert_rule(
+        policy,
+        name="Access",
+        key="access",
+        action_type="access",
+        storage_destination_key="archive",
+        masking_strategy=None,
+        actor=ACTOR,
+    )
+    db.session.commit()
+
+    response = admin.post("/admin/storage/archive/delete", follow_redirects=True)
+
+    message = (
+        "The storage destination “Archive” cannot be deleted: the rule access (policy shop_access) writes"
+    )
+    assert message in text(response)
+    assert [config.key for config in stored()] == ["archive"]
+
+
 def test_deleting_a_destination(admin):
     s3_config()
 

@@ -18,7 +18,8 @@ from wtforms import (
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from portal.dynamic_forms import version_number
-from portal.services.connections import MAX_DESCRIPTION_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from portal.services.connections import MAX_DESCRIPTION_LENGTH
+from portal.services.keys import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from portal.services.webhooks import (
     FIELD_TYPES,
     MAX_HELP_TEXT_LENGTH,

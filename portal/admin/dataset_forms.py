@@ -7,9 +7,10 @@ from flask_wtf.file import FileField, FileSize
 from wtforms import PasswordField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from portal.services.connections import MAX_DESCRIPTION_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from portal.services.connections import MAX_DESCRIPTION_LENGTH
 from portal.services.datasets import MAX_TEXT_LENGTH
 from portal.services.db_connections import MAX_SECRET_LENGTH, SECRET_KEYS
+from portal.services.keys import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
 DATABASE_LABELS = {
     "postgres": "PostgreSQL",

@@ -169,7 +169,11 @@ def delete_storage(key: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     name = config.name
-    storage.delete_storage_config(config, current_actor())
+    with refusable() as outcome:
+        storage.delete_storage_config(config, current_actor())
+    if outcome.error:
+        flash(outcome.error.words, "danger")
+        return redirect(url_for(".edit_storage", key=key))
     db.session.commit()
     flash(
         f"Deleted the storage destination “{name}” (key {key}). Files it holds stay where they are.",

@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from portal.services.connections import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from portal.services.keys import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from portal.services.storage import MAX_DETAIL_LENGTH, MAX_RETRIES, MAX_SECRET_LENGTH
 
 TYPE_LABELS = {"local": "Local directory", "s3": "Amazon S3 (or S3-compatible)"}

@@ -175,6 +175,7 @@ from portal.api import (  # noqa: E402,F401
     delivery,
     oauth,
     openapi,
+    policies,
     privacy_requests,
     storage,
     tasks,

@@ -29,7 +29,7 @@ def patch_datasets(key: str):
     documents = DatasetListIn.validate_python(json_body())
     saved, failed = datasets.bulk_upsert(conn, documents, g.api_actor)
     dispatch.commit_and_run()
-    return jsonify(succeeded=[config.dataset for config in saved], failed=failed)
+    return jsonify(succeeded=[datasets.as_written(config) for config in saved], failed=failed)
 
 
 @bp.get("/connection/<key>/dataset")
@@ -38,13 +38,13 @@ def list_datasets(key: str):
     conn = _database(key)
     page, size = page_params()
     items, total = datasets.list_datasets(conn, page, size)
-    return jsonify(page_json([config.dataset for config in items], total, page, size))
+    return jsonify(page_json([datasets.as_written(config) for config in items], total, page, size))
 
 
 @bp.get("/connection/<key>/dataset/<fides_key>")
 @requires_scope(scopes.DATASET_READ)
 def get_dataset(key: str, fides_key: str):
-    return jsonify(datasets.get_dataset(_database(key), fides_key).dataset)
+    return jsonify(datasets.as_written(datasets.get_dataset(_database(key), fides_key)))
 
 
 @bp.delete("/connection/<key>/dataset/<fides_key>")

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from portal import scopes
 from portal.api import ApiError, bp, identify
+from portal.api.policies import PolicyIn, RuleIn, TargetIn
 from portal.api.schemas import (
     MAX_BULK,
     ConnectionIn,
@@ -106,16 +107,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "id": {"type": "string"},
             "external_id": STRING_OR_NULL,
             "status": {"type": "string", "enum": list(STATUS_VALUES)},
-            "policy": {
-                "type": "object",
-                "properties": {
-                    "key": {"type": "string"},
-                    "name": {"type": "string"},
-                    "drp_action": STRING_OR_NULL,
-                    "execution_timeframe": {"type": "integer", "description": "Days to respond."},
-                    "rules": {"type": "array", "items": {"type": "object"}},
-                },
-            },
+            "policy": ref("Policy"),
             "created_at": TIME,
             "due_date": TIME,
             "days_left": {
@@ -741,6 +733,7 @@ def build_document() -> dict:
     for extra_paths, extra_components in (
         _dataset_routes(),
         _storage_routes(),
+        _policy_routes(),
         _delivery_routes(),
         _workflow_routes(),
     ):
@@ -887,6 +880,149 @@ def _storage_routes() -> tuple[dict, dict]:
                 description="With verify (the default) a small object is written and deleted with the keys; "
                 "test_status says how that went and failure_reason why it failed. A local destination, or "
                 "one with auth_method automatic, takes no secrets (400).",
+            ),
+        },
+    }
+    return paths, components
+
+
+def _policy_routes() -> tuple[dict, dict]:
+    """Policies, rules and targets (fidesops' shapes): access rules only."""
+    s = scopes
+    schemas = {
+        name: model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, model in (("PolicyIn", PolicyIn), ("RuleIn", RuleIn), ("RuleTargetIn", TargetIn))
+    }
+    target = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "key": {"type": "string"},
+            "data_category": {"type": "string"},
+        },
+        "required": ["name", "key", "data_category"],
+    }
+    rule = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "key": {"type": "string"},
+            "action_type": {"type": "string", "enum": ["access"]},
+            "storage_destination": {"anyOf": [ref("StorageDestination"), {"type": "null"}]},
+            "masking_strategy": {"type": "null"},
+            "targets": {"type": "array", "items": ref("RuleTarget")},
+        },
+        "required": ["name", "key", "action_type", "storage_destination", "masking_strategy", "targets"],
+    }
+    policy = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "key": {"type": "string"},
+            "drp_action": STRING_OR_NULL,
+            "execution_timeframe": {"type": "integer", "description": "Days to respond (sets the due date)."},
+            "rules": {"type": "array", "items": ref("Rule")},
+        },
+        "required": ["name", "key", "drp_action", "execution_timeframe", "rules"],
+    }
+    components = {
+        **schemas,
+        "Policy": policy,
+        "Rule": rule,
+        "RuleTarget": target,
+        "PolicyBulkResponse": _bulk_schema("Policy"),
+        "RuleBulkResponse": _bulk_schema("Rule"),
+        "RuleTargetBulkResponse": _bulk_schema("RuleTarget"),
+        "PolicyPage": _page_schema("Policy"),
+        "RulePage": _page_schema("Rule"),
+    }
+    policy_key = _path_param("policy_key", "Policy key")
+    rule_key = _path_param("rule_key", "Rule key")
+    target_key = _path_param("target_key", "Rule target key")
+    deleted = {"204": {"description": "Deleted"}, **NOT_FOUND}
+
+    def bulk(item: str) -> dict:
+        return {"type": "array", "maxItems": MAX_BULK, "items": ref(item)}
+
+    paths = {
+        "/policy": {
+            "patch": _op(
+                "Create or update policies by key",
+                s.POLICY_CREATE_OR_UPDATE,
+                {"200": _json(ref("PolicyBulkResponse"))},
+                body=bulk("PolicyIn"),
+                extra=BODY_ERRORS,
+                description="drp_action: access or null (deletion is out of scope; the other DRP actions are "
+                "not supported, as in fidesops). A new policy without execution_timeframe gets 30 days.",
+            ),
+            "get": _op(
+                "List policies with their rules, newest first",
+                s.POLICY_READ,
+                {"200": _json(ref("PolicyPage"))},
+                params=PAGING,
+                extra={"422": BODY_ERRORS["422"]},
+            ),
+        },
+        "/policy/{policy_key}": {
+            "get": _op(
+                "Get a policy with its rules",
+                s.POLICY_READ,
+                {"200": _json(ref("Policy")), **NOT_FOUND},
+                params=[policy_key],
+            ),
+            "delete": _op(
+                "Delete a policy with its rules and targets",
+                s.POLICY_DELETE,
+                {**deleted, "400": _json(ref("Error"), "The policy is in use, or the default one")},
+                params=[policy_key],
+                description="This portal's addition (fides has it; fidesops 1.8.2 did not).",
+            ),
+        },
+        "/policy/{policy_key}/rule": {
+            "patch": _op(
+                "Create or update a policy's rules by key",
+                s.RULE_CREATE_OR_UPDATE,
+                {"200": _json(ref("RuleBulkResponse")), **NOT_FOUND},
+                body=bulk("RuleIn"),
+                params=[policy_key],
+                extra=BODY_ERRORS,
+                description="Access rules with a storage_destination_key only: erasure is out of scope, "
+                "consent and update are not supported; each refusal is an entry of `failed` saying so.",
+            ),
+            "get": _op(
+                "List a policy's rules",
+                s.RULE_READ,
+                {"200": _json(ref("RulePage")), **NOT_FOUND},
+                params=[policy_key, *PAGING],
+                description="This portal's addition (fides has it; fidesops 1.8.2 did not).",
+            ),
+        },
+        "/policy/{policy_key}/rule/{rule_key}": {
+            "get": _op(
+                "Get a rule",
+                s.RULE_READ,
+                {"200": _json(ref("Rule")), **NOT_FOUND},
+                params=[policy_key, rule_key],
+            ),
+            "delete": _op(
+                "Delete a rule and its targets", s.RULE_DELETE, deleted, params=[policy_key, rule_key]
+            ),
+        },
+        "/policy/{policy_key}/rule/{rule_key}/target": {
+            "patch": _op(
+                "Create or update a rule's targets by key",
+                s.RULE_CREATE_OR_UPDATE,
+                {"200": _json(ref("RuleTargetBulkResponse")), **NOT_FOUND},
+                body=bulk("RuleTargetIn"),
+                params=[policy_key, rule_key],
+                extra=BODY_ERRORS,
+                description="data_category: a key of fideslang's default taxonomy (the pinned fideslang's), "
+                "once per rule.",
+            ),
+        },
+        "/policy/{policy_key}/rule/{rule_key}/target/{target_key}": {
+            "delete": _op(
+                "Delete a rule target", s.RULE_DELETE, deleted, params=[policy_key, rule_key, target_key]
             ),
         },
     }

@@ -191,30 +191,59 @@ def webhook_json(conn: ConnectionConfig, webhook: ManualWebhook) -> dict[str, An
 RESUME_ENDPOINTS = {"requires_input": "/privacy-request/{id}/resume_from_requires_input"}
 
 
+def storage_json(config) -> dict[str, Any]:
+    """fidesops' ``StorageDestinationResponse``: never the secrets."""
+    return {
+        "name": config.name,
+        "type": config.type,
+        "details": config.details,
+        "key": config.key,
+        "format": config.format,
+    }
+
+
+def target_json(target) -> dict[str, Any]:
+    """fidesops' ``RuleTarget``."""
+    return {"name": target.name, "key": target.key, "data_category": target.data_category}
+
+
+def rule_json(rule) -> dict[str, Any]:
+    """fidesops' ``RuleResponse``: access rules have no masking strategy."""
+    destination = rule.storage_destination
+    return {
+        "name": rule.name,
+        "key": rule.key,
+        "action_type": rule.action_type,
+        "storage_destination": storage_json(destination) if destination is not None else None,
+        "masking_strategy": None,
+        "targets": [target_json(target) for target in rule.targets],
+    }
+
+
 def policy_json(policy) -> dict[str, Any]:
-    """A policy as fidesops nests it in a privacy request. The portal's policies are access policies
-    without rules of their own yet, so ``rules`` is empty and ``drp_action`` null (no DRP mapping)."""
+    """fidesops' ``PolicyResponse``, as the policy endpoints answer it and as a privacy request nests it."""
     return {
         "name": policy.name,
         "key": policy.key,
-        "drp_action": None,
+        "drp_action": policy.drp_action,
         "execution_timeframe": policy.days_to_respond,
-        "rules": [],
+        "rules": [rule_json(rule) for rule in policy.rules],
     }
 
 
 def privacy_request_json(
-    pr, *, identity: dict[str, Any] | None = None, results: dict | None = None
+    pr, *, policy, identity: dict[str, Any] | None = None, results: dict | None = None
 ) -> dict[str, Any]:
     """A request in fidesops' shape (``PrivacyRequestResponse``) plus this portal's keys (``due_date``,
-    ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
+    ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``policy`` its ``Policy``
+    with rules loaded (``policies.with_rules``); ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
     only with ``verbose``."""
     due = pr.due_date
     body = {
         "id": pr.id,
         "external_id": require_decrypted(pr.external_id),  # a corrupted value answers 500, never null
         "status": pr.status,
-        "policy": policy_json(pr.policy),
+        "policy": policy_json(policy),
         "created_at": iso(pr.created_at),
         "due_date": iso(due),
         "days_left": (due.date() - utcnow().date()).days if due is not None else None,

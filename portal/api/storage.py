@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter
 
 from portal import scopes
 from portal.api import bp, requires_scope
-from portal.api.schemas import MAX_BULK, ApiModel, json_body, page_json, page_params
+from portal.api.schemas import MAX_BULK, ApiModel, json_body, page_json, page_params, storage_json
 from portal.execution import dispatch
 from portal.extensions import db
 from portal.models import StorageConfig
@@ -31,17 +31,6 @@ class StorageDestinationIn(ApiModel):
 
 StorageListIn = TypeAdapter(Annotated[list[StorageDestinationIn], Field(max_length=MAX_BULK)])
 SecretsIn = TypeAdapter(dict[str, str | None])
-
-
-def storage_json(config: StorageConfig) -> dict[str, Any]:
-    """fidesops' ``StorageDestinationResponse``: never the secrets."""
-    return {
-        "name": config.name,
-        "type": config.type,
-        "details": config.details,
-        "key": config.key,
-        "format": config.format,
-    }
 
 
 def _upsert_one(item: StorageDestinationIn) -> StorageConfig:

@@ -23,6 +23,7 @@ from portal.services import (
     ValidationFailed,
     deadlines,
     notes,
+    policies,
     privacy_requests,
     request_lists,
     tasks,
@@ -222,4 +223,6 @@ def cancel_privacy_request(request_id: str):
     body = CancelIn.model_validate(json_body() if request.get_data() else {})
     privacy_requests.cancel_request(request_id, g.api_actor, body.reason)
     dispatch.commit_and_run()
-    return jsonify(privacy_request_json(request_lists.summaries([request_id])[0]))
+    summary = request_lists.summaries([request_id])[0]
+    policy = policies.with_rules({summary.policy_key})[summary.policy_key]
+    return jsonify(privacy_request_json(summary, policy=policy))

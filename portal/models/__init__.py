@@ -14,7 +14,7 @@ from portal.models.notifications import (
 )
 from portal.models.oauth import OAuthAccessToken, OAuthClient
 from portal.models.packages import AccessPackage, AccessPackageChunk
-from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy
+from portal.models.policies import DEFAULT_ACCESS_POLICY_KEY, Policy, PolicyRule, RuleTarget
 from portal.models.rate_limits import RateLimitCounter
 from portal.models.requests import ManualInput, PrivacyRequest, RequestStatus
 from portal.models.storage import StorageConfig
@@ -46,11 +46,13 @@ __all__ = [
     "OAuthClient",
     "PackageDelivery",
     "Policy",
+    "PolicyRule",
     "PrivacyRequest",
     "RateLimitCounter",
     "RequestNote",
     "RequestStatus",
     "Role",
+    "RuleTarget",
     "StorageConfig",
     "Task",
     "User",

@@ -24,6 +24,8 @@ class DatasetConfig(Base):
     # Unique across connections: references name datasets by fides_key alone.
     fides_key: Mapped[str] = mapped_column(String(200), unique=True)
     dataset: Mapped[dict[str, Any]]
+    # "fidesops_meta" when the client wrote that older name: answers then echo it beside ``fides_meta``.
+    meta_name: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

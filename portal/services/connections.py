@@ -6,27 +6,27 @@ Messages that fidesops clients may match on are kept word for word.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from unidecode import unidecode
 
 from portal.extensions import db
 from portal.models import ConnectionConfig, ConnectionType, ManualInput, utcnow
 from portal.models.audit import Actor, record
 from portal.models.connections import ACCESS_LEVELS, CONNECTION_TYPES
-from portal.services import Conflict, NotFound, ValidationFailed, privacy_requests, text_problem
+from portal.services import Conflict, NotFound, ValidationFailed, privacy_requests
+from portal.services.keys import (
+    clean_name,
+    duplicate_key_message,
+    duplicate_key_words,
+    duplicate_name_message,
+    duplicate_name_words,
+    fail,
+    key_or_generated,
+    text,
+)
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAX_NAME_LENGTH = 200
-MAX_KEY_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
-
-_DISALLOWED = re.compile(r"[^a-z0-9_\s-]")
-_SEPARATORS = re.compile(r"[\s-]+")
-_OUTER_SEPARATORS = re.compile(r"^[\s-]+|[\s-]+$")
 
 # "Not given" for update_connection's keyword arguments (None is a real value for description).
 _UNSET = object()
@@ -40,104 +40,10 @@ class DuplicateName(Conflict):
     """Another connection already has this name."""
 
 
-def snake_case(text: str) -> str:
-    """S2 snake-casing: ASCII, lower case, only ``[a-z0-9_]``; runs of spaces and ``-`` become one ``_``.
-
-    Used for connection keys and for generated ``dsr_package_label``s, so both follow one rule.
-    Separators at either end are dropped ("(Beta) -" → ``beta``); the result may be empty.
-    """
-    text = _DISALLOWED.sub("", unidecode(text or "").lower())
-    return _SEPARATORS.sub("_", _OUTER_SEPARATORS.sub("", text))
-
-
-def generate_key(name: str) -> str:
-    key = snake_case(name)
-    if not key:
-        message = (
-            f"Cannot generate a key from the name '{name}': it has no letters or digits. "
-            "Provide a key, or a name with letters or digits."
-        )
-        raise ValidationFailed(message, [(("name",), message)])
-    return key[:MAX_KEY_LENGTH]
-
-
-def duplicate_key_message(key: str, model: str = "ConnectionConfig") -> str:
-    return (
-        f"Key {key} already exists in {model}. Keys will be snake-cased names if not provided. "
-        "If you are seeing this error without providing a key, please provide a key or a different name."
-    )
-
-
-def duplicate_name_message(name: str, model: str = "ConnectionConfig") -> str:
-    return f"Name {name} already exists in {model}."
-
-
-NOUNS = {"ConnectionConfig": "connection", "StorageConfig": "storage destination"}
-
-
-def duplicate_key_words(key: str, model: str = "ConnectionConfig") -> str:
-    """``duplicate_key_message`` for a person (the HTML UI)."""
-    return f"A {NOUNS[model]} with the key {key} already exists: choose another key."
-
-
-def duplicate_name_words(name: str, model: str = "ConnectionConfig") -> str:
-    return f"A {NOUNS[model]} named “{name}” already exists: choose another name."
-
-
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, [((field,), message)])
-
-
-def _text(value, field: str, label: str) -> str:
-    """A string without NUL characters or lone surrogates (the database refuses both), or a 422."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _fail(field, f"The {label} must be text.")
-    problem = text_problem(value)
-    if problem:
-        raise _fail(field, f"The {label} {problem}.")
-    return value
-
-
-def clean_name(name: str | None) -> str:
-    """A stripped, required name of at most 200 characters (connections and storage configs alike)."""
-    name = _text(name, "name", "name").strip()
-    if not name:
-        raise _fail("name", "A name is required.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise _fail("name", f"The name must be at most {MAX_NAME_LENGTH} characters long.")
-    return name
-
-
-def clean_key(key: str) -> str:
-    """A key of the S2 pattern, not only dots (connections and storage configs alike)."""
-    key = _text(key, "key", "key").strip()
-    if len(key) > MAX_KEY_LENGTH:
-        raise _fail("key", f"The key must be at most {MAX_KEY_LENGTH} characters long.")
-    if not KEY_PATTERN.match(key):
-        raise _fail(
-            "key",
-            f"Invalid key '{key}': use only letters, digits, '_', '.' and '-' (no spaces).",
-        )
-    if not key.strip("."):
-        # "." and ".." are path segments: a browser or proxy resolves them away, so such a key's pages
-        # could never be reached.
-        raise _fail(
-            "key", f"Invalid key '{key}': a key cannot be only dots; add a letter, digit, '_' or '-'."
-        )
-    return key
-
-
-def key_or_generated(key: str | None, name: str) -> str:
-    """The key given, checked, or (blank) the one generated from the already-cleaned ``name``."""
-    return clean_key(key) if key and _text(key, "key", "key").strip() else generate_key(name)
-
-
 def _clean_description(description: str | None) -> str | None:
-    description = _text(description, "description", "description").strip()
+    description = text(description, "description", "description").strip()
     if len(description) > MAX_DESCRIPTION_LENGTH:
-        raise _fail(
+        raise fail(
             "description", f"The description must be at most {MAX_DESCRIPTION_LENGTH} characters long."
         )
     return description or None
@@ -145,7 +51,7 @@ def _clean_description(description: str | None) -> str | None:
 
 def _clean_access(access: str) -> str:
     if access not in ACCESS_LEVELS:
-        raise _fail("access", f"Unknown access '{access}'; choose one of: {', '.join(ACCESS_LEVELS)}.")
+        raise fail("access", f"Unknown access '{access}'; choose one of: {', '.join(ACCESS_LEVELS)}.")
     return access
 
 
@@ -221,7 +127,7 @@ def create_connection(
     name = clean_name(name)
     key = key_or_generated(key, name)
     if connection_type not in CONNECTION_TYPES:
-        raise _fail(
+        raise fail(
             "connection_type",
             f"Unknown connection type '{connection_type}'; choose one of: {', '.join(CONNECTION_TYPES)}.",
         )
@@ -269,7 +175,7 @@ def update_connection(
     Nor does the type: a manual webhook's inputs or a database's dataset would lose their meaning.
     """
     if connection_type is not _UNSET and connection_type != conn.connection_type:
-        raise _fail(
+        raise fail(
             "connection_type",
             f"Cannot change the connection_type of '{conn.key}' from {conn.connection_type} "
             f"to {connection_type}; create a new connection instead.",

@@ -154,13 +154,16 @@ def _check_owner(conn: ConnectionConfig, fides_key: str) -> DatasetConfig | None
     return existing
 
 
-def _store(conn: ConnectionConfig, dataset: fides.Dataset, actor: Actor) -> DatasetConfig:
+def _store(
+    conn: ConnectionConfig, dataset: fides.Dataset, actor: Actor, *, meta_name: str | None = None
+) -> DatasetConfig:
     config = _check_owner(conn, dataset.fides_key)
     created = config is None
     if created:
         config = DatasetConfig(connection_config_id=conn.id, fides_key=dataset.fides_key)
         db.session.add(config)
     config.dataset = dataset.to_json()
+    config.meta_name = meta_name
     db.session.flush()
     record(
         actor,
@@ -246,7 +249,43 @@ def bulk_upsert(
                 messages = [str(e) for e in errors if e.dataset == dataset.fides_key]
                 failed.append({"message": " ".join(messages), "data": document})
         candidates = [(d, doc) for d, doc in candidates if d.fides_key not in broken]
-    return [_store(conn, dataset, actor) for dataset, _ in candidates], failed
+    return [
+        _store(conn, dataset, actor, meta_name=FIDESOPS_META if _names(document, FIDESOPS_META) else None)
+        for dataset, document in candidates
+    ], failed
+
+
+FIDESOPS_META = "fidesops_meta"
+
+
+def _names(document: Any, key: str) -> bool:
+    """Whether a dataset document uses ``key`` on itself, a collection or a field (nested fields too)."""
+    if not isinstance(document, dict):
+        return False
+    if key in document:
+        return True
+    children = [*(document.get("collections") or []), *(document.get("fields") or [])]
+    return any(_names(child, key) for child in children if isinstance(child, list | dict))
+
+
+def as_written(config: DatasetConfig) -> dict[str, Any]:
+    """The stored dataset as the API answers it: a client that wrote ``fidesops_meta`` (fidesops' name)
+    reads it back under that name too, beside fideslang's ``fides_meta``."""
+    if config.meta_name != FIDESOPS_META:
+        return config.dataset
+    return _with_fidesops_meta(config.dataset)
+
+
+def _with_fidesops_meta(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    copy = dict(node)
+    for name in ("collections", "fields"):
+        if isinstance(node.get(name), list):
+            copy[name] = [_with_fidesops_meta(child) for child in node[name]]
+    if "fides_meta" in node:
+        copy[FIDESOPS_META] = node["fides_meta"]
+    return copy
 
 
 # --- reading and deleting ----------------------------------------------------------------------------

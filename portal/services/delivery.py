@@ -15,8 +15,8 @@ The request's status stays ``complete``; the package has a delivery state of its
   the link once to hand over. Issuing a new link (re-send) replaces the old one; revoking kills it.
 - The subject proves they hold the address with a six-digit code mailed to it, stored as an HMAC, valid
   ``DELIVERY_CODE_MINUTES``; ``DELIVERY_CODE_ATTEMPTS`` wrong codes lock the link for good.
-- With ``RELEASE_STORAGE_KEY`` set, a released package is also written to that storage destination; a
-  failure leaves the delivery ``delivery_failed`` (the package and the subject's link are kept) until a
+- A released package is also written to a storage destination: the one of the request's policy's access
+  rule (fidesops' ``storage_destination_key``), else ``RELEASE_STORAGE_KEY`` when set; a failure leaves the delivery ``delivery_failed`` (the package and the subject's link are kept) until a
   retry succeeds.
 """
 
@@ -54,6 +54,7 @@ from portal.services import (
     InvalidState,
     NotFound,
     ValidationFailed,
+    policies,
     privacy_requests,
     storage_export,
     text_problem,
@@ -148,7 +149,7 @@ def approve(request_id: str, actor: Actor) -> Release:
     """Approve the package and release it: the subject's link is issued (mailed, or returned for staff to
     hand over). A compare-and-swap on the state: of two reviewers approving at once, one wins."""
     privacy_request, delivery = _reviewable(request_id)
-    released = _released_state()
+    released = _released_state(privacy_request)
     changed = db.session.execute(
         update(PackageDelivery)
         .where(PackageDelivery.id == delivery.id, PackageDelivery.state.in_(OPEN_STATES))
@@ -170,9 +171,9 @@ def approve(request_id: str, actor: Actor) -> Release:
     return _issue_link(privacy_request, delivery, actor)
 
 
-def _released_state() -> str:
+def _released_state(privacy_request: PrivacyRequest) -> str:
     """Released with nothing left to do, or still to be written to the release destination."""
-    return D.APPROVED.value if current_app.config.get("RELEASE_STORAGE_KEY") else D.DELIVERED.value
+    return D.APPROVED.value if release_storage_key(privacy_request) else D.DELIVERED.value
 
 
 def send_back(request_id: str, connection_keys: list[str], reason: str, actor: Actor) -> list[str]:
@@ -407,19 +408,19 @@ def verify_code(token: str, code: str) -> PackageDelivery:
 # --- the release destination ---------------------------------------------------------------------------
 
 
-def release_storage() -> StorageConfig | None:
-    key = current_app.config.get("RELEASE_STORAGE_KEY")
-    if not key:
-        return None
-    return db.session.scalar(select(StorageConfig).where(StorageConfig.key == key))
+def release_storage_key(privacy_request: PrivacyRequest) -> str | None:
+    """Where a released package is written: the storage destination of the request's policy's access rule,
+    else the deployment's ``RELEASE_STORAGE_KEY`` (None: nowhere, the subject's link is the delivery)."""
+    config = policies.storage_destination_for(privacy_request.policy_id)
+    return config.key if config is not None else current_app.config.get("RELEASE_STORAGE_KEY")
 
 
 def write_release_copy(request_id: str, actor: Actor, *, before_write: Callable[[], None]) -> str:
     """Write a released package to the release destination; the delivery becomes ``delivered`` or
     ``delivery_failed`` (with the reason). The caller commits afterwards in both cases."""
     privacy_request, delivery = _released(request_id)
-    key = current_app.config.get("RELEASE_STORAGE_KEY")
-    config = release_storage()
+    key = release_storage_key(privacy_request)
+    config = db.session.scalar(select(StorageConfig).where(StorageConfig.key == key)) if key else None
     delivery.storage_key = key
     if config is None:
         error = f"The release storage destination '{key}' does not exist."
@@ -486,11 +487,10 @@ def store_pending_copies(limit: int = 100) -> int:
 
 def needs_storage_write(request_id: str) -> bool:
     delivery = delivery_for(request_id)
-    return (
-        delivery is not None
-        and delivery.state in (D.APPROVED, D.DELIVERY_FAILED)
-        and bool(current_app.config.get("RELEASE_STORAGE_KEY"))
-    )
+    if delivery is None or delivery.state not in (D.APPROVED, D.DELIVERY_FAILED):
+        return False
+    privacy_request = db.session.get(PrivacyRequest, request_id)
+    return privacy_request is not None and bool(release_storage_key(privacy_request))
 
 
 # --- without review: released as the request completes ------------------------------------------------

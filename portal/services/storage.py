@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import StorageConfig, utcnow
+from portal.models import Policy, PolicyRule, StorageConfig, utcnow
 from portal.models.audit import Actor, record
 from portal.models.storage import STORAGE_FORMATS, STORAGE_TYPES, StorageFormat, StorageType
 from portal.services import (
@@ -43,9 +43,9 @@ from portal.services import (
     InvalidState,
     NotFound,
     ValidationFailed,
+    keys,
     text_problem,
 )
-from portal.services import connections as connection_rules
 
 MODEL = "StorageConfig"
 UNSUPPORTED_TYPES = ("gcs", "transcend", "ethyca", "onetrust")  # fidesops' other destinations
@@ -275,12 +275,12 @@ def _flush_unique(key: str, name: str) -> None:
         detail = str(exc.orig)
         if "storage_configs_name" in detail or "storage_configs.name" in detail:
             raise DuplicateName(
-                connection_rules.duplicate_name_message(name, MODEL),
-                words=connection_rules.duplicate_name_words(name, MODEL),
+                keys.duplicate_name_message(name, MODEL),
+                words=keys.duplicate_name_words(name, MODEL),
             ) from exc
         raise DuplicateKey(
-            connection_rules.duplicate_key_message(key, MODEL),
-            words=connection_rules.duplicate_key_words(key, MODEL),
+            keys.duplicate_key_message(key, MODEL),
+            words=keys.duplicate_key_words(key, MODEL),
         ) from exc
 
 
@@ -294,20 +294,20 @@ def create_storage_config(
     response_format: str | None = None,
 ) -> StorageConfig:
     """A new destination; a blank key is generated from the name, as for connections."""
-    name = connection_rules.clean_name(name)
-    key = connection_rules.key_or_generated(key, name)
+    name = keys.clean_name(name)
+    key = keys.key_or_generated(key, name)
     storage_type = clean_type(storage_type)
     response_format = clean_format(response_format)
     details = clean_details(storage_type, details)
     if _taken(StorageConfig.key, key):
         raise DuplicateKey(
-            connection_rules.duplicate_key_message(key, MODEL),
-            words=connection_rules.duplicate_key_words(key, MODEL),
+            keys.duplicate_key_message(key, MODEL),
+            words=keys.duplicate_key_words(key, MODEL),
         )
     if _taken(StorageConfig.name, name):
         raise DuplicateName(
-            connection_rules.duplicate_name_message(name, MODEL),
-            words=connection_rules.duplicate_name_words(name, MODEL),
+            keys.duplicate_name_message(name, MODEL),
+            words=keys.duplicate_name_words(name, MODEL),
         )
     config = StorageConfig(key=key, name=name, type=storage_type, format=response_format, details=details)
     db.session.add(config)
@@ -336,12 +336,12 @@ def update_storage_config(
         )
     changed: list[str] = []
     if name is not _UNSET:
-        name = connection_rules.clean_name(name)
+        name = keys.clean_name(name)
         if name != config.name:
             if _taken(StorageConfig.name, name, except_id=config.id):
                 raise DuplicateName(
-                    connection_rules.duplicate_name_message(name, MODEL),
-                    words=connection_rules.duplicate_name_words(name, MODEL),
+                    keys.duplicate_name_message(name, MODEL),
+                    words=keys.duplicate_name_words(name, MODEL),
                 )
             config.name = name
             changed.append("name")
@@ -362,7 +362,22 @@ def update_storage_config(
 
 
 def delete_storage_config(config: StorageConfig, actor: Actor) -> None:
-    """Delete the destination and its secrets; what it holds stays where it is."""
+    """Delete the destination and its secrets; what it holds stays where it is. Refused while a policy's
+    rule writes to it: requests under that policy would have nowhere to go."""
+    rules = db.session.execute(
+        select(PolicyRule.key, Policy.key)
+        .join(Policy, Policy.id == PolicyRule.policy_id)
+        .where(PolicyRule.storage_config_id == config.id)
+        .order_by(PolicyRule.key)
+    ).all()
+    if rules:
+        named = ", ".join(f"{rule} (policy {policy})" for rule, policy in rules)
+        why = f"the rules {named} write to it. " if len(rules) > 1 else f"the rule {named} writes to it. "
+        then = "Point the policy's rules at another destination, or delete them, first."
+        raise InvalidState(
+            f"StorageConfig {config.key} cannot be deleted: {why}{then}",
+            words=f"The storage destination “{config.name}” cannot be deleted: {why}{then}",
+        )
     details = {"storage_key": config.key, "name": config.name, "type": config.type}
     db.session.delete(config)
     db.session.flush()

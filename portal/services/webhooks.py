@@ -42,7 +42,7 @@ from portal.services import (
     privacy_requests,
     text_problem,
 )
-from portal.services.connections import snake_case
+from portal.services.keys import snake_case
 
 FIELD_TYPES = ("text", "textarea", "email", "number", "date", "boolean")
 FIELD_KEYS = ("id", "pii_field", "dsr_package_label", "type", "required", "help_text")

@@ -19,7 +19,16 @@ from portal.extensions import db
 from portal.models import Notification, PrivacyRequest, utcnow
 from portal.notifications.mail import unsubscribe_token
 from portal.scopes import ROLE_SCOPES
-from portal.services import delivery, manual_inputs, oauth_clients, privacy_requests, storage, tokens, users
+from portal.services import (
+    delivery,
+    manual_inputs,
+    oauth_clients,
+    policies,
+    privacy_requests,
+    storage,
+    tokens,
+    users,
+)
 from tests.e2e.helpers import SETUP, axe_problems, expect, new_document
 
 pytestmark = pytest.mark.e2e
@@ -81,6 +90,19 @@ def _populate(server) -> dict[str, str]:
             },
             actor=SETUP,
         ).key
+        shop = policies.upsert_policy(
+            name="Shop access", key="shop_access", drp_action="access", execution_timeframe=30, actor=SETUP
+        )
+        rule = policies.upsert_rule(
+            shop,
+            name="Archive access",
+            key="archive_access",
+            action_type="access",
+            storage_destination_key=ids["storage"],
+            masking_strategy=None,
+            actor=SETUP,
+        )
+        policies.upsert_target(rule, name=None, key="contact", data_category="user.contact", actor=SETUP)
         gone = users.find_by_email(leaver)
         users.update_user(gone, SETUP, role="staff", name="", active=False)
         ids["admin_id"], ids["leaver_id"] = str(admin.id), str(gone.id)
@@ -241,6 +263,7 @@ def _steps(ids: dict[str, str]) -> dict[str, list[Step]]:
             ("new policy", "/admin/policies/new"),
             ("new policy with errors", _click("Save policy")),
             ("edit policy", _then("/admin/policies", _click("Edit Default access policy", role="link"))),
+            ("policy with rules", _then("/admin/policies", _click("Edit Shop access", role="link"))),
             ("not found", "/requests/pri_does-not-exist"),
         ],
         "staff": [
