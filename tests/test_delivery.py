@@ -721,3 +721,45 @@ def test_the_api_hands_a_phone_only_requests_link_to_staff_once(app, client, smt
     assert later.status_code == 200 and token not in later.get_data(as_text=True)
     assert later.get_json()["link"] == "active" and "handover_link" not in later.get_json()
     assert delivery_row(request_id).token_hash == hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_without_review_the_sweep_writes_to_a_policys_rule_destination_with_no_deployment_key(
+    app, smtp, tmp_path
+):
+    app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path)
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False
+    (tmp_path / "by_rule").mkdir()
+    db.session.add(
+        StorageConfig(
+            key="by_rule", name="By rule", type="local", format="json", details={"directory": "by_rule"}
+        )
+    )
+    policy = policies.upsert_policy(
+        name="Shop access", key="shop_access", drp_action=None, execution_timeframe=30, actor=STAFF
+    )
+    policies.upsert_rule(
+        policy,
+        name="Access",
+        key="access",
+        action_type="access",
+        storage_destination_key="by_rule",
+        masking_strategy=None,
+        actor=STAFF,
+    )
+    db.session.commit()
+    add_webhook("crm", [field("Customer notes", "notes")])
+    request_id = new_request(email=SUBJECT_EMAIL, policy_key="shop_access")
+    manual_inputs.save_manual_input(request_id, "crm", {"notes": ENTERED}, STAFF)
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    assert app.config.get("RELEASE_STORAGE_KEY") is None
+    row = delivery_row(request_id)
+    assert row.state == "approved"
+    row.updated_at = utcnow() - timedelta(seconds=app.config["SWEEP_GRACE_SECONDS"] + 1)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["sweep"])
+    assert "Wrote 1 released package to the release storage destination." in result.output
+    assert (delivery_row(request_id).state, delivery_row(request_id).storage_key) == ("delivered", "by_rule")
+    assert json.loads((tmp_path / "by_rule" / f"{request_id}.json").read_text())["crm"] == [
+        {"notes": ENTERED}
+    ]

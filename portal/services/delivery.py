@@ -465,9 +465,8 @@ def store_release_copy(request_id: str, actor: Actor) -> str | None:
 
 def store_pending_copies(limit: int = 100) -> int:
     """Write the copies that approvals left to do (``approved``: released without review as a request
-    completed, or a process that stopped before writing); the sweep runs it. Returns how many it tried."""
-    if not current_app.config.get("RELEASE_STORAGE_KEY"):
-        return 0
+    completed, or a process that stopped before writing); the sweep runs it. Returns how many it tried.
+    Only a release with a destination waits in ``approved`` (``_released_state``)."""
     pending = db.session.scalars(
         select(PackageDelivery.privacy_request_id)
         .where(
