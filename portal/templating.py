@@ -141,7 +141,8 @@ def nav_extra_items(user) -> list[tuple[str, list[tuple[str, str]]]]:
 # The places the portal builds HTML in Python, because a measurement pays for each: the queue's 50 rows as
 # f-strings take 3.7 ms a page in-process (SQLite), against 4.7 ms as a Jinja loop over the helpers below
 # and 5.5 ms as the Jinja macros they replaced; the request page's 50 system cards and its 20 timeline
-# entries (below ``queue_rows``) have their own figures. Everything else is Jinja (``templates/``); the
+# entries (below ``queue_rows``), lists of people (``options``) and the package report's table rows
+# (``services.reports.report_rows``) have their own figures. Everything else is Jinja (``templates/``); the
 # request page and the dashboard call ``status_badge``, ``due`` and ``identity_masked`` too, so each row
 # piece's markup exists once. Pieces are plain strings escaped with ``_h`` (``html.escape``: the same
 # characters as markupsafe, without a Markup per value); only finished HTML becomes Markup.
