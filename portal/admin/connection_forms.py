@@ -33,6 +33,7 @@ TYPE_LABELS = {
     "number": "Number",
     "date": "Date",
     "boolean": "Yes / no",
+    "file": "Files (attachments)",
 }
 
 

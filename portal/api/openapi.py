@@ -84,7 +84,10 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "properties": {
             "pii_field": {"type": "string"},
             "dsr_package_label": {"type": "string"},
-            "type": {"type": "string", "enum": ["text", "textarea", "email", "number", "date", "boolean"]},
+            "type": {
+                "type": "string",
+                "enum": ["text", "textarea", "email", "number", "date", "boolean", "file"],
+            },
             "required": {"type": "boolean"},
             "help_text": STRING_OR_NULL,
         },
