@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import zipfile
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from portal.crypto import Keyring, generate_key
+from portal.execution import dispatch
 from portal.extensions import db
-from portal.models import Attachment, AttachmentChunk, AuditEvent, ManualInput
-from portal.services import ValidationFailed, manual_inputs, webhooks
+from portal.models import Attachment, AttachmentChunk, AuditEvent, ManualInput, PrivacyRequest, utcnow
+from portal.services import (
+    ValidationFailed,
+    key_rotation,
+    manual_inputs,
+    privacy_requests,
+    retention,
+    webhooks,
+)
 from portal.services.attachments import Upload
 from portal.services.key_rotation import raw_table
 from portal.uploads import EncryptedSpool
@@ -339,3 +350,53 @@ def test_uploaded_parts_are_spooled_encrypted():
     assert b"".join(iter(lambda: spool.read(300_000), b"")) == data
     spool.close()
     assert on_disk.closed
+
+
+# --- purge and key rotation ----------------------------------------------------------------------------
+
+
+def complete_with_files(request_id: str, files: list[tuple[str, bytes]]) -> list[dict]:
+    """Save the files on the vendor entry, resume and run the request to completion; the references."""
+    refs = save(request_id, {"customer_id": "C-1"}, {"exports": [upload(n, d) for n, d in files]})["exports"]
+    privacy_requests.resume_request(request_id, STAFF)
+    dispatch.commit_and_run()
+    db.session.expire_all()
+    assert db.session.get(PrivacyRequest, request_id).status == "complete"
+    return refs
+
+
+def test_purge_deletes_the_files(app, vendor):
+    app.config["REQUIRE_PACKAGE_REVIEW"] = False
+    complete_with_files(vendor, [("a.pdf", PDF), ("b.csv", CSV)])
+    other = new_request(email="other@example.com")
+    save(other, {}, {"exports": [upload("kept.pdf", PDF)]})  # still open: never purged
+    purged = retention.purge_expired(STAFF, now=utcnow() + timedelta(days=400))
+    db.session.commit()
+    assert [item.request_id for item in purged] == [vendor]
+    assert counts() == (1, 1)
+    assert db.session.scalar(select(Attachment.privacy_request_id)) == other
+    details = db.session.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "request.purged")
+    ).one()
+    assert details["attachments_deleted"] == 2
+
+
+def test_key_rotation_re_encrypts_the_files(app, runner, vendor):
+    data = PDF + bytes(range(256)) * 5000  # two chunks
+    save(vendor, {}, {"exports": [upload("a.pdf", data), upload("b.csv", CSV)]})
+    assert {("attachments", "id", "meta"), ("attachment_chunks", "id", "data")} <= set(
+        key_rotation.encrypted_columns()
+    )
+    new_key = generate_key()
+    result = runner.invoke(args=["rotate-encryption-key", "--new-key", new_key, "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    new_only = Keyring(new_key)
+    chunks = db.session.execute(select(raw_table("attachment_chunks", "attachment_id", "seq", "data"))).all()
+    assert {Keyring.key_id_of(bytes(row.data)) for row in chunks} == {new_only.first_key_id}
+    metas = [bytes(m) for m in db.session.execute(select(raw_table("attachments", "meta").c.meta)).scalars()]
+    names = {json.loads(new_only.decrypt(meta))["file_name"] for meta in metas}
+    assert names == {"a.pdf", "b.csv"}
+    by_file: dict[str, list] = {}
+    for row in sorted(chunks, key=lambda r: (r.attachment_id, r.seq)):
+        by_file.setdefault(row.attachment_id, []).append(new_only.decrypt(bytes(row.data)))
+    assert sorted(b"".join(pieces) for pieces in by_file.values()) == sorted([data, CSV])
