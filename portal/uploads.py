@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import unicodedata
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import Request, current_app
+from flask import Request, Response, current_app, stream_with_context
 
 BLOCK_BYTES = 1024 * 1024
 _LENGTH = struct.Struct(">I")
@@ -145,3 +147,26 @@ class PortalRequest(Request):
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return EncryptedSpool()
+
+
+def file_response(body, item: dict) -> Response:
+    """An uploaded file sent back: always a download of opaque bytes, never rendered by the browser (a
+    file's content is what someone uploaded, and could be HTML or script whatever its name says)."""
+    response = Response(stream_with_context(body), mimetype="application/octet-stream")
+    response.headers["Content-Disposition"] = content_disposition(item["file_name"])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Length"] = str(item["size"])
+    return response
+
+
+def content_disposition(file_name: str) -> str:
+    """``attachment`` with the name as plain ASCII, and in full as RFC 6266's ``filename*`` when it
+    differs (accents, quotes)."""
+    plain = unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode()
+    plain = "".join(ch for ch in plain if ch.isprintable() and ch not in '"\\') or "file"
+    header = f'attachment; filename="{plain}"'
+    if plain != file_name:
+        header += f"; filename*=UTF-8''{quote(file_name, safe='')}"
+    return header

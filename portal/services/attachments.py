@@ -35,7 +35,8 @@ from portal.crypto import keyring
 from portal.extensions import db, run
 from portal.models import Attachment, AttachmentChunk, utcnow
 from portal.models.attachments import ATTACHMENT_CHUNK_BYTES
-from portal.services import ValidationFailed
+from portal.models.audit import Actor, record
+from portal.services import NotFound, ValidationFailed
 
 MB = 1024 * 1024
 ID_PATTERN = re.compile(r"^att_[0-9a-f]{32}$")
@@ -337,7 +338,7 @@ class AttachmentChanged(RuntimeError):
 
 
 def chunks_of(attachment_id: str) -> list[int]:
-    """The file's chunk ids in order, read in the caller's transaction."""
+    """The file's chunk ids in order, read in the caller's transaction (none: it is not stored)."""
     return list(
         db.session.scalars(
             sa.select(AttachmentChunk.id)
@@ -345,6 +346,46 @@ def chunks_of(attachment_id: str) -> list[int]:
             .order_by(AttachmentChunk.seq)
         )
     )
+
+
+def readers(files: Iterable[dict[str, Any]]) -> list[Iterator[bytes]]:
+    """A stream of each file's bytes, for a package's ``attachments``; ``NotFound`` now, before anything
+    is sent, when one is no longer stored (an entry saved again after the package was built)."""
+    streams = []
+    for item in files:
+        chunk_ids = chunks_of(item["id"])
+        if not chunk_ids:
+            raise NotFound(
+                "A file of this package is no longer stored: its entry was saved again since the package "
+                "was built. The request's next run builds a package with the current files."
+            )
+        streams.append(iter_bytes(chunk_ids))
+    return streams
+
+
+def packaged_file(package: Any, attachment_id: str) -> dict[str, Any]:
+    """The file ``attachment_id`` of an opened package (its summary lists it), or NotFound."""
+    for item in package.attachments:
+        if item["id"] == attachment_id:
+            return item
+    raise NotFound("This package has no such file.")
+
+
+def download(request_id: str, package: Any, attachment_id: str, actor: Actor) -> tuple[dict, Iterator[bytes]]:
+    """One file of a package, audited (``attachment.downloaded``; the caller commits before the first
+    byte): what the package says of it, and its bytes as a stream."""
+    item = packaged_file(package, attachment_id)
+    (stream,) = readers([item])
+    record(
+        actor,
+        "attachment.downloaded",
+        privacy_request_id=request_id,
+        connection_key=item["key"],
+        attachment_id=attachment_id,
+        label=item["label"],
+        size=item["size"],
+    )
+    return item, stream
 
 
 def iter_bytes(chunk_ids: list[int]) -> Iterator[bytes]:
