@@ -7,8 +7,9 @@ encrypted with AES-GCM under a key made for that one part and held only in memor
 disk cannot be read by anyone, and is gone when the request ends. The service then reads the part back
 block by block (``portal.services.attachments``).
 
-The body limit is 1 MB everywhere (``MAX_CONTENT_LENGTH``) except on routes marked ``accepts_attachments``:
-there it is what an entry's files may total, plus 1 MB. It is decided when the body is first read, which
+The body limit is 1 MB everywhere (``MAX_CONTENT_LENGTH``) except for ``multipart/form-data`` bodies sent
+to routes marked ``accepts_attachments``: there it is what an entry's files may total, plus 1 MB (a JSON
+body, read whole into memory, keeps the 1 MB limit). It is decided when the body is first read, which
 may be the CSRF check before the view runs.
 """
 
@@ -135,7 +136,12 @@ class PortalRequest(Request):
 
     @property
     def max_content_length(self) -> int | None:
-        if self._max_content_length is None and current_app and self._takes_attachments():
+        if (
+            self._max_content_length is None
+            and current_app
+            and self.mimetype == "multipart/form-data"
+            and self._takes_attachments()
+        ):
             from portal.services.attachments import request_body_limit
 
             return request_body_limit()

@@ -332,6 +332,31 @@ def view_manual_input(request_id: str, connection_key: str) -> InputView:
 # --- saving ------------------------------------------------------------------------------------------
 
 
+def from_parts(
+    system: ManualSystem, fields: Mapping[str, list[str]], files: Mapping[str, list[Upload]]
+) -> tuple[dict[str, Any], dict[str, list[Upload]]]:
+    """A ``multipart/form-data`` upload as (values, uploads): each name is a label, or a field's
+    ``pii_field``; a text field takes its one value, a file field its parts as new files and its form
+    values as the ids of stored files to keep. Names that match no field stay as they are, so the save
+    refuses them as unknown labels."""
+    by_name = {f["dsr_package_label"]: f for f in system.fields}
+    by_name.update({f["pii_field"]: f for f in system.fields if f["pii_field"] not in by_name})
+    values: dict[str, Any] = {}
+    for name, given in fields.items():
+        definition = by_name.get(name)
+        label = definition["dsr_package_label"] if definition else name
+        if definition is not None and definition.get("type") == "file":
+            values[label] = [*values.get(label, []), *given]
+        else:
+            values[label] = given[-1] if len(given) == 1 else given  # two values: refused as not a string
+    uploads: dict[str, list[Upload]] = {}
+    for name, parts in files.items():
+        definition = by_name.get(name)
+        label = definition["dsr_package_label"] if definition else name
+        uploads[label] = [*uploads.get(label, []), *parts]
+    return values, uploads
+
+
 def fields_changed(name: str) -> FieldsChanged:
     return FieldsChanged(
         f"The fields of {name} changed while you were typing: check the values below and save again."
