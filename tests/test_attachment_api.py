@@ -115,3 +115,12 @@ def test_a_large_multipart_body_is_read_but_json_keeps_the_1_mb_limit(admin):  #
         content_type="application/json",
     )
     assert r.status_code == 413
+
+
+def test_a_body_over_the_entry_limit_says_the_limit(app, admin):  # noqa: F811
+    app.config.update(MAX_ATTACHMENT_MB=1, MAX_ENTRY_ATTACHMENT_MB=2)
+    request_id = setup_request(admin)
+    body, content_type = multipart([("tickets", (PDF + b"x" * (4 * 1024 * 1024), "big.pdf"))])
+    r = admin("PATCH", URL.format(id=request_id), data=body, content_type=content_type)
+    assert r.status_code == 413
+    assert r.json == {"detail": "Request body too large: the limit is 3 MB."}

@@ -400,3 +400,14 @@ def test_key_rotation_re_encrypts_the_files(app, runner, vendor):
     for row in sorted(chunks, key=lambda r: (r.attachment_id, r.seq)):
         by_file.setdefault(row.attachment_id, []).append(new_only.decrypt(bytes(row.data)))
     assert sorted(b"".join(pieces) for pieces in by_file.values()) == sorted([data, CSV])
+
+
+def test_a_form_over_the_entry_limit_says_the_limit(app, client, login_as, vendor):
+    login_as("staff")
+    app.config.update(MAX_ATTACHMENT_MB=1, MAX_ENTRY_ATTACHMENT_MB=2)
+    body, content_type = multipart(
+        [("version", "1"), ("field_1", (PDF + b"x" * (4 * 1024 * 1024), "big.pdf"))]
+    )
+    response = client.post(form_url(vendor), data=body, content_type=content_type)
+    assert response.status_code == 413
+    assert "the files of one entry may total 3 MB at most" in response.get_data(as_text=True)
