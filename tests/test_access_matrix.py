@@ -70,6 +70,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("requests.detail", "GET"): (LOGIN, 200, 200, 200),
     ("requests.reveal_identity", "POST"): (LOGIN, 200, 200, 200),
     ("requests.manual_input", "GET"): (LOGIN, 403, 200, 200),
+    ("requests.saved_file", "GET"): (LOGIN, 403, 404, 404),  # no file of that id on the entry
     ("requests.manual_input", "POST"): (LOGIN, 403, 302, 302),
     ("requests.manual_input_identity", "POST"): (LOGIN, 403, 200, 200),
     ("requests.resume", "POST"): (LOGIN, 403, 302, 302),

@@ -411,3 +411,22 @@ def test_a_form_over_the_entry_limit_says_the_limit(app, client, login_as, vendo
     response = client.post(form_url(vendor), data=body, content_type=content_type)
     assert response.status_code == 413
     assert "the files of one entry may total 3 MB at most" in response.get_data(as_text=True)
+
+
+def test_staff_download_a_saved_file_from_the_form(app, client, login_as, vendor):
+    refs = save(vendor, {}, {"exports": [upload("a.pdf", PDF), upload("b.csv", CSV)]})["exports"]
+    other = new_request(email="other@example.com")
+    theirs = save(other, {}, {"exports": [upload("theirs.pdf", PDF)]})["exports"][0]["id"]
+    login_as("staff")
+    url = f"{form_url(vendor)}/files/{refs[1]['id']}"
+    assert f'href="{url}"' in client.get(form_url(vendor)).get_data(as_text=True)
+    response = client.get(url)
+    assert response.status_code == 200 and response.get_data() == CSV
+    assert response.mimetype == "application/octet-stream"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="b.csv"'
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(f"{form_url(vendor)}/files/{theirs}").status_code == 404
+    events = db.session.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "attachment.downloaded")
+    ).all()
+    assert [e["attachment_id"] for e in events] == [refs[1]["id"]]

@@ -13,6 +13,7 @@ from flask import redirect, render_template, request, url_for
 
 from portal.dynamic_forms import ManualInputForm, manual_input_form_for
 from portal.execution import dispatch
+from portal.extensions import db
 from portal.models import Role
 from portal.requests import bp
 from portal.requests.views import confirmed
@@ -25,7 +26,7 @@ from portal.services import (
     manual_inputs,
     privacy_requests,
 )
-from portal.uploads import accepts_attachments
+from portal.uploads import accepts_attachments, file_response
 from portal.web import current_actor, refusable
 
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
@@ -190,3 +191,15 @@ def _render(
         ),
         shown.status,
     )
+
+
+@bp.get("/<request_id>/manual/<connection_key>/files/<attachment_id>")
+@roles_required(Role.ADMIN, Role.STAFF)
+def saved_file(request_id: str, connection_key: str, attachment_id: str):
+    """A file saved on this entry, as a download (never shown inline), audited before the first byte."""
+    system = manual_inputs.manual_system(request_id, connection_key)
+    item, body = attachments.download_saved(
+        request_id, system.connection_id, system.key, attachment_id, current_actor()
+    )
+    db.session.commit()
+    return file_response(body, item)

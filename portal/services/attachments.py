@@ -31,7 +31,7 @@ import filetype
 import sqlalchemy as sa
 from flask import current_app
 
-from portal.crypto import keyring
+from portal.crypto import keyring, require_decrypted
 from portal.extensions import db, run
 from portal.models import Attachment, AttachmentChunk, utcnow
 from portal.models.attachments import ATTACHMENT_CHUNK_BYTES
@@ -371,21 +371,43 @@ def packaged_file(package: Any, attachment_id: str) -> dict[str, Any]:
     raise NotFound("This package has no such file.")
 
 
-def download(request_id: str, package: Any, attachment_id: str, actor: Actor) -> tuple[dict, Iterator[bytes]]:
-    """One file of a package, audited (``attachment.downloaded``; the caller commits before the first
-    byte): what the package says of it, and its bytes as a stream."""
-    item = packaged_file(package, attachment_id)
+def download_saved(
+    request_id: str, connection_id: int, connection_key: str, attachment_id: str, actor: Actor
+) -> tuple[dict, Iterator[bytes]]:
+    """A file saved on the entry of (request, connection), for staff checking what they uploaded; audited
+    like a package's file (the caller commits before the first byte). NotFound for any other file."""
+    meta = db.session.scalar(
+        sa.select(Attachment.meta).where(
+            Attachment.id == attachment_id,
+            Attachment.privacy_request_id == request_id,
+            Attachment.connection_config_id == connection_id,
+        )
+    )
+    if meta is None:
+        raise NotFound("This entry has no such file.")
+    item = {**require_decrypted(meta), "key": connection_key, "label": None}
+    return item, _audited(request_id, item, actor)
+
+
+def _audited(request_id: str, item: dict[str, Any], actor: Actor) -> Iterator[bytes]:
     (stream,) = readers([item])
     record(
         actor,
         "attachment.downloaded",
         privacy_request_id=request_id,
         connection_key=item["key"],
-        attachment_id=attachment_id,
-        label=item["label"],
+        attachment_id=item["id"],
+        **({"label": item["label"]} if item.get("label") else {}),
         size=item["size"],
     )
-    return item, stream
+    return stream
+
+
+def download(request_id: str, package: Any, attachment_id: str, actor: Actor) -> tuple[dict, Iterator[bytes]]:
+    """One file of a package, audited (``attachment.downloaded``; the caller commits before the first
+    byte): what the package says of it, and its bytes as a stream."""
+    item = packaged_file(package, attachment_id)
+    return item, _audited(request_id, item, actor)
 
 
 def iter_bytes(chunk_ids: list[int]) -> Iterator[bytes]:
