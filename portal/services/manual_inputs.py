@@ -1,7 +1,7 @@
 """Manual inputs (S4 upload rules): what staff found by hand for one request and one manual system.
 
-Over 400 lines because an entry's rules (values by field type, required fields, the version check in
-the write itself, re-review of stale entries) are one job with one save path.
+Over 400 lines because an entry's rules (values by field type, files kept and added, required fields, the
+version check in the write itself, re-review of stale entries) are one job with one save path.
 """
 
 from __future__ import annotations
@@ -428,7 +428,14 @@ def save_manual_input(
         raise InvalidState(refusal)
     uploads = {label: list(files) for label, files in (uploads or {}).items() if files}
     cleaned = validate_values(list(system.fields), values, frozenset(uploads))
-    kept = _with_files(request_id, system, cleaned, uploads)
+    kept = attachments.resolve(
+        request_id,
+        system.connection_id,
+        system.fields,
+        system.entry.values if system.entry else {},
+        cleaned,
+        uploads,
+    )
     params = {
         "request_id": request_id,
         "connection_id": system.connection_id,
@@ -472,43 +479,6 @@ def save_manual_input(
 
 def _is_files(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, dict) and "id" in item for item in value)
-
-
-def _with_files(
-    request_id: str, system: ManualSystem, cleaned: dict[str, Any], uploads: Mapping[str, list[Upload]]
-) -> list[str]:
-    """Resolve each file field of ``cleaned`` (ids of stored files to keep) into the references the entry
-    stores, after storing its new files (``attachments.store``: checked, encrypted, in this transaction);
-    returns the ids kept. A refused file raises, naming it: the caller's rollback undoes the others."""
-    file_labels = [f["dsr_package_label"] for f in system.fields if f.get("type") == "file"]
-    if not file_labels:
-        return []
-    stored = attachments.stored_references(system.entry.values if system.entry is not None else {})
-    limits = attachments.limits()
-    errors = []
-    kept: dict[str, list[dict[str, Any]]] = {}
-    for label in file_labels:
-        kept[label] = []
-        for attachment_id in cleaned[label] or []:
-            if attachment_id in stored:
-                kept[label].append(stored[attachment_id])
-            else:
-                errors.append(((label,), f"{label}: this entry has no file with the id {attachment_id!r}"))
-    if errors:
-        raise ValidationFailed("; ".join(message for _, message in errors), errors)
-    count = sum(len(refs) for refs in kept.values()) + sum(len(files) for files in uploads.values())
-    if count > limits.files:
-        message = f"An entry holds at most {limits.files} files; this one would hold {count}."
-        raise ValidationFailed(message, [((), message)])
-    budget = limits.entry_bytes - sum(ref["size"] for refs in kept.values() for ref in refs)
-    for label in file_labels:
-        refs = list(kept[label])
-        for upload in uploads.get(label, ()):
-            reference = attachments.store(request_id, system.connection_id, label, upload, limits, budget)
-            budget -= reference["size"]
-            refs.append(reference)
-        cleaned[label] = refs or None
-    return [ref["id"] for refs in kept.values() for ref in refs]
 
 
 # --- the request page ----------------------------------------------------------------------------------
