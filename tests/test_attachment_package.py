@@ -94,6 +94,7 @@ def test_reviewer_page_lists_and_downloads_files(app, client, login_as, complete
     assert response.headers["Content-Disposition"] == 'attachment; filename="list.csv"'
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Security-Policy"] == "sandbox"  # even opened directly, no script runs
     (event,) = downloads(request_id)
     assert event["attachment_id"] == refs[1]["id"] and "list.csv" not in json.dumps(event)
 
