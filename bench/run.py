@@ -224,6 +224,16 @@ def package_memory(url: str, key: str, work: Path, size_mb: int) -> dict[str, An
     return json.loads(out.read_text())
 
 
+def attachment_memory(work: Path, size_mb: int) -> dict[str, Any]:
+    """Memory of uploading, packaging and downloading one ``size_mb`` file (``bench.attachment_memory``:
+    a fresh SQLite database of its own, so the figures do not depend on the seeded one)."""
+    out = work / "attachment-memory.json"
+    command = [PYTHON, "-m", "bench.attachment_memory", "--size-mb", str(size_mb), "--out", str(out)]
+    with open(work / "attachment-memory.log", "w") as log_file:
+        subprocess.run(command, cwd=ROOT, check=True, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
+    return json.loads(out.read_text())
+
+
 def digest_probe(url: str, key: str, work: Path, label: str) -> dict[str, Any]:
     """Time and peak memory of building the daily digest over this database (``bench.digest_probe``)."""
     out = work / f"digest-{label}.json"
@@ -267,10 +277,12 @@ def bench_backend(backend: str, args, work: Path) -> dict[str, Any]:
         finally:
             portal.stop()
             floor.stop()
-        probe = None
+        probe = attachments = None
         if args.package_mb:
             log(f"{backend}: package-memory probe ({args.package_mb} MB package)")
             probe = package_memory(url, key, work, args.package_mb)
+            log(f"{backend}: attachment-memory probe ({args.package_mb} MB file)")
+            attachments = attachment_memory(work, args.package_mb)
     return {
         "scale": manifest["scale"],
         "workers": args.workers,
@@ -280,6 +292,7 @@ def bench_backend(backend: str, args, work: Path) -> dict[str, Any]:
         "load_seconds": load["seconds"],
         "rss": rss,
         "package_memory": probe,
+        "attachment_memory": attachments,
     }
 
 

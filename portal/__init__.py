@@ -106,6 +106,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         template_folder="../templates",
         static_folder="../static",
     )
+    from portal.uploads import PortalRequest
+
+    app.request_class = PortalRequest  # uploaded files stay encrypted while a request is parsed
     _load_config(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.getLogger("werkzeug").addFilter(_without_query_strings)  # added once, however many apps

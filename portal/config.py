@@ -119,6 +119,13 @@ class DefaultConfig:
     # field over 500 kB, or a form with over 1,000 inputs (the field editor has up to 200 rows of 8).
     MAX_FORM_MEMORY_SIZE = 1024 * 1024
     MAX_FORM_PARTS = 2000
+    # Attachments (file fields; portal.services.attachments): per file, per entry (None: 4 × per file),
+    # files per entry, and the allowed types (names of attachments.TYPES, comma-separated). The upload
+    # routes take bodies up to the per-entry limit plus 1 MB; every other route keeps MAX_CONTENT_LENGTH.
+    MAX_ATTACHMENT_MB = 25
+    MAX_ENTRY_ATTACHMENT_MB: int | None = None
+    MAX_ATTACHMENTS_PER_ENTRY = 20
+    ATTACHMENT_TYPES = "pdf,png,jpeg,gif,webp,csv,txt,zip,docx,xlsx,pptx,odt,ods,mp3,wav,m4a,ogg"
     PAGE_SIZE = 50
     # Access packages are built, stored and read in encrypted chunks of rows of at most this many bytes
     # (a single larger row gets a chunk of its own), so memory stays near this size for any package.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import FileStorage
 from wtforms import (
     Field,
     HiddenField,
@@ -24,11 +25,13 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.utils import unset_value
 from wtforms.validators import Length, Optional, StopValidation, ValidationError
 from wtforms.widgets import DateInput, EmailInput
 
 from portal import cache
 from portal.services import ValidationFailed
+from portal.services.attachments import Upload
 from portal.services.manual_inputs import (
     FALSE_WORDS,
     MAX_VALUE_LENGTH,
@@ -56,7 +59,7 @@ def field_name(field_id: str) -> str:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
 class RequiredOnSave:
@@ -81,10 +84,68 @@ class TypedValue:
             raise ValidationError(FORM_MESSAGES[problem])
 
 
+class AttachmentsField(Field):
+    """A ``file`` field: new files from a multiple file input named after the field, and the stored files
+    to keep, as checkboxes named ``<name>-keep`` (unchecking one removes that file at the next save).
+
+    ``data`` is the list of ids kept (a posted form) or the stored references (a form showing an entry);
+    ``files`` the new files posted; ``stored`` the references the page lists (``ManualInputForm.show_stored``).
+    """
+
+    def process(self, formdata, data=unset_value, extra_filters=None) -> None:
+        self.process_errors = []
+        self.raw_data: list[Any] = []
+        self.files: list[FileStorage] = []
+        self.kept: list[str] | None = None  # None: not posted, every stored file shows as kept
+        self.stored = data if isinstance(data, list) else []
+        self.data = [ref["id"] for ref in self.stored if isinstance(ref, dict) and "id" in ref] or None
+        if formdata is not None:
+            # A file input with nothing chosen still posts one part with an empty name.
+            self.files = [
+                item
+                for item in formdata.getlist(self.name)
+                if isinstance(item, FileStorage) and item.filename
+            ]
+            self.kept = [item for item in formdata.getlist(f"{self.name}-keep") if isinstance(item, str)]
+            self.data = self.kept or None
+
+    def keeps(self, attachment_id: str) -> bool:
+        return self.kept is None or attachment_id in self.kept
+
+    def blank(self) -> bool:
+        return not self.data and not self.files
+
+    def uploads(self) -> list[Upload]:
+        return [Upload(item.filename or "", item.stream) for item in self.files]
+
+    @staticmethod
+    def describe(reference: dict[str, Any]) -> str:
+        """A stored file's type and size, for its line on the form: "application/pdf, 1.2 MB"."""
+        size = reference.get("size") or 0
+        shown = f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} kB"
+        return f"{reference.get('type')}, {shown}"
+
+    def _value(self) -> str:
+        return ""
+
+
+class RequiredFiles:
+    """A required file field: at least one file, new or kept, when saving data."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form, field) -> None:
+        if field.blank():
+            raise StopValidation("Choose at least one file.")
+
+
 def _make_field(definition: dict[str, Any]) -> Field:
     kind = definition.get("type") or "text"
     label = definition["pii_field"]
     description = definition.get("help_text") or ""
+    if kind == "file":
+        presence = RequiredFiles() if definition.get("required") else Optional()
+        return AttachmentsField(label, [presence], description=description)
     presence = RequiredOnSave() if definition.get("required") else Optional()
     length = Length(max=MAX_VALUE_LENGTH, message=f"Enter at most {MAX_VALUE_LENGTH} characters.")
     if kind == "boolean":
@@ -130,12 +191,30 @@ class ManualInputForm(FlaskForm):
     def manual_fields(self) -> list[Field]:
         return [self[field_name(field_id)] for field_id in self.field_ids]
 
-    def values(self) -> dict[str, str | None]:
-        """What was typed as ``{label: value or None}``: blank inputs are None, others kept as typed."""
+    def values(self) -> dict[str, Any]:
+        """What was typed as ``{label: value or None}``: blank inputs are None, others kept as typed; a file
+        field's value is the ids of the stored files kept (its new files are ``uploads``)."""
         return {
             label: None if _blank(field.data) else field.data
             for label, field in zip(self.labels, self.manual_fields(), strict=True)
         }
+
+    def uploads(self) -> dict[str, list[Upload]]:
+        """The new files, by the label of their field."""
+        return {
+            label: field.uploads()
+            for label, field in zip(self.labels, self.manual_fields(), strict=True)
+            if isinstance(field, AttachmentsField) and field.files
+        }
+
+    def show_stored(self, values: dict[str, Any]) -> None:
+        """List the entry's stored files (``{label: value}``) under their fields, to keep or remove."""
+        for label, field in zip(self.labels, self.manual_fields(), strict=True):
+            if isinstance(field, AttachmentsField):
+                stored = values.get(label)
+                field.stored = (
+                    [ref for ref in stored if isinstance(ref, dict)] if isinstance(stored, list) else []
+                )
 
     def built_from(self) -> int | None:
         """The webhook version the posted form was built from (None: missing, or not a version)."""
@@ -143,7 +222,10 @@ class ManualInputForm(FlaskForm):
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
-        if all(_blank(field.data) for field in self.manual_fields()):
+        if all(
+            field.blank() if isinstance(field, AttachmentsField) else _blank(field.data)
+            for field in self.manual_fields()
+        ):
             for field in self.manual_fields():
                 field.errors = []  # "required" is not the point when nothing at all was entered
             self.form_errors.append(NOTHING_ENTERED)
@@ -199,6 +281,8 @@ def manual_input_form_for(system: ManualSystem) -> type[ManualInputForm]:
 
 def _prefill_value(definition: dict[str, Any], value: Any) -> str:
     """A stored value (typed, or a string stored before values were typed) as its input shows it."""
+    if (definition.get("type") or "text") == "file":
+        return value if isinstance(value, list) else None  # the stored references, listed to keep
     if value is None:
         return ""
     if (definition.get("type") or "text") == "boolean":

@@ -2,7 +2,7 @@
 
 import traceback
 
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -31,6 +31,18 @@ API_MESSAGES = {
     413: "Request body too large: the limit is 1 MB.",
     500: "Internal Server Error: nothing was half-saved; try again.",
 }
+
+
+def upload_too_large(api: bool) -> str | None:
+    """The 413 message of an upload route, whose limit is an entry's files (``portal.uploads``), not
+    1 MB; None elsewhere."""
+    limit = request.max_content_length
+    if not limit or limit <= current_app.config["MAX_CONTENT_LENGTH"]:
+        return None
+    size = f"{limit // (1024 * 1024)} MB"
+    if api:
+        return f"Request body too large: the limit is {size}."
+    return f"What you sent is too large: the files of one entry may total {size} at most."
 
 
 def _render(code: int, message: str):
@@ -91,6 +103,8 @@ def register(app) -> None:
         if error.code == 500:
             return server_error(error)
         message = MESSAGES.get(error.code, error.description)
+        if error.code == 413 and (upload_limit := upload_too_large(api=False)):
+            return render_template("errors/error.html", code=413, message=upload_limit), 413
         if (
             error.code in (400, 403, 404)
             and error.description

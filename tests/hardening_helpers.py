@@ -168,6 +168,7 @@ def params_for(world, endpoint: str) -> dict:
         "fides_key": "no_such_dataset",
         "token": unsubscribe_token(world.users["reviewer"].id, ["package_ready"]),
         "filename": "css/bootstrap.min.css" if endpoint == "bootstrap.static" else "css/portal.css",
+        "attachment_id": "att_" + "0" * 32,  # no such file: the routes answer 404 after their checks
         **workflow,
     }
 

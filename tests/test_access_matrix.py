@@ -61,6 +61,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("delivery.verify", "POST"): (404, 404, 404, 404),
     ("delivery.download_json", "GET"): (404, 404, 404, 404),
     ("delivery.download_zip", "GET"): (404, 404, 404, 404),
+    ("delivery.download_attachment", "GET"): (404, 404, 404, 404),
     # requests: every role sees them; only staff and admins change them, only admins review
     ("requests.queue", "GET"): (LOGIN, 200, 200, 200),
     ("requests.queue", "POST"): (LOGIN, 302, 302, 302),
@@ -69,6 +70,7 @@ HTML: dict[tuple[str, str], tuple] = {
     ("requests.detail", "GET"): (LOGIN, 200, 200, 200),
     ("requests.reveal_identity", "POST"): (LOGIN, 200, 200, 200),
     ("requests.manual_input", "GET"): (LOGIN, 403, 200, 200),
+    ("requests.saved_file", "GET"): (LOGIN, 403, 404, 404),  # no file of that id on the entry
     ("requests.manual_input", "POST"): (LOGIN, 403, 302, 302),
     ("requests.manual_input_identity", "POST"): (LOGIN, 403, 200, 200),
     ("requests.resume", "POST"): (LOGIN, 403, 302, 302),
@@ -95,6 +97,8 @@ HTML: dict[tuple[str, str], tuple] = {
     ("packages.detail", "GET"): (LOGIN, 200, 403, 200),
     ("packages.download_json", "GET"): (LOGIN, 200, 403, 200),
     ("packages.download_zip", "GET"): (LOGIN, 200, 403, 200),
+    # no file of that id in the package: found only after the role check
+    ("packages.download_attachment", "GET"): (LOGIN, 404, 403, 404),
     # review and delivery: the reviewer approves first, so the admin finds it released already
     ("packages.approve", "POST"): (LOGIN, 302, 403, 302),
     ("packages.send_back", "POST"): (LOGIN, 400, 403, 400),  # no systems, no reason posted

@@ -139,6 +139,7 @@ def test_the_purge_is_audited_without_personal_data(runner, closed):
         "package_deleted": True,
         "delivery_deleted": False,  # never reviewed
         "notes_deleted": 0,
+        "attachments_deleted": 0,
     }
     assert SUBJECT_EMAIL not in str(event.details) and "Jane" not in str(event.details)
 

@@ -36,6 +36,7 @@ PUBLIC = {
     "delivery.verify",
     "delivery.download_json",
     "delivery.download_zip",
+    "delivery.download_attachment",
 }
 # Flask answers OPTIONS itself (the Allow header) without running the view; nothing to guard there.
 UNGUARDED_METHODS = {"OPTIONS"}

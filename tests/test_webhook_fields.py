@@ -129,8 +129,8 @@ SERVICE_ONLY = {
         [(0, "colour")],
     ),
     "unknown type": (
-        [{"pii_field": "Name"}, {"pii_field": "Photo", "type": "file"}],
-        "Field 2: Unknown type 'file'; choose one of: text, textarea, email, number, date, boolean.",
+        [{"pii_field": "Name"}, {"pii_field": "Signature", "type": "signature"}],
+        "Field 2: Unknown type 'signature'; choose one of: text, textarea, email, number, date, boolean, file.",
         [(1, "type")],
     ),
     "required not a bool": (

@@ -34,6 +34,7 @@ TYPE_LABELS = {
     "number": "Number",
     "date": "Date",
     "boolean": "Yes / no",
+    "file": "Files (attachments)",
 }
 
 

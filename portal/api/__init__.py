@@ -16,7 +16,7 @@ from sqlalchemy import update
 from werkzeug.exceptions import HTTPException
 
 from portal.api.schemas import BodyError
-from portal.errors import API_MESSAGES
+from portal.errors import API_MESSAGES, upload_too_large
 from portal.extensions import csrf, db
 from portal.models import ApiToken, utcnow
 from portal.models.audit import Actor
@@ -166,6 +166,8 @@ def _domain_error(error: DomainError):
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
     db.session.rollback()
+    if error.code == 413 and (upload_limit := upload_too_large(api=True)):
+        return jsonify(detail=upload_limit), 413
     return jsonify(detail=API_MESSAGES.get(error.code, error.description)), error.code
 
 

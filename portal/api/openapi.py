@@ -36,7 +36,15 @@ def ref(name: str) -> dict:
 STRING_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 # A manual value as stored and answered: typed by its field (number, yes/no as boolean, date and text as
 # strings); an upload may give numbers and booleans as strings too.
-MANUAL_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+MANUAL_VALUE = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"type": "object"}, "description": "A file field: its files"},
+    ]
+}
 TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
 
 RESPONSE_SCHEMAS: dict[str, dict] = {
@@ -85,7 +93,10 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "properties": {
             "pii_field": {"type": "string"},
             "dsr_package_label": {"type": "string"},
-            "type": {"type": "string", "enum": ["text", "textarea", "email", "number", "date", "boolean"]},
+            "type": {
+                "type": "string",
+                "enum": ["text", "textarea", "email", "number", "date", "boolean", "file"],
+            },
             "required": {"type": "boolean"},
             "help_text": STRING_OR_NULL,
         },
@@ -329,6 +340,7 @@ def _op(
     params=(),
     extra=(),
     description: str = "",
+    multipart: bool = False,
 ) -> dict:
     operation: dict[str, Any] = {
         "summary": summary,
@@ -340,6 +352,10 @@ def _op(
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if multipart:
+        operation["requestBody"]["content"]["multipart/form-data"] = {
+            "schema": {"type": "object", "additionalProperties": {"type": "string", "format": "binary"}}
+        }
     return operation
 
 
@@ -692,6 +708,13 @@ def build_document() -> dict:
                 body=ref("UploadBody"),
                 params=[REQUEST_ID, KEY],
                 extra=BODY_ERRORS,
+                description=(
+                    "Ours besides fidesops' JSON: `multipart/form-data`, for entries with files — the other "
+                    "fields as form fields, each file as a part named after its field's label or "
+                    "pii_field; a file field's form values are the ids of stored files to keep (in JSON: "
+                    "a list of those ids). Files not kept are removed."
+                ),
+                multipart=True,
             ),
             "get": _op(
                 "View manual data; checked is false until entered against the current fields",

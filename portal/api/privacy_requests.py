@@ -31,6 +31,8 @@ from portal.services import (
     reports,
     request_lists,
 )
+from portal.services.attachments import Upload
+from portal.uploads import accepts_attachments
 
 
 def _bodies(summaries: list, *, include_identities: bool = False, verbose: bool = False) -> list[dict]:
@@ -177,8 +179,26 @@ def deny_privacy_requests():
 
 
 @bp.patch("/privacy-request/<request_id>/access_manual_webhook/<key>")
+@accepts_attachments
 @requires_scope(scopes.PRIVACY_REQUEST_UPLOAD_DATA)
 def upload_manual_input(request_id: str, key: str):
+    """JSON (fidesops' body), or ``multipart/form-data`` for entries with files: fields as form fields,
+    files as parts named after their field's label or pii_field (README, "Attachments")."""
+    if request.mimetype == "multipart/form-data":
+        system = manual_inputs.manual_system(request_id, key)
+        values, uploads = manual_inputs.from_parts(
+            system,
+            {name: request.form.getlist(name) for name in request.form},
+            {
+                name: [Upload(part.filename or "", part.stream) for part in request.files.getlist(name)]
+                for name in request.files
+            },
+        )
+        fields = manual_inputs.save_manual_input(
+            request_id, key, values, g.api_actor, system, uploads=uploads
+        )
+        db.session.commit()
+        return jsonify({"checked": True, "fields": fields})
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be an object of label → value.", [((), "must be an object")])

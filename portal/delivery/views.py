@@ -24,7 +24,8 @@ from portal.delivery import bp
 from portal.delivery.forms import CodeForm, SendCodeForm
 from portal.extensions import db, rate_limited
 from portal.models import PackageDelivery, PrivacyRequest, utcnow
-from portal.services import delivery, privacy_requests, reports
+from portal.services import attachments, delivery, privacy_requests, reports
+from portal.uploads import file_response
 
 SESSION_KEY = "delivery_verified"
 
@@ -94,6 +95,10 @@ def page(token: str):
         display_value=reports.display_value,
         NOTHING_FOUND=reports.NOTHING_FOUND,
         format_time=reports.format_time,
+        files=package.attachments,
+        file_url=lambda attachment_id: url_for(
+            ".download_attachment", token=token, attachment_id=attachment_id
+        ),
     )
 
 
@@ -177,3 +182,19 @@ def download_json(token: str):
 @_limited
 def download_zip(token: str):
     return _download(token, "zip")
+
+
+@bp.route("/<token>/attachments/<attachment_id>")
+@_limited
+def download_attachment(token: str, attachment_id: str):
+    """One file of the package, for the subject whose address this browser proved."""
+    try:
+        privacy_request, found = delivery.open_link(token)
+    except delivery.LinkUnusable:
+        return _unusable()
+    if not _verified(found, privacy_request):
+        return redirect(url_for(".page", token=token))
+    package = privacy_requests.get_package(privacy_request, delivery.SUBJECT, action=None)
+    item, body = attachments.download(privacy_request.id, package, attachment_id, delivery.SUBJECT)
+    db.session.commit()  # the audit event, before the first byte
+    return file_response(body, item)

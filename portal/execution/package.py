@@ -40,13 +40,67 @@ def manual_entries(
             gated.key,
             [
                 {
-                    field["dsr_package_label"]: packaged(
+                    field["dsr_package_label"]: _packaged(
                         field.get("type") or "text", values.get(field["dsr_package_label"])
                     )
                     for field in gated.webhook.fields
                 }
             ],
         )
+
+
+# What the package says of each file of a ``file`` field: never its internal id.
+FILE_KEYS = ("file_name", "type", "size", "sha256")
+
+
+def _packaged(kind: str, value: Any) -> Any:
+    if kind != "file":
+        return packaged(kind, value)
+    if not isinstance(value, list):
+        return None if value is None else value
+    return [{key: ref.get(key) for key in FILE_KEYS} for ref in value if isinstance(ref, dict)] or None
+
+
+def _zip_name(name: str, taken: set[str]) -> str:
+    """A name inside one system's folder of the ZIP: never a path (no leading dot, no ``..``), and unique
+    there ("scan.pdf", "scan (2).pdf"), whatever the case."""
+    name = name.replace("/", "_").replace("\\", "_").lstrip(".") or "file"
+    stem, dot, extension = name.rpartition(".")
+    stem, extension = (stem, dot + extension) if dot and stem else (name, "")
+    candidate, number = name, 1
+    while candidate.lower() in taken:
+        number += 1
+        candidate = f"{stem} ({number}){extension}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def attachment_index(webhooks: list[GatedWebhook], inputs: dict[int, StoredInput]) -> list[dict[str, Any]]:
+    """Every file of a package, in package order: its id, system and label, what the JSON says of it,
+    and its ``path`` in the ZIP (``attachments/<system key>/<file name>``). Kept in the package's
+    summary, so pages and downloads list exactly the files of the package they show."""
+    index = []
+    for gated in webhooks:
+        values = inputs[gated.connection.id].values or {}
+        folder = gated.key.lstrip(".") or "system"
+        taken: set[str] = set()
+        for field in gated.webhook.fields:
+            if field.get("type") != "file":
+                continue
+            label = field["dsr_package_label"]
+            for ref in values.get(label) or []:
+                if not isinstance(ref, dict) or "id" not in ref:
+                    continue
+                index.append(
+                    {
+                        "id": ref["id"],
+                        "key": gated.key,
+                        "label": label,
+                        **{key: ref.get(key) for key in FILE_KEYS},
+                        "path": f"attachments/{folder}/{_zip_name(str(ref.get('file_name')), taken)}",
+                    }
+                )
+    return index
 
 
 # Chunks are inserted many per statement, up to this many bytes at a time (memory stays bounded).
@@ -101,6 +155,7 @@ class PackageWriter:
         self._spool = tempfile.TemporaryFile(prefix="portal-package-")  # noqa: SIM115 - closed in close()
         self._spooled: list[_Spooled] = []
         self._end = 0
+        self.attachments: list[dict[str, Any]] = []  # ``attachment_index``: kept in the summary
 
     def __enter__(self) -> PackageWriter:
         return self
@@ -127,6 +182,8 @@ class PackageWriter:
         """Replace the request's package with this one in the session's transaction (the caller commits);
         returns the package's id. A first package is one INSERT; a re-run's replaces the old one in place."""
         summary, now = self._packer.summary(), utcnow()
+        if self.attachments:
+            summary["attachments"] = self.attachments
         package_id = run(
             _INSERT_PACKAGE, {"request_id": privacy_request_id, "summary": summary, "now": now}
         ).scalar()

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from portal.execution import collection, gate, tasks
-from portal.execution.package import PackageWriter, manual_entries
+from portal.execution.package import PackageWriter, attachment_index, manual_entries
 from portal.extensions import db, run
 from portal.models import Policy, PrivacyRequest, RequestStatus, lifecycle, utcnow
 from portal.models.audit import SYSTEM
@@ -108,6 +108,7 @@ def _run_claimed(request_id: str, token: str) -> str:
                 writer.add(key, rows)
         for key, rows in manual_entries(webhooks, inputs):
             writer.add(key, rows)
+        writer.attachments = attachment_index(webhooks, inputs)
         writer.save(request_id)
         keys = writer.keys
     db.session.flush()

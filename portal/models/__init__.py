@@ -1,5 +1,6 @@
 """All models, importable from one place (Alembic autogenerate and the services use this)."""
 
+from portal.models.attachments import Attachment, AttachmentChunk
 from portal.models.audit import AuditEvent
 from portal.models.base import Base, utcnow
 from portal.models.canary import EncryptionCanary
@@ -26,6 +27,8 @@ __all__ = [
     "AccessPackage",
     "AccessPackageChunk",
     "ApiToken",
+    "Attachment",
+    "AttachmentChunk",
     "AuditEvent",
     "Base",
     "CollectionStep",

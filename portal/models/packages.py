@@ -206,6 +206,9 @@ class PackageContents:
 
     keys: list[KeySummary]
     size_bytes: int
+    # The package's files (``portal.execution.package.attachment_index``): id, key, label, file_name, type,
+    # size, sha256 and path in the ZIP. Their bytes are in ``attachment_chunks``.
+    attachments: tuple[dict[str, Any], ...] = ()
 
     def rows(self, position: int, limit: int | None = None) -> Iterator[Row]:
         """The rows of ``keys[position]`` in order (the first ``limit`` of them)."""
@@ -246,6 +249,7 @@ class StoredPackage(PackageContents):
         self.package_id = package_id
         self.keys = [KeySummary.from_json(item) for item in summary["keys"]]
         self.size_bytes = summary["size_bytes"]
+        self.attachments = tuple(summary.get("attachments") or ())
         self._chunks = chunks
         self._order = [ref for position in sorted(chunks) for ref in chunks[position]]
         self._place = {ref.id: n for n, ref in enumerate(self._order)}

@@ -28,7 +28,8 @@ from portal.models.packages import StoredPackage
 from portal.packages import bp
 from portal.packages.forms import ApproveForm, LinkForm, SendBackForm
 from portal.routing import page_number
-from portal.services import delivery, privacy_requests, reports, request_lists
+from portal.services import attachments, delivery, privacy_requests, reports, request_lists
+from portal.uploads import file_response
 from portal.web import current_actor, refusable
 
 
@@ -96,10 +97,12 @@ def detail(request_id: str):
     # The rows shown are read before the commit: a chunk that cannot be decrypted leaves no audit event.
     tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
     db.session.commit()
-    return _render_detail(privacy_request, tables, meta)
+    return _render_detail(privacy_request, tables, meta, files=package.attachments)
 
 
-def _render_detail(privacy_request, tables, meta, *, send_back_form=None, handover=None, status=200):
+def _render_detail(
+    privacy_request, tables, meta, *, files=(), send_back_form=None, handover=None, status=200
+):
     found = delivery.delivery_for(privacy_request.id)
     form = send_back_form or SendBackForm()
     form.systems.choices = [(t.key, meta.names.title(t.key)) for t in tables if t.manual]
@@ -107,6 +110,10 @@ def _render_detail(privacy_request, tables, meta, *, send_back_form=None, handov
         render_template(
             "packages/detail.html",
             pr=privacy_request,
+            files=files,
+            file_url=lambda attachment_id: url_for(
+                ".download_attachment", request_id=privacy_request.id, attachment_id=attachment_id
+            ),
             tables=tables,
             names=meta.names,
             display_value=reports.display_value,
@@ -165,7 +172,7 @@ def _after_release(request_id: str, release: delivery.Release, done: str):
     tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
     db.session.commit()
     flash(f"{done} {_released_message(release)}", "success")
-    return _render_detail(privacy_request, tables, meta, handover=release)
+    return _render_detail(privacy_request, tables, meta, files=package.attachments, handover=release)
 
 
 @bp.post("/<request_id>/send-back")
@@ -200,7 +207,9 @@ def send_back(request_id: str):
     privacy_request, package, meta = _package(request_id, "package.viewed")
     tables = reports.package_tables(package, limit=current_app.config["PACKAGE_PREVIEW_ROWS"])
     db.session.commit()
-    return _render_detail(privacy_request, tables, meta, send_back_form=form, status=400)
+    return _render_detail(
+        privacy_request, tables, meta, files=package.attachments, send_back_form=form, status=400
+    )
 
 
 @bp.post("/<request_id>/delivery/resend")
@@ -259,3 +268,13 @@ def download_zip(request_id: str):
         "application/zip",
         reports.download_name(meta.request_id, "zip"),
     )
+
+
+@bp.route("/<request_id>/attachments/<attachment_id>")
+def download_attachment(request_id: str, attachment_id: str):
+    """One file of the package, as a download (never shown inline), audited before the first byte."""
+    privacy_request = privacy_requests.get_request(request_id)
+    package = privacy_requests.get_package(privacy_request, current_actor(), action=None)
+    item, body = attachments.download(request_id, package, attachment_id, current_actor())
+    db.session.commit()
+    return file_response(body, item)

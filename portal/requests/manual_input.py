@@ -13,11 +13,20 @@ from flask import redirect, render_template, request, url_for
 
 from portal.dynamic_forms import ManualInputForm, manual_input_form_for
 from portal.execution import dispatch
+from portal.extensions import db
 from portal.models import Role
 from portal.requests import bp
 from portal.requests.views import confirmed
 from portal.security import roles_required
-from portal.services import FieldsChanged, ValidationFailed, delivery, manual_inputs, privacy_requests
+from portal.services import (
+    FieldsChanged,
+    ValidationFailed,
+    attachments,
+    delivery,
+    manual_inputs,
+    privacy_requests,
+)
+from portal.uploads import accepts_attachments, file_response
 from portal.web import current_actor, refusable
 
 STALE_WARNING = "The fields of this system changed since this entry was saved; review and save again."
@@ -48,7 +57,8 @@ def _fields_changed(request_id: str, connection_key: str, built_from: int | None
         removed = [
             (definition["pii_field"], typed[definition["dsr_package_label"]].strip())
             for definition in older.fields
-            if definition["id"] not in current_ids and typed.get(definition["dsr_package_label"])
+            if definition["id"] not in current_ids
+            and isinstance(typed.get(definition["dsr_package_label"]), str)
         ]
     return ShownAgain(form, status=409, changed=message, removed=removed)
 
@@ -67,17 +77,24 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
     if form.built_from() != system.version:
         message = str(manual_inputs.fields_changed(system.name))
         return _fields_changed(request_id, system.key, form.built_from(), message)
+    uploads = {}
     if form.nothing_found.data:
         confirmed()
-        values = {}  # "searched, nothing found": required fields do not apply
+        values = {}  # "searched, nothing found": required fields do not apply, stored files go
     else:
-        values = form.values()
-        if all(value is None for value in values.values()):
+        values, uploads = form.values(), form.uploads()
+        if all(value is None for value in values.values()) and not uploads:
             form.validate()  # says to fill in a field or press "Nothing found"
             return ShownAgain(form)
     with refusable() as outcome:
         manual_inputs.save_manual_input(
-            request_id, system.key, values, current_actor(), system, built_from=form.built_from()
+            request_id,
+            system.key,
+            values,
+            current_actor(),
+            system,
+            built_from=form.built_from(),
+            uploads=uploads,
         )
     if isinstance(outcome.error, ValidationFailed):
         if form.validate():
@@ -92,6 +109,7 @@ def _save_manual_input(system: manual_inputs.ManualSystem, request_id: str) -> S
 
 
 @bp.route("/<request_id>/manual/<connection_key>", methods=["GET", "POST"])
+@accepts_attachments
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input(request_id: str, connection_key: str):
     system = manual_inputs.manual_system(request_id, connection_key)
@@ -109,6 +127,7 @@ def manual_input(request_id: str, connection_key: str):
 
 
 @bp.post("/<request_id>/manual/<connection_key>/identity")
+@accepts_attachments  # the button posts the whole form, files chosen included (they are not kept)
 @roles_required(Role.ADMIN, Role.STAFF)
 def manual_input_identity(request_id: str, connection_key: str):
     """The form with whom to look up beside it: shown on demand, audited, never in a URL. The button posts
@@ -143,11 +162,16 @@ def _stale_warning(request_id: str, system: manual_inputs.ManualSystem) -> str:
     return STALE_WARNING
 
 
+def _has_files(system: manual_inputs.ManualSystem) -> bool:
+    return any(field.get("type") == "file" for field in system.fields)
+
+
 def _render(
     request_id: str, system: manual_inputs.ManualSystem, shown: ShownAgain, revealed: dict | None = None
 ):
     if revealed:
         shown.form.reveal.data = "1"
+    shown.form.show_stored(system.current_values())
     return (
         render_template(
             "requests/manual_input.html",
@@ -162,6 +186,20 @@ def _render(
             changed=shown.changed,
             removed=shown.removed,
             revealed=revealed,
+            attachment_limits=attachments.limits() if _has_files(system) else None,
+            accept=attachments.accept_attribute() if _has_files(system) else "",
         ),
         shown.status,
     )
+
+
+@bp.get("/<request_id>/manual/<connection_key>/files/<attachment_id>")
+@roles_required(Role.ADMIN, Role.STAFF)
+def saved_file(request_id: str, connection_key: str, attachment_id: str):
+    """A file saved on this entry, as a download (never shown inline), audited before the first byte."""
+    system = manual_inputs.manual_system(request_id, connection_key)
+    item, body = attachments.download_saved(
+        request_id, system.connection_id, system.key, attachment_id, current_actor()
+    )
+    db.session.commit()
+    return file_response(body, item)

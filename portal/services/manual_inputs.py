@@ -1,12 +1,13 @@
 """Manual inputs (S4 upload rules): what staff found by hand for one request and one manual system.
 
-Over 400 lines because an entry's rules (values by field type, required fields, the version check in
-the write itself, re-review of stale entries) are one job with one save path.
+Over 400 lines because an entry's rules (values by field type, files kept and added, required fields, the
+version check in the write itself, re-review of stale entries) are one job with one save path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -26,7 +27,15 @@ from portal.models import (
     utcnow,
 )
 from portal.models.audit import Actor, record
-from portal.services import FieldsChanged, InvalidState, NotFound, ValidationFailed, text_problem
+from portal.services import (
+    FieldsChanged,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    attachments,
+    text_problem,
+)
+from portal.services.attachments import Upload
 from portal.services.privacy_requests import request_not_found
 
 MAX_VALUE_LENGTH = 10_000
@@ -65,27 +74,51 @@ def typed_problem(kind: str, value: Any) -> tuple[str | None, Any]:
         return exc.problem, value
 
 
-def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+def _kept_files(label: str, value: Any, errors: list) -> list[str] | None:
+    """A file field's value in an upload: the ids of the files already stored to keep (as ids, or as the
+    references the API answers with), or null; None when there are none."""
+    items = value if isinstance(value, list) else None
+    ids = [item.get("id") if isinstance(item, dict) else item for item in items or []]
+    if (items is None and value is not None) or not all(isinstance(i, str) for i in ids):
+        errors.append(((label,), f"{label}: must be a list of attachment ids to keep, or null"))
+        return None
+    return list(dict.fromkeys(ids)) or None
+
+
+def validate_values(
+    fields: list[dict[str, Any]], values: dict[str, Any], uploaded: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Every label of ``fields`` → its typed value or None; raises ValidationFailed naming each bad label.
 
     Blank strings are stored as null. Numbers become JSON numbers, yes/no booleans, dates ISO strings, and
-    text has ``\n`` line ends (``typed_values``). ``required`` applies to an entry that holds any value at
-    all; an all-null entry means "searched, nothing found" and is always accepted.
+    text has ``\n`` line ends (``typed_values``). A file field's value is the list of ids of stored files
+    to keep (the save resolves them); ``uploaded`` names the file fields that receive new files.
+    ``required`` applies to an entry that holds any value at all; an all-null entry means "searched,
+    nothing found" and is always accepted.
     """
     if not isinstance(values, dict):
         raise ValidationFailed("The upload must be an object of label → value.", [((), "not an object")])
     labels = [f["dsr_package_label"] for f in fields]
     errors: list[tuple[tuple, str]] = []
-    unknown = [label for label in values if label not in labels]
+    file_labels = {f["dsr_package_label"] for f in fields if f.get("type") == "file"}
+    unknown = [label for label in dict.fromkeys([*values, *uploaded]) if label not in labels]
     if unknown:
         message = f"Unknown labels: {', '.join(repr(u) for u in unknown)}; expected only {', '.join(repr(lb) for lb in labels)}."
         errors.extend(((label,), f"unknown label {label!r}") for label in unknown)
         raise ValidationFailed(message, errors)
+    errors.extend(
+        ((label,), f"{label}: only a field of type file takes files")
+        for label in uploaded
+        if label not in file_labels
+    )
     cleaned: dict[str, Any] = {}
     for field in fields:
         label = field["dsr_package_label"]
         kind = field.get("type") or "text"
         value = values.get(label)
+        if kind == "file":
+            cleaned[label] = _kept_files(label, value, errors)
+            continue
         if value is not None and not isinstance(value, str):
             if isinstance(value, _JSON_VALUES.get(kind, ())) and (kind == "boolean") == isinstance(
                 value, bool
@@ -110,10 +143,10 @@ def validate_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> dic
         if problem:
             errors.append(((label,), f"{label}: {PROBLEMS[problem]}"))
         cleaned[label] = typed
-    if not errors and any(v is not None for v in cleaned.values()):
+    if not errors and (uploaded or any(v is not None for v in cleaned.values())):
         for field in fields:
-            if field.get("required") and cleaned[field["dsr_package_label"]] is None:
-                label = field["dsr_package_label"]
+            label = field["dsr_package_label"]
+            if field.get("required") and cleaned[label] is None and label not in uploaded:
                 errors.append(((label,), f"{label}: is required"))
     if errors:
         raise ValidationFailed("; ".join(message for _, message in errors), errors)
@@ -299,6 +332,31 @@ def view_manual_input(request_id: str, connection_key: str) -> InputView:
 # --- saving ------------------------------------------------------------------------------------------
 
 
+def from_parts(
+    system: ManualSystem, fields: Mapping[str, list[str]], files: Mapping[str, list[Upload]]
+) -> tuple[dict[str, Any], dict[str, list[Upload]]]:
+    """A ``multipart/form-data`` upload as (values, uploads): each name is a label, or a field's
+    ``pii_field``; a text field takes its one value, a file field its parts as new files and its form
+    values as the ids of stored files to keep. Names that match no field stay as they are, so the save
+    refuses them as unknown labels."""
+    by_name = {f["dsr_package_label"]: f for f in system.fields}
+    by_name.update({f["pii_field"]: f for f in system.fields if f["pii_field"] not in by_name})
+    values: dict[str, Any] = {}
+    for name, given in fields.items():
+        definition = by_name.get(name)
+        label = definition["dsr_package_label"] if definition else name
+        if definition is not None and definition.get("type") == "file":
+            values[label] = [*values.get(label, []), *given]
+        else:
+            values[label] = given[-1] if len(given) == 1 else given  # two values: refused as not a string
+    uploads: dict[str, list[Upload]] = {}
+    for name, parts in files.items():
+        definition = by_name.get(name)
+        label = definition["dsr_package_label"] if definition else name
+        uploads[label] = [*uploads.get(label, []), *parts]
+    return values, uploads
+
+
 def fields_changed(name: str) -> FieldsChanged:
     return FieldsChanged(
         f"The fields of {name} changed while you were typing: check the values below and save again."
@@ -352,8 +410,11 @@ def save_manual_input(
     actor: Actor,
     system: ManualSystem | None = None,
     built_from: int | None = None,
+    uploads: Mapping[str, list[Upload]] | None = None,
 ) -> dict[str, Any]:
     """Replace the entry for (request, connection). Refused unless the request waits in requires_input.
+
+    ``uploads``: new files by the label of their file field, added to the files the values keep.
 
     ``system``: what ``manual_system`` returned for them earlier in this transaction, if the caller has it.
     ``built_from``: the webhook version a form was built from; any other version is refused with
@@ -365,7 +426,16 @@ def save_manual_input(
     refusal = system.refusal(request_id)
     if refusal:
         raise InvalidState(refusal)
-    cleaned = validate_values(list(system.fields), values)
+    uploads = {label: list(files) for label, files in (uploads or {}).items() if files}
+    cleaned = validate_values(list(system.fields), values, frozenset(uploads))
+    kept = attachments.resolve(
+        request_id,
+        system.connection_id,
+        system.fields,
+        system.entry.values if system.entry else {},
+        cleaned,
+        uploads,
+    )
     params = {
         "request_id": request_id,
         "connection_id": system.connection_id,
@@ -385,6 +455,13 @@ def save_manual_input(
     replaced = run(_REPLACE, params).rowcount == 1
     if not replaced:
         run(_ADD, params)
+    if attachments.missing(request_id, system.connection_id, kept):
+        raise InvalidState(  # another save removed a file this one keeps, after this one was checked
+            f"The files of {system.name} changed while you were editing: nothing was saved; reload and "
+            "save again."
+        )
+    files = [ref["id"] for value in cleaned.values() if _is_files(value) for ref in value]
+    removed = attachments.drop_unreferenced(request_id, system.connection_id, files)
     tasks.mark_done(request_id, system.connection_id)  # saved against the current version: done
     record(
         actor,
@@ -395,8 +472,13 @@ def save_manual_input(
         nothing_found=all(v is None for v in cleaned.values()),
         version=system.version,
         replaced=replaced,
+        **({"files": len(files), "files_removed": removed} if files or removed else {}),
     )
     return cleaned
+
+
+def _is_files(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) and "id" in item for item in value)
 
 
 # --- the request page ----------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from portal.models.packages import DictPackage, PackageContents
+from portal.services import attachments
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 REPORT_TEMPLATE = "reports/report.html"
@@ -163,6 +164,8 @@ def display_value(value: Any) -> str | None:
         return value
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "sha256" in v for v in value):
+        return ", ".join(str(v.get("file_name")) for v in value)  # a file field: the files are listed apart
     return json.dumps(value, ensure_ascii=False, sort_keys=False)
 
 
@@ -368,17 +371,32 @@ class _Sink:
 
 
 def iter_package_zip(package: Package, meta: ReportMeta) -> Iterator[bytes]:
-    """``package.json`` (exact), ``report.html`` (self-contained) and one ``<key>.csv`` per key, streamed."""
+    """``package.json`` (exact), ``report.html`` (self-contained), one ``<key>.csv`` per key and the files
+    of ``file`` fields under ``attachments/<key>/`` (byte for byte as uploaded), streamed. A file no
+    longer stored raises ``NotFound`` here, before the stream starts."""
     contents = contents_of(package)
+    files = [
+        (item["path"], stream)
+        for item, stream in zip(contents.attachments, attachments.readers(contents.attachments), strict=True)
+    ]
+    return _zip_stream(contents, meta, files)
+
+
+def _zip_stream(
+    contents: PackageContents, meta: ReportMeta, files: list[tuple[str, Iterator[bytes]]]
+) -> Iterator[bytes]:
     stamp = meta.generated_at.astimezone(UTC).timetuple()[:6]
     # Entries are written before their size is known: ZIP64 headers whenever one might pass 2 GiB.
-    zip64 = contents.size_bytes * 4 > zipfile.ZIP64_LIMIT
+    zip64 = (
+        contents.size_bytes * 4 + sum(item["size"] for item in contents.attachments)
+    ) > zipfile.ZIP64_LIMIT
     tables = package_tables(contents)
     names = csv_filenames(table.key for table in tables)
     entries = [
         ("package.json", lambda: iter_package_json(contents)),
         ("report.html", lambda: iter_report_html(contents, meta)),
         *((names[table.key], functools.partial(iter_table_csv, table)) for table in tables),
+        *((path, functools.partial(iter, stream)) for path, stream in files),
     ]
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:

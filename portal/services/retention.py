@@ -2,7 +2,7 @@
 
 A request is closed when it is ``complete`` (counted from ``finished_processing_at``), ``denied`` (from
 ``reviewed_at``) or ``canceled`` (from ``updated_at``, which nothing changes after a cancel). Purging
-deletes its manual inputs, its access package and its delivery (the subject's link, code and any
+deletes its manual inputs and their attached files, its access package and its delivery (the subject's link, code and any
 send-back reason; mails to the subject still in the outbox lose their address and link), replaces the identity with an empty one, clears the
 external id (the requester's ticket in another system: it leads back to the person), the blind indexes (so
 the request can no longer be found by email, phone or external id), the free-text denial and cancel reasons,
@@ -27,6 +27,8 @@ from portal.extensions import db
 from portal.models import (
     AccessPackage,
     AccessPackageChunk,
+    Attachment,
+    AttachmentChunk,
     DeadlineExtension,
     ManualInput,
     Notification,
@@ -101,6 +103,11 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
         inputs = db.session.execute(
             delete(ManualInput).where(ManualInput.privacy_request_id == item.request_id)
         ).rowcount
+        attachment_ids = select(Attachment.id).where(Attachment.privacy_request_id == item.request_id)
+        db.session.execute(delete(AttachmentChunk).where(AttachmentChunk.attachment_id.in_(attachment_ids)))
+        files = db.session.execute(
+            delete(Attachment).where(Attachment.privacy_request_id == item.request_id)
+        ).rowcount
         package_ids = select(AccessPackage.id).where(AccessPackage.privacy_request_id == item.request_id)
         # The chunks first (the foreign key would cascade too; this does not depend on it).
         db.session.execute(delete(AccessPackageChunk).where(AccessPackageChunk.package_id.in_(package_ids)))
@@ -156,6 +163,7 @@ def purge_expired(actor: Actor, *, now: datetime | None = None) -> list[Purged]:
             package_deleted=bool(packages),
             delivery_deleted=bool(deliveries),
             notes_deleted=notes,
+            attachments_deleted=files,
         )
     db.session.expire_all()
     return purged

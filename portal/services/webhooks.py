@@ -44,7 +44,7 @@ from portal.services import (
 )
 from portal.services.keys import snake_case
 
-FIELD_TYPES = ("text", "textarea", "email", "number", "date", "boolean")
+FIELD_TYPES = ("text", "textarea", "email", "number", "date", "boolean", "file")
 FIELD_KEYS = ("id", "pii_field", "dsr_package_label", "type", "required", "help_text")
 # A field's stable identity: given by the client (the editor sends it back), else kept from the field it
 # matches in the current list, else new. It names the field's form input, so it stays a plain token.
