@@ -1,7 +1,7 @@
 """attachments: files uploaded as the value of a ``file`` field, stored as encrypted chunks
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07 22:40:00.000000
 
 Written by hand; portable between SQLite and PostgreSQL. Two new tables, nothing else changes.
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
