@@ -7,6 +7,7 @@ Chromium, and saves the main pages.
 
 from __future__ import annotations
 
+import io
 import sys
 import tempfile
 from datetime import timedelta
@@ -19,7 +20,8 @@ from portal.demo import DEMO_WEBHOOK_KEY, seed_demo
 from portal.extensions import db
 from portal.models import PrivacyRequest, RequestStatus, Task, utcnow
 from portal.models.audit import Actor
-from portal.services import delivery, notes, tasks, users
+from portal.services import delivery, manual_inputs, notes, tasks, users
+from portal.services.attachments import Upload
 from tests.e2e.helpers import (
     SETUP,
     Browsing,
@@ -66,11 +68,38 @@ def _seed(server: LiveServer) -> dict[str, str]:
                 if task.status == "open" and task.assignee_id is None:
                     tasks.claim(task.id, staff)
         notes.add_note(waiting[0].id, "Called the customer: the CRM account was merged in March.", staff)
+        half, complete_id = waiting[0].id, complete.id
         db.session.commit()
-        return {"half": waiting[0].id, "complete": complete.id}
+    # A system answered with files: a vendor portal's exports, attached to the same waiting request.
+    server.create_webhook(
+        "Vendor portal exports",
+        [
+            {"pii_field": "Exports", "dsr_package_label": "exports", "type": "file"},
+            {"pii_field": "Account number", "dsr_package_label": "account_number", "type": "text"},
+        ],
+        key=VENDOR_KEY,
+    )
+    with server.app.app_context():
+        uploads = {
+            "exports": [
+                Upload("order-history.csv", io.BytesIO(b"order,date,total\nA-1001,2026-03-02,49.90\n")),
+                Upload("support-ticket.pdf", io.BytesIO(_DEMO_PDF)),
+            ]
+        }
+        manual_inputs.save_manual_input(
+            half, VENDOR_KEY, {"account_number": "V-20931"}, staff, uploads=uploads
+        )
+        db.session.commit()
+    return {"half": half, "complete": complete_id}
 
 
 SCREENSHOT_CODE = "246810"
+VENDOR_KEY = "vendor_portal_exports"
+# The smallest PDF a viewer opens: one empty page.
+_DEMO_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def _subject_link(server: LiveServer, request_id: str) -> str:
@@ -122,6 +151,8 @@ def main() -> int:
                 _shoot(page, "request")
                 page.goto(f"/requests/{ids['half']}/manual/{SUPPORT_KEY}")
                 _shoot(page, "manual-input-form")
+                page.goto(f"/requests/{ids['half']}/manual/{VENDOR_KEY}")
+                _shoot(page, "manual-input-attachments")
                 staff.close()
 
                 phone = Browsing(browser, server, width=360, height=740)
