@@ -824,7 +824,7 @@ def test_service_validation_errors_land_next_to_their_inputs(client, staff, monk
     add_webhook("crm", [field("Name"), field("Note")])
     request_id = new_request()
 
-    def refuse(fields, values):
+    def refuse(fields, values, *files):
         raise ValidationFailed("note: must be shorter", [(("note",), "note: must be shorter")])
 
     monkeypatch.setattr(manual_inputs, "validate_values", refuse)

@@ -45,6 +45,9 @@ NOT_PAGES = {
     "packages.download_zip",
     "delivery.download_json",
     "delivery.download_zip",
+    "packages.download_attachment",  # files, served as opaque attachments
+    "delivery.download_attachment",
+    "requests.saved_file",
 }
 EVERY_TYPE = [
     {"pii_field": "Full name", "required": True, "help_text": "As written in the account."},
