@@ -236,7 +236,7 @@ def privacy_request_json(
 ) -> dict[str, Any]:
     """A request in fidesops' shape (``PrivacyRequestResponse``) plus this portal's keys (``due_date``,
     ``denial_reason``, ``error_message``). ``pr`` is a ``RequestSummary``; ``policy`` its ``Policy``
-    with rules loaded (``policies.with_rules``); ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
+    (or ``nested_policies.NestedPolicy``) with its rules; ``identity`` is given only when the caller asked for it (``include_identities``) and ``results``
     only with ``verbose``."""
     due = pr.due_date
     body = {

@@ -22,8 +22,8 @@ from portal.services import (
     NotFound,
     ValidationFailed,
     deadlines,
+    nested_policies,
     notes,
-    policies,
     privacy_requests,
     request_lists,
     tasks,
@@ -224,5 +224,5 @@ def cancel_privacy_request(request_id: str):
     privacy_requests.cancel_request(request_id, g.api_actor, body.reason)
     dispatch.commit_and_run()
     summary = request_lists.summaries([request_id])[0]
-    policy = policies.with_rules({summary.policy_key})[summary.policy_key]
+    policy = nested_policies.with_rules({summary.policy_key})[summary.policy_key]
     return jsonify(privacy_request_json(summary, policy=policy))

@@ -324,15 +324,6 @@ def storage_destination_for(policy_id: int) -> StorageConfig | None:
     )
 
 
-def with_rules(policy_keys: set[str]) -> dict[str, Policy]:
-    """These policies with their rules, targets and destinations, in three queries: for the request
-    bodies of a page, which nest each request's policy with its rules."""
-    if not policy_keys:
-        return {}
-    query = _with_rules(select(Policy)).where(Policy.key.in_(policy_keys))
-    return {policy.key: policy for policy in db.session.scalars(query)}
-
-
 # --- targets -----------------------------------------------------------------------------------------------
 
 
