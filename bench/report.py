@@ -24,6 +24,7 @@ API_THROUGHPUT = 0.6
 RESUME_VS_UPLOAD = 5.0
 RSS_MB = 150.0
 PACKAGE_GROWTH_MB = 50.0
+ATTACHMENT_GROWTH_MB = 20.0  # the attachments issue: a 100 MB file adds no more than ~20 MB to a worker
 SCALING = 1.3
 
 DESCRIPTIONS = {
@@ -152,6 +153,20 @@ def evaluate(merged: dict[str, Any]) -> None:
                 "ok": worst <= PACKAGE_GROWTH_MB,
             }
             checks.append({"what": "package memory", **figures["package_verdict"]})
+        files = figures.get("attachment_memory")
+        if files:
+            steps = ("upload_growth_mb", "build_growth_mb", "file_growth_mb", "zip_growth_mb")
+            checks.append(
+                {
+                    "what": "attachment memory",
+                    "target": f"≤ {ATTACHMENT_GROWTH_MB:.0f} MB growth per step for a {files['file_mb']} MB file",
+                    "measured": (
+                        f"upload {files['upload_growth_mb']} MB, build {files['build_growth_mb']} MB, "
+                        f"download {files['file_growth_mb']} MB, ZIP {files['zip_growth_mb']} MB"
+                    ),
+                    "ok": max(files[step] for step in steps) <= ATTACHMENT_GROWTH_MB,
+                }
+            )
         figures["checks"] = checks
     for scaling in merged.get("scaling", {}).values():
         scales = scaling["scales"]
@@ -391,6 +406,7 @@ def _targets() -> list[str]:
         f"resume + build: p95 ≤ {RESUME_VS_UPLOAD:g}× one upload's p95",
         f"worker peak RSS ≤ {RSS_MB:.0f} MB",
         f"package memory growth ≤ {PACKAGE_GROWTH_MB:.0f} MB for a 100 MB package",
+        f"attachment memory growth ≤ {ATTACHMENT_GROWTH_MB:.0f} MB per step for a 100 MB file",
         f"1M vs 10k ≤ {SCALING}×",
     ]
 
