@@ -359,12 +359,8 @@ def test_a_release_destination_receives_the_package_and_a_failure_is_retryable(
     assert actions(request_id, "delivery.") == ["delivery.link_sent", "delivery.failed", "delivery.stored"]
 
 
-def test_a_policys_access_rule_names_where_its_released_packages_are_written(
-    app, reviewer_client, smtp, tmp_path
-):
-    """The rule's destination wins over the deployment's: each policy can send its packages elsewhere."""
-    _local_destination(app, tmp_path, "deployment")
-    (tmp_path / "deployment").mkdir()
+def _completed_under_a_rule_destination(tmp_path) -> str:
+    """A request completed under a policy whose access rule writes to the local destination "by_rule"."""
     (tmp_path / "by_rule").mkdir()
     db.session.add(
         StorageConfig(
@@ -390,6 +386,16 @@ def test_a_policys_access_rule_names_where_its_released_packages_are_written(
     manual_inputs.save_manual_input(request_id, "crm", {"notes": ENTERED}, STAFF)
     privacy_requests.resume_request(request_id, STAFF)
     dispatch.commit_and_run()
+    return request_id
+
+
+def test_a_policys_access_rule_names_where_its_released_packages_are_written(
+    app, reviewer_client, smtp, tmp_path
+):
+    """The rule's destination wins over the deployment's: each policy can send its packages elsewhere."""
+    _local_destination(app, tmp_path, "deployment")
+    (tmp_path / "deployment").mkdir()
+    request_id = _completed_under_a_rule_destination(tmp_path)
     approve(reviewer_client, request_id)
     row = delivery_row(request_id)
     assert (row.state, row.storage_key) == ("delivered", "by_rule")
@@ -728,30 +734,7 @@ def test_without_review_the_sweep_writes_to_a_policys_rule_destination_with_no_d
 ):
     app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path)
     app.config["REQUIRE_PACKAGE_REVIEW"] = False
-    (tmp_path / "by_rule").mkdir()
-    db.session.add(
-        StorageConfig(
-            key="by_rule", name="By rule", type="local", format="json", details={"directory": "by_rule"}
-        )
-    )
-    policy = policies.upsert_policy(
-        name="Shop access", key="shop_access", drp_action=None, execution_timeframe=30, actor=STAFF
-    )
-    policies.upsert_rule(
-        policy,
-        name="Access",
-        key="access",
-        action_type="access",
-        storage_destination_key="by_rule",
-        masking_strategy=None,
-        actor=STAFF,
-    )
-    db.session.commit()
-    add_webhook("crm", [field("Customer notes", "notes")])
-    request_id = new_request(email=SUBJECT_EMAIL, policy_key="shop_access")
-    manual_inputs.save_manual_input(request_id, "crm", {"notes": ENTERED}, STAFF)
-    privacy_requests.resume_request(request_id, STAFF)
-    dispatch.commit_and_run()
+    request_id = _completed_under_a_rule_destination(tmp_path)
     assert app.config.get("RELEASE_STORAGE_KEY") is None
     row = delivery_row(request_id)
     assert row.state == "approved"
