@@ -430,3 +430,34 @@ def test_staff_download_a_saved_file_from_the_form(app, client, login_as, vendor
         select(AuditEvent.details).where(AuditEvent.action == "attachment.downloaded")
     ).all()
     assert [e["attachment_id"] for e in events] == [refs[1]["id"]]
+
+
+def test_a_file_field_removed_drops_its_files_at_the_next_save(app, vendor):
+    save(vendor, {"customer_id": "C-1"}, {"exports": [upload("a.pdf", PDF)]})
+    from portal.models import ConnectionConfig
+
+    conn = db.session.scalar(select(ConnectionConfig).where(ConnectionConfig.key == "vendor"))
+    webhooks.replace_fields(conn, [field("Customer Id")], STAFF)  # no file field any more
+    db.session.commit()
+    assert counts()[0] == 1  # the stale entry still refers to its file
+    assert save(vendor, {"customer_id": "C-2"}) == {"customer_id": "C-2"}
+    assert counts() == (0, 0)
+
+
+def test_a_save_without_files_does_not_delete(app, monkeypatch):
+    """A system that never had a file field skips the DELETE of unreferenced files."""
+    from portal.services import attachments
+
+    add_webhook("plain", [field("Customer Id")])
+    request_id = new_request()
+    calls = []
+    real = attachments.drop_unreferenced
+    monkeypatch.setattr(attachments, "drop_unreferenced", lambda *a: calls.append(a) or real(*a))
+    for value in ("C-1", "C-2"):
+        manual_inputs.save_manual_input(request_id, "plain", {"customer_id": value}, STAFF)
+        db.session.commit()
+    assert calls == []
+    # With a file field, the same save does run it (the patch is in the path the save takes).
+    add_webhook("vendor", [field("Customer Id"), files_field()])
+    manual_inputs.save_manual_input(request_id, "vendor", {"customer_id": "C-3"}, STAFF)
+    assert len(calls) == 1

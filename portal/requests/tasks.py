@@ -72,9 +72,7 @@ def index():
         views=VIEW_LABELS,
         due_labels=DUE_LABELS,
         systems=tasks.manual_systems(),
-        people=[(person.id, person.display_name) for person in tasks.assignable_users()]
-        if view == "all"
-        else [],
+        people=tasks.assignable_choices() if view == "all" else [],
         due_soon_days=tasks.due_soon_days(),
         is_admin=is_admin,
         bulk_form=bulk_form,

@@ -21,6 +21,7 @@ from portal.services import deadlines, notes, privacy_requests, tasks
 from portal.web import current_actor, refusable
 
 WORKERS = (Role.ADMIN, Role.STAFF)
+EXTEND_PRESETS = tuple((choice.value, choice.label) for choice in ExtendForm.preset.kwargs["choices"])
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,24 @@ def detail_context(privacy_request: PrivacyRequest) -> dict[str, Any]:
     # of a request with an open task.
     hand_to = None
     if worker and any(t.status == "open" for t in request_tasks):
-        hand_to = [(person.id, person.display_name) for person in tasks.assignable_users()]
+        hand_to = tasks.assignable_choices()
+    # The open tasks one may hand over, as (task id, system name): an admin any, staff their own.
+    handable = [
+        (t.id, t.connection_name)
+        for t in request_tasks
+        if t.status == "open" and (is_admin or t.assignee_id == current_user.id)
+    ]
     cancelable = worker and privacy_request.status in lifecycle.TRANSITIONS["cancel"].sources
     return {
         "request_tasks": request_tasks,
         "extensions": extensions,
         "original_due": deadlines.original_due_date(privacy_request, extensions),
         "hand_to": hand_to,
-        "extend_form": ExtendForm(formdata=None, prefix="extend") if may_extend else None,
-        # The note and cancel forms are written out in the templates (building them cost more than the rest).
+        "handable": handable,
+        "may_extend": may_extend,
+        "extend_presets": EXTEND_PRESETS,
+        # The extend, note and cancel forms are written out in the templates (building them cost more than
+        # the rest); the forms validate the POSTs.
         "may_cancel": cancelable,
         "may_note": worker and privacy_request.purged_at is None,
         "may_record_told": worker and (is_admin or may_extend),

@@ -163,15 +163,20 @@ def resolve(
     return [ref["id"] for refs in kept.values() for ref in refs]
 
 
+_DROP_ALL = sa.delete(Attachment.__table__).where(
+    Attachment.__table__.c.privacy_request_id == sa.bindparam("request_id"),
+    Attachment.__table__.c.connection_config_id == sa.bindparam("connection_id"),
+)
+_DROP_OTHERS = _DROP_ALL.where(Attachment.__table__.c.id.not_in(sa.bindparam("keep", expanding=True)))
+
+
 def drop_unreferenced(request_id: str, connection_id: int, keep: Iterable[str]) -> int:
     """Delete the files of (request, connection) that the entry no longer refers to; how many."""
     keep = list(keep)
-    query = sa.delete(Attachment).where(
-        Attachment.privacy_request_id == request_id, Attachment.connection_config_id == connection_id
-    )
+    params = {"request_id": request_id, "connection_id": connection_id}
     if keep:
-        query = query.where(Attachment.id.not_in(keep))
-    return db.session.execute(query.execution_options(synchronize_session=False)).rowcount
+        return run(_DROP_OTHERS, {**params, "keep": keep}).rowcount
+    return run(_DROP_ALL, params).rowcount
 
 
 def missing(request_id: str, connection_id: int, ids: Iterable[str]) -> list[str]:
