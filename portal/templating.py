@@ -329,7 +329,7 @@ def timeline_items(events, describe: Callable[[Any], str], now: datetime, note_d
             f"({relative_time(at, now)})"  # times and their words: nothing to escape
         )
         top = " border-top" if n else ""
-        if getattr(event, "note", False):
+        if event.action == "note":  # a note (``workflow.NoteEntry``); no audit event has this action
             body = event.body
             body = _UNDECRYPTABLE_HTML if is_undecryptable(body) else _h(body)
             delete = ""
@@ -396,9 +396,10 @@ def task_items(request_tasks, actions: dict | None, me: int, is_admin: bool) -> 
 def options(pairs, selected=None) -> Markup:
     """``<option>`` elements for (value, label) pairs, ``selected`` marked: lists of people run to
     hundreds, and as a Jinja loop they cost a third of a request page with tasks."""
-    return Markup(  # noqa: S704 - every value and label is escaped
+    return Markup(  # noqa: S704 - every value and label is escaped (an int needs no escaping)
         "".join(
-            f'<option value="{_h(str(value))}"{" selected" if value == selected else ""}>{_h(str(label))}</option>'
+            f'<option value="{value if type(value) is int else _h(str(value))}"'
+            f"{' selected' if value == selected else ''}>{_h(str(label))}</option>"
             for value, label in pairs
         )
     )
