@@ -19,9 +19,13 @@ form_classes: LRUCache = LRUCache(maxsize=1_000)
 # thousands of rows costs more than the page itself, so a large total may be a minute old.
 LARGE_COUNT_SECONDS = 60
 large_counts: TTLCache = TTLCache(maxsize=1_000, ttl=LARGE_COUNT_SECONDS)
+# (database, summary, day) → a summary of every open task (the admin dashboard's workload per person and
+# systems behind), kept only when it counted more than ``request_lists.EXACT_COUNT_LIMIT`` tasks: each
+# reads every open task (0.15 s at 100k requests), so a large one may be a minute old too.
+task_summaries: TTLCache = TTLCache(maxsize=100, ttl=LARGE_COUNT_SECONDS)
 
 
 def clear() -> None:
     """Forget everything (tests that rebuild the database under the same keys)."""
-    for each in (field_lists, gated, form_classes, large_counts):
+    for each in (field_lists, gated, form_classes, large_counts, task_summaries):
         each.clear()

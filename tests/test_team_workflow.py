@@ -297,6 +297,38 @@ def test_my_tasks_soonest_due_first_with_due_filters_system_and_progress(team, a
     assert behind["Billing"].overdue == 1 and behind["CRM"].overdue == 1
 
 
+def test_the_dashboard_summaries_are_reused_for_a_minute_only_when_large(team, app, monkeypatch):
+    """Workload and systems behind read every open task: over ``EXACT_COUNT_LIMIT`` of them the answer
+    may be a minute old (as large list totals are); a small one is always read afresh."""
+    from cachetools import TTLCache
+
+    from portal import cache
+    from portal.services import request_lists
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(cache, "task_summaries", TTLCache(maxsize=10, ttl=60, timer=clock))
+    new_request(email="one@example.com")  # two open tasks, unassigned
+    db.session.commit()
+    assert [(load.label, load.open) for load in tasks.workload()] == [("Unassigned", 2)]
+    new_request(email="two@example.com")
+    db.session.commit()
+    assert [(load.label, load.open) for load in tasks.workload()] == [("Unassigned", 4)]  # small: exact
+
+    monkeypatch.setattr(request_lists, "EXACT_COUNT_LIMIT", 3)
+    assert [(load.label, load.open) for load in tasks.workload()] == [("Unassigned", 4)]
+    new_request(email="three@example.com")
+    db.session.commit()
+    assert [(load.label, load.open) for load in tasks.workload()] == [("Unassigned", 4)]  # large: kept
+    clock.now = 61
+    assert [(load.label, load.open) for load in tasks.workload()] == [("Unassigned", 6)]
+
+
 # --- notes -------------------------------------------------------------------------------------------
 
 

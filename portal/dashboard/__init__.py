@@ -8,7 +8,7 @@ from portal.notifications import outbox
 from portal.notifications.kinds import KINDS
 from portal.requests.views import due_badge
 from portal.security import guard_blueprint
-from portal.services import dashboard, delivery, tasks
+from portal.services import dashboard, delivery, request_lists, tasks
 
 bp = Blueprint("dashboard", __name__)
 guard_blueprint(bp)
@@ -32,6 +32,7 @@ def index():
             mail_kinds=KINDS,
             unassigned_tasks=tasks.unassigned_count(),
             workload=tasks.workload(now),
+            exact_count_limit=request_lists.EXACT_COUNT_LIMIT,
             behind=tasks.systems_behind(now),
         )
     if role in (Role.ADMIN, Role.REVIEWER):

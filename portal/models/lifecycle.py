@@ -23,6 +23,9 @@ from portal.models.requests import PrivacyRequest, RequestStatus
 S = RequestStatus
 CREATED = S.PENDING  # every request starts here (``services.privacy_requests.create_request``)
 CLOSED = frozenset({S.COMPLETE, S.DENIED, S.CANCELED})  # a request's deadline no longer runs
+# The others, as values for SQL: ``status IN (...)`` reads ranges of the (status, due_date) index, where
+# ``NOT IN`` CLOSED scanned all of it (an overdue count at 100k requests: 3 rather than 20 ms).
+OPEN_VALUES = tuple(sorted(s.value for s in S if s not in CLOSED))
 
 
 @dataclass(frozen=True)

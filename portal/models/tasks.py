@@ -27,6 +27,16 @@ class Task(Base):
         Index("ix_tasks_state_assignee_due_id", "state", "assignee_id", "due_date", "id"),
         Index("ix_tasks_state_due_id", "state", "due_date", "id"),
         Index("ix_tasks_state_connection_due_id", "state", "connection_config_id", "due_date", "id"),
+        # One system's unassigned (or one person's) tasks: without it, the unassigned tasks of a system with
+        # few of them were found by reading every unassigned task (0.3 s at 100k requests).
+        Index(
+            "ix_tasks_state_connection_assignee_due_id",
+            "state",
+            "connection_config_id",
+            "assignee_id",
+            "due_date",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

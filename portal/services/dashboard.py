@@ -34,7 +34,7 @@ def overdue_count(now: datetime) -> int:
         select(func.count())
         .select_from(PrivacyRequest)
         .where(
-            PrivacyRequest.status.not_in([s.value for s in lifecycle.CLOSED]),
+            PrivacyRequest.status.in_(lifecycle.OPEN_VALUES),
             PrivacyRequest.due_date < start_of_day(now),
         )
     )

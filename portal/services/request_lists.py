@@ -236,7 +236,7 @@ def _list_statements(
         filters.append(PrivacyRequest.external_id_index == bindparam("external_id"))
     if overdue:
         filters.append(PrivacyRequest.due_date < bindparam("overdue_before"))
-        filters.append(PrivacyRequest.status.not_in(sorted(s.value for s in lifecycle.CLOSED)))
+        filters.append(PrivacyRequest.status.in_(lifecycle.OPEN_VALUES))
     if order == "newest":
         # id descending too, so the (created_at, id) index serves the order read backwards.
         ordering = (PrivacyRequest.created_at.desc(), PrivacyRequest.id.desc())

@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 
+from portal import cache
 from portal.execution import gate
 from portal.execution.tasks import ASSIGNABLE_ROLES
 from portal.extensions import db, run
@@ -33,7 +34,7 @@ from portal.models import (
 )
 from portal.models.audit import Actor, record
 from portal.models.tasks import TASK_OPEN
-from portal.services import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
+from portal.services import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed, request_lists
 from portal.services.dashboard import start_of_day
 from portal.services.request_lists import count_total, done_counts
 
@@ -417,10 +418,26 @@ def list_tasks(
     return TaskPage(items, total, page, size, done, len(webhooks))
 
 
+_UNASSIGNED = (
+    select(func.count()).select_from(_tasks).where(Task.state == TASK_OPEN, Task.assignee_id.is_(None))
+)
+
+
 def unassigned_count() -> int:
-    return run(
-        select(func.count()).select_from(_tasks).where(Task.state == TASK_OPEN, Task.assignee_id.is_(None))
-    ).scalar()
+    """Open tasks without an assignee (a large total may be a minute old, as list totals are)."""
+    return count_total(_UNASSIGNED, {}, ("tasks", "unassigned"))
+
+
+def _summary(name: str, now: datetime, build) -> list:
+    """``build()``'s list, or its list of up to a minute ago when that counted many tasks
+    (``cache.task_summaries``); ``build`` returns (list, open tasks counted)."""
+    key = (str(db.engine.url), name, start_of_day(now))
+    loads = cache.task_summaries.get(key)
+    if loads is None:
+        loads, counted = build()
+        if counted > request_lists.EXACT_COUNT_LIMIT:
+            cache.task_summaries[key] = loads
+    return loads
 
 
 @dataclass(frozen=True)
@@ -444,8 +461,13 @@ def _load_columns(now: datetime):
 
 def workload(now: datetime | None = None) -> list[Load]:
     """Open tasks per assignee (unassigned last): open, due soon, overdue; one grouped query."""
+    now = now or utcnow()
+    return _summary("workload", now, lambda: _workload(now))
+
+
+def _workload(now: datetime) -> tuple[list[Load], int]:
     rows = run(
-        select(Task.assignee_id, *_load_columns(now or utcnow()))
+        select(Task.assignee_id, *_load_columns(now))
         .where(Task.state == TASK_OPEN)
         .group_by(Task.assignee_id)
     ).all()
@@ -459,19 +481,26 @@ def workload(now: datetime | None = None) -> list[Load]:
         Load(assignee, users.get(assignee, "Unassigned") if assignee else "Unassigned", n, s or 0, o or 0)
         for assignee, n, s, o in rows
     ]
-    return sorted(loads, key=lambda load: (load.user_id is None, -load.overdue, -load.open, load.label))
+    ordered = sorted(loads, key=lambda load: (load.user_id is None, -load.overdue, -load.open, load.label))
+    return ordered, sum(load.open for load in loads)
 
 
 def systems_behind(now: datetime | None = None) -> list[Load]:
     """Manual systems with overdue or due-soon open tasks, most overdue first (``user_id``: the connection id)."""
+    now = now or utcnow()
+    return _summary("systems_behind", now, lambda: _systems_behind(now))
+
+
+def _systems_behind(now: datetime) -> tuple[list[Load], int]:
     rows = run(
-        select(Task.connection_config_id, ConnectionConfig.name, *_load_columns(now or utcnow()))
+        select(Task.connection_config_id, ConnectionConfig.name, *_load_columns(now))
         .join(ConnectionConfig, ConnectionConfig.id == Task.connection_config_id)
         .where(Task.state == TASK_OPEN)
         .group_by(Task.connection_config_id, ConnectionConfig.name)
     ).all()
     loads = [Load(conn_id, name, n, s or 0, o or 0) for conn_id, name, n, s, o in rows if (s or o)]
-    return sorted(loads, key=lambda load: (-load.overdue, -load.due_soon, load.label))
+    ordered = sorted(loads, key=lambda load: (-load.overdue, -load.due_soon, load.label))
+    return ordered, sum(row[2] for row in rows)
 
 
 _MANUAL_SYSTEMS = (
