@@ -363,3 +363,32 @@ def test_the_overdue_count_reads_ranges_of_the_status_index(app):
         plan = "\n".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "ix_privacy_requests_status_due_id (status=? AND due_date<?)" in plan, plan
     db.session.rollback()
+
+
+def test_progress_counts_are_read_from_the_index_alone(app):
+    """A queue page counts each request's done systems (current version, not sent back) from the
+    (request, connection, version, sent_back_at) index, without visiting the entries' rows."""
+    add_webhook("crm", [field("Name")])
+    request_id = new_request("plan@example.com")
+    manual_inputs.save_manual_input(request_id, "crm", {"name": "x"}, STAFF)
+    db.session.commit()
+
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        page = request_lists.list_requests(statuses=["requires_input"], size=50, with_progress=True)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", capture)
+
+    assert page.done == {request_id: 1}
+    counting = [(sql, params) for sql, params in sent if "FROM manual_inputs" in sql]
+    assert counting
+    if db.session.connection().dialect.name == "sqlite":  # PostgreSQL plans a tiny table its own way
+        for sql, params in counting:
+            plan = _plan(sql, params)
+            assert "COVERING INDEX ix_manual_inputs_progress" in plan, plan
+    db.session.rollback()

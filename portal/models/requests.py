@@ -96,12 +96,14 @@ class ManualInput(Base):
     __tablename__ = "manual_inputs"
     __table_args__ = (
         UniqueConstraint("privacy_request_id", "connection_config_id"),
-        # Progress counts (current-version inputs per request) from the index alone: migration 0007.
+        # Progress counts (current-version inputs, not sent back, per request) from the index alone:
+        # migrations 0007 and 0020.
         Index(
-            "ix_manual_inputs_request_connection_version",
+            "ix_manual_inputs_progress",
             "privacy_request_id",
             "connection_config_id",
             "version",
+            "sent_back_at",
         ),
     )
 
