@@ -392,3 +392,25 @@ def test_progress_counts_are_read_from_the_index_alone(app):
             plan = _plan(sql, params)
             assert "COVERING INDEX ix_manual_inputs_progress" in plan, plan
     db.session.rollback()
+
+
+def test_the_sweep_finds_approved_deliveries_through_an_index(app):
+    """The sweep's query of approved deliveries (copies still to write) reads the (state, updated_at) index
+    in order, not every delivery: there is one per completed request."""
+    from portal.services import delivery
+
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        assert delivery.store_pending_copies() == 0
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", capture)
+    (sql, params), *_ = [(s, p) for s, p in sent if "FROM package_deliveries" in s]
+    if db.session.connection().dialect.name == "sqlite":  # PostgreSQL plans a tiny table its own way
+        plan = _plan(sql, params)
+        assert "ix_package_deliveries_state_updated" in plan and "TEMP B-TREE" not in plan, plan
+    db.session.rollback()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, EncryptedText, utcnow
@@ -31,7 +31,11 @@ DELIVERY_STATES = tuple(s.value for s in DeliveryState)
 
 class PackageDelivery(Base):
     __tablename__ = "package_deliveries"
-    __table_args__ = (CheckConstraint(f"state IN {DELIVERY_STATES!r}", name="state_valid"),)
+    __table_args__ = (
+        CheckConstraint(f"state IN {DELIVERY_STATES!r}", name="state_valid"),
+        # The sweep's copies to write (approved, oldest first): read from here, not from every delivery.
+        Index("ix_package_deliveries_state_updated", "state", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     privacy_request_id: Mapped[str] = mapped_column(
