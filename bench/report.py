@@ -107,9 +107,9 @@ Session 17 met every target. Since then the refactor (one lifecycle, one audit w
 strings) and the feature issues (tasks, notes, deadlines, review and delivery, policies, attachments) added
 work to the measured operations; two rounds since paid part of it back:
 
-- The round before this report: the request page's systems and timeline as f-strings again, times without `strftime`, the
-  gated webhooks judged by their stored list's length, the "package ready" mail's insert built once, the
-  nested policies of an API list in one Core query, the ZIP's report rows in Python.
+- The round before this report: the request page's systems and timeline as f-strings again, times
+  without `strftime`, the gated webhooks judged by their stored list's length, the "package ready" mail's
+  insert built once, the nested policies of an API list in one Core query, the ZIP's report rows in Python.
 - This report's round: the request page's task list built once in Python (`templating.task_items`;
   0.5 → 0.12 ms for 50 tasks) and its extend form written out (its four fields through the form macro cost a
   tenth of the page); one CSRF token for a timeline's note forms; the people to hand a task to read as
@@ -140,8 +140,9 @@ Why the targets listed as missed above are missed, and what was not traded for t
   checks the session and the user and signs a CSRF token.
 
 On this 2-core machine the database, both servers and the load process share the cores, and single ratios
-move by ±20–30% between runs (two full runs of the same code an hour apart: the SQLite first queue page
-3.3× and 3.8×; the SQLite resume with four clients 3.2× and 7.2×).
+move by ±20–30% between runs: two full runs of the same code an hour apart had the SQLite first queue page
+at 3.3× and 3.8×; this round's two runs, whose code differed by one index, had the SQLite JSON download at
+2.43× and 3.23× and the SQLite resume with four clients at 7.2× and 2.0×.
 """
 
 
