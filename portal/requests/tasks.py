@@ -24,7 +24,7 @@ DUE_LABELS = {"soon": "Due soon", "overdue": "Overdue"}
 
 
 def user_choices(blank: str | None = None) -> list[SelectChoice]:
-    choices = [SelectChoice(user.id, user.display_name) for user in tasks.assignable_users()]
+    choices = [SelectChoice(user_id, name) for user_id, name in tasks.assignable_choices()]
     return [SelectChoice(0, blank), *choices] if blank else choices
 
 

@@ -7,10 +7,12 @@ policy and reviewer cost more than the rest of a page.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from cachetools import TTLCache
 from sqlalchemy import Select, String, any_, bindparam, func, null, or_, select
 from sqlalchemy.dialects import postgresql
 
@@ -347,15 +349,26 @@ def list_requests(
 EXACT_COUNT_LIMIT = 1_000
 
 
+def reused_if_large(store: TTLCache, key: tuple, build: Callable[[], tuple[Any, int]]) -> Any:
+    """``build()`` returns (value, rows counted): the value, or the one ``store`` kept from up to its time
+    to live ago, which it keeps only when it counted more than ``EXACT_COUNT_LIMIT`` rows."""
+    key = (str(db.engine.url), *key)
+    value = store.get(key)
+    if value is None:
+        value, counted = build()
+        if counted > EXACT_COUNT_LIMIT:
+            store[key] = value
+    return value
+
+
 def _count(count: Select, params: dict[str, Any], key: tuple) -> int:
     """The exact count when it is small; a large one may be up to ``cache.LARGE_COUNT_SECONDS`` old."""
-    key = (str(db.engine.url), *key)
-    total = cache.large_counts.get(key)
-    if total is None:
+
+    def counted() -> tuple[int, int]:
         total = run(count, params).scalar()
-        if total > EXACT_COUNT_LIMIT:
-            cache.large_counts[key] = total
-    return total
+        return total, total
+
+    return reused_if_large(cache.large_counts, key, counted)
 
 
 def count_total(count: Select, params: dict[str, Any], key: tuple) -> int:

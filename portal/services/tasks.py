@@ -429,15 +429,9 @@ def unassigned_count() -> int:
 
 
 def _summary(name: str, now: datetime, build) -> list:
-    """``build()``'s list, or its list of up to a minute ago when that counted many tasks
-    (``cache.task_summaries``); ``build`` returns (list, open tasks counted)."""
-    key = (str(db.engine.url), name, start_of_day(now))
-    loads = cache.task_summaries.get(key)
-    if loads is None:
-        loads, counted = build()
-        if counted > request_lists.EXACT_COUNT_LIMIT:
-            cache.task_summaries[key] = loads
-    return loads
+    """``build()``'s list (it returns (list, open tasks counted)), or its list of up to a minute ago when
+    that counted many tasks (``cache.task_summaries``), as large list totals are."""
+    return request_lists.reused_if_large(cache.task_summaries, (name, start_of_day(now)), build)
 
 
 @dataclass(frozen=True)
