@@ -134,7 +134,7 @@ Why the targets listed as missed above are missed, and what was not traded for t
   into fewer statements per database was undone by the refactor for the sake of one lifecycle and one audit
   writer.
 - **Pages near 3× (p95).** The request pages, the first queue page, the due-soon list and the JSON download
-  land between about 2.5× and 4× from run to run, SQLite more often above 3×. A request page's SQL takes
+  land between about 2.5× and 5× from run to run, SQLite more often above 3×. A request page's SQL takes
   0.2 ms at 100k requests; the rest is Python: the page shows the tasks, the deadline and its extensions,
   the delivery state, a note form and the timeline's notes, none of which the floor reads, and every page
   checks the session and the user and signs a CSRF token.
